@@ -1,0 +1,53 @@
+"""Command-line helpers shared by every command (CleanRL style: one dataclass of settings).
+
+`parser_from_dataclass` turns each field of a configuration dataclass into a flag
+(n_layer → --n-layer), with the field's `help` metadata as its help text and its default
+shown. Only the flags the user actually typed end up in the parsed namespace, so a
+resumed run can tell "asked for" from "default".
+
+`run_main` runs a command's main function and turns an InputError into one line,
+`error: ...`, and exit status 2, instead of a traceback.
+"""
+
+import argparse
+import dataclasses
+import sys
+
+from minigpt.errors import InputError
+
+
+def parser_from_dataclass(cls, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=description,
+        argument_default=argparse.SUPPRESS,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = field.metadata.get("help", "") + f" (default: {field.default!r})"
+        if field.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, help=help_text)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(field.type, field.type)
+            choices = field.metadata.get("choices")
+            parser.add_argument(flag, type=kind, choices=choices, help=help_text,
+                                metavar=None if choices else field.name.upper())
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    return parser
+
+
+def given_flags(namespace: argparse.Namespace) -> dict:
+    """The flags the user typed, as {field_name: value}."""
+    return vars(namespace).copy()
+
+
+def run_main(main, argv=None):
+    """Run main(argv); report an InputError as one line and exit with status 2."""
+    try:
+        return main(argv)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

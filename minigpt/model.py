@@ -1,0 +1,370 @@
+"""A GPT-2-style language model, written out by hand.
+
+A language model assigns a probability to every token of the vocabulary as the next one
+(the lecture's "Modelo de lenguaje"):
+
+    p_θ(w_t | w_{1:t-1})  for every w_t in the vocabulary   (a "lista de probabilidades")
+
+The model below computes these probabilities for all positions of a sequence at once:
+
+    token ids (B, T) ─► token embedding + position embedding ─► n_layer × Block ─► LayerNorm
+                     ─► lm_head (tied to the token embedding) ─► logits (B, T, vocab)
+
+Each Block is pre-LayerNorm: x = x + Attention(LN(x)); x = x + MLP(LN(x)).
+
+Causal self-attention, per head, exactly as the slides write it:
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + causal mask) V
+
+When generating, only the newest token's query q_t is new; the keys K and values V of
+the earlier tokens are kept in a KV cache (the slide "Generando de forma iterativa el
+siguiente token": q_t Kᵀ, softmax, then the weighted sum of V).
+
+Shapes: B = batch, T = tokens in this call, T_k = tokens attended to (cache + this call),
+C = n_embd, nh = n_head, hs = head size = C / nh (the slides' d_k).
+"""
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from minigpt.sampling import sample_next_token
+
+ATTENTION_KINDS = ("manual", "sdpa")
+
+
+@dataclass
+class GPTConfig:
+    """Every number that fixes the model's shape. Travels with checkpoints as JSON."""
+
+    block_size: int = 1024  # the longest context the position embedding covers
+    vocab_size: int = 259  # 256 bytes + BOS, EOS, PAD (the byte tokenizer's size)
+    n_layer: int = 4
+    n_head: int = 4
+    n_embd: int = 128
+    dropout: float = 0.0
+    bias: bool = True  # biases in Linear and LayerNorm layers, as GPT-2
+    attention: str = "manual"  # "manual": the formula by hand; "sdpa": PyTorch's fused kernel
+
+    def __post_init__(self):
+        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"GPTConfig: n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
+                f"each head gets n_embd / n_head dimensions, so pick n_embd as a multiple of n_head"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(
+                f"GPTConfig.attention must be one of {ATTENTION_KINDS}, got {self.attention!r}"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "GPTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"GPTConfig: unknown fields {sorted(unknown)}; expected {sorted(known)}")
+        return cls(**values)
+
+
+class KVCache:
+    """The keys and values of every token processed so far, one pair per layer.
+
+    keys[layer], values[layer]: (B, nh, T_past, hs). Each forward call appends the new
+    tokens' keys and values, so the next token's query q_t can attend to all of them
+    without recomputing the prefix.
+    """
+
+    def __init__(self, n_layer: int):
+        self.keys: list[torch.Tensor | None] = [None] * n_layer
+        self.values: list[torch.Tensor | None] = [None] * n_layer
+
+    @property
+    def length(self) -> int:
+        """How many tokens are cached (T_past)."""
+        return 0 if self.keys[0] is None else self.keys[0].size(2)
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
+        """Add this call's k, v (B, nh, T, hs) and return everything cached: (B, nh, T_k, hs)."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+def attention_allowed(
+    past: int, T: int, attention_mask: torch.Tensor | None, device=None
+) -> torch.Tensor:
+    """Which keys each query may attend to: a boolean (B or 1, 1, T, T_k) tensor.
+
+    Query i sits at absolute index past + i; key j at index j (T_k = past + T).
+    - causal: key j is allowed when j <= past + i (no peeking at future tokens);
+    - padding: with attention_mask (B, T_k), 1 = real token and 0 = padding, padded keys
+      are not allowed. A padded query would then see no key at all, and softmax over
+      nothing is 0/0 = NaN; so every query may always see itself. Real tokens never
+      see padding, and what padded positions compute is never used.
+    """
+    T_k = past + T
+    query_index = torch.arange(past, T_k, device=device).view(T, 1)
+    key_index = torch.arange(T_k, device=device).view(1, T_k)
+    causal = key_index <= query_index  # (T, T_k)
+    if attention_mask is None:
+        return causal.view(1, 1, T, T_k)
+    if attention_mask.shape[-1] != T_k:
+        raise ValueError(
+            f"attention_mask covers {attention_mask.shape[-1]} tokens, expected {T_k} "
+            f"(cached {past} + new {T})"
+        )
+    key_is_real = attention_mask.bool().view(-1, 1, 1, T_k)
+    return (causal & key_is_real) | (key_index == query_index)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention: softmax(Q Kᵀ / √d_k + mask) V for every head."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_size = config.n_embd // config.n_head  # d_k
+        self.attention = config.attention
+        self.dropout = config.dropout
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # Q, K, V
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # heads → C
+        self.attn_dropout = nn.Dropout(config.dropout)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x, allowed, layer=0, kv_cache=None, is_plain_causal=False):
+        B, T, C = x.shape
+        q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
+        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
+        if kv_cache is not None:
+            k, v = kv_cache.append(layer, k, v)  # (B, nh, T_k, hs): the past and the new
+
+        if self.attention == "manual":
+            # scores = q Kᵀ / √d_k: one row per query, one column per key
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_size)  # (B, nh, T, T_k)
+            scores = scores.masked_fill(~allowed, float("-inf"))  # + causal (and padding) mask
+            A = F.softmax(scores, dim=-1)  # (B, nh, T, T_k), each row sums to 1
+            A = self.attn_dropout(A)
+            y = A @ v  # (B, nh, T, T_k) @ (B, nh, T_k, hs) -> (B, nh, T, hs)
+        else:
+            # The same formula in one fused call; is_causal lets it pick its fastest kernel.
+            y = F.scaled_dot_product_attention(
+                q, k, v,
+                attn_mask=None if is_plain_causal else allowed,
+                dropout_p=self.dropout if self.training else 0.0,
+                is_causal=is_plain_causal,
+            )  # (B, nh, T, hs)
+
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side: (B, T, C)
+        return self.resid_dropout(self.c_proj(y))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: Linear(C → 4C), GELU, Linear(4C → C)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """A pre-LayerNorm transformer block: x + Attention(LN(x)), then x + MLP(LN(x))."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.mlp = MLP(config)
+
+    def forward(self, x, allowed, layer=0, kv_cache=None, is_plain_causal=False):
+        x = x + self.attn(self.ln_1(x), allowed, layer, kv_cache, is_plain_causal)  # residual
+        x = x + self.mlp(self.ln_2(x))  # residual
+        return x
+
+
+class GPT(nn.Module):
+    """The language model p_θ(w_t | w_{1:t-1}): token ids in, next-token logits out."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # token embedding
+        self.wpe = nn.Embedding(config.block_size, config.n_embd)  # learned position embedding
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        # Tied embeddings: the output layer reuses the token embedding matrix (vocab, C).
+        self.lm_head.weight = self.wte.weight
+
+        # GPT-2 initialisation: N(0, 0.02) everywhere, biases 0, and the projections that
+        # write into the residual stream scaled by 1/√(2·n_layer), since each of the
+        # 2·n_layer residual additions adds variance.
+        self.apply(self._init_weights)
+        for name, parameter in self.named_parameters():
+            if name.endswith("c_proj.weight"):
+                nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_parameters(self, include_position_embedding: bool = True) -> int:
+        """Parameters, counting the tied embedding once."""
+        n = sum(p.numel() for p in self.parameters())
+        return n if include_position_embedding else n - self.wpe.weight.numel()
+
+    def forward(self, idx, targets=None, attention_mask=None, position_ids=None, kv_cache=None):
+        """Logits for every position, and the cross-entropy loss when targets are given.
+
+        idx: (B, T) token ids. targets: (B, T) the next token at each position, -100 where
+        no loss is wanted. attention_mask: (B, T_k), 1 for real tokens, 0 for (left)
+        padding, covering the cached tokens too. position_ids: (B, T); by default the
+        position counts real tokens only, so a left-padded prompt starts at position 0.
+        kv_cache: a KVCache to read the past from and append this call's keys and values to.
+
+        Returns (logits (B, T, vocab), loss or None), where
+            loss = -1/N Σ_t log p_θ(targets_t | idx_{≤t})  over the N targets that are not -100.
+        """
+        B, T = idx.shape
+        past = 0 if kv_cache is None else kv_cache.length
+        if past + T > self.config.block_size:
+            raise ValueError(
+                f"sequence of {past + T} tokens ({past} cached + {T} new) is longer than "
+                f"block_size={self.config.block_size}; crop it to the last "
+                f"{self.config.block_size} tokens"
+            )
+        if position_ids is None:
+            if attention_mask is None:
+                position_ids = torch.arange(past, past + T, device=idx.device).view(1, T)
+            else:  # count real tokens: (B, T_k) -> positions of this call's tokens (B, T)
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
+
+        x = self.wte(idx) + self.wpe(position_ids)  # (B, T, C) + (B or 1, T, C)
+        x = self.drop(x)
+        allowed = attention_allowed(past, T, attention_mask, idx.device)  # (B|1, 1, T, T_k)
+        is_plain_causal = attention_mask is None and past == 0
+        for layer, block in enumerate(self.blocks):
+            x = block(x, allowed, layer, kv_cache, is_plain_causal)  # (B, T, C)
+        x = self.ln_f(x)
+        logits = self.lm_head(x)  # (B, T, vocab)
+
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
+            )
+        return logits, loss
+
+    @torch.no_grad()
+    def next_token_probs(self, idx, temperature: float = 1.0, attention_mask=None):
+        """The lecture's "lista de probabilidades": p_θ(w | idx) for every token w.
+
+        idx: (B, T). Returns (B, vocab), each row sums to 1.
+        """
+        idx = idx[:, -self.config.block_size :]
+        if attention_mask is not None:
+            attention_mask = attention_mask[:, -self.config.block_size :]
+        logits, _ = self(idx, attention_mask=attention_mask)
+        return F.softmax(logits[:, -1, :].float() / temperature, dim=-1)  # (B, vocab)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        idx,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        eos_id: int | None = None,
+        use_cache: bool = True,
+        attention_mask=None,
+        generator: torch.Generator | None = None,
+    ):
+        """Generate iteratively: predict a distribution, pick a token, append it, repeat.
+
+        idx: (B, T) prompts; several prompts of different lengths are left-padded, with
+        attention_mask (B, T) marking real tokens (see `pad_left`). temperature 0 means
+        greedy (always the most likely token); top_k / top_p restrict sampling (see
+        minigpt.sampling). A row that has produced eos_id is finished: it is filled with
+        eos_id until every row is finished, then generation stops early.
+
+        With use_cache, the prompt is processed once and each step feeds only the newest
+        token, whose query attends to the cached keys and values. Learned absolute
+        positions tie each cached key to its position, so once the context fills
+        block_size the window must slide and the cache cannot be reused: each later step
+        recomputes the last block_size tokens, exactly what use_cache=False does.
+
+        Returns (B, T + new) token ids: the prompt followed by the new tokens.
+        """
+        block_size = self.config.block_size
+        if attention_mask is not None and bool(attention_mask.all()):
+            attention_mask = None  # no padding: the plain causal mask is enough (and faster)
+        mask = attention_mask
+        cache = None
+        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        for _ in range(max_new_tokens):
+            if use_cache and cache is not None and cache.length < block_size:
+                # Only the newest token is new: its q_t attends to the cached K and V.
+                window = mask if mask is None else mask[:, -(cache.length + 1) :]
+                logits, _ = self(idx[:, -1:], attention_mask=window, kv_cache=cache)
+            else:
+                # First step, no cache, or a full context: (re)compute the last block_size tokens.
+                cache = KVCache(self.config.n_layer) if use_cache else None
+                window = mask if mask is None else mask[:, -block_size:]
+                logits, _ = self(idx[:, -block_size:], attention_mask=window, kv_cache=cache)
+            next_token = sample_next_token(
+                logits[:, -1, :], temperature, top_k, top_p, generator
+            )  # (B,)
+            if eos_id is not None:
+                next_token = next_token.masked_fill(finished, eos_id)
+                finished |= next_token == eos_id
+            idx = torch.cat([idx, next_token.view(-1, 1)], dim=1)  # (B, T + 1)
+            if mask is not None:
+                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            if eos_id is not None and bool(finished.all()):
+                break
+        return idx
+
+
+def pad_left(sequences: list[list[int]], pad_id: int, device=None):
+    """Left-pad token lists to one length for batched generation.
+
+    Returns idx (B, T_max) and attention_mask (B, T_max) with 1 for real tokens, 0 for pads.
+    """
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("pad_left needs at least one sequence, and no empty sequence")
+    T_max = max(len(s) for s in sequences)
+    idx = torch.full((len(sequences), T_max), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), T_max), dtype=torch.long)
+    for row, tokens in enumerate(sequences):
+        idx[row, T_max - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
+        attention_mask[row, T_max - len(tokens) :] = 1
+    return idx.to(device), attention_mask.to(device)

@@ -1,0 +1,80 @@
+"""The run folder every command writes: config, metrics, plots, report.
+
+    RUN/config.json     the resolved configuration (every flag's final value)
+    RUN/metrics.jsonl   one JSON object per line, each with a "step"
+    RUN/*.png           plots made from the metrics
+    RUN/report.md       a short summary in Markdown
+    RUN/ckpt.pt         the checkpoint (minigpt.checkpoint)
+
+Example:
+    >>> run = RunFolder("runs/demo")
+    >>> run.log({"step": 1, "loss": 2.5})
+    >>> run.read_metrics()
+    [{'step': 1, 'loss': 2.5}]
+"""
+
+import json
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # write PNG files; never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+from minigpt.checkpoint import write_atomically  # noqa: E402
+
+
+class RunFolder:
+    def __init__(self, path):
+        self.path = str(path)
+        os.makedirs(self.path, exist_ok=True)
+
+    def file(self, name) -> str:
+        return os.path.join(self.path, name)
+
+    def write_json(self, name, values: dict):
+        write_atomically(self.file(name), json.dumps(values, indent=2, ensure_ascii=False).encode())
+
+    def write_text(self, name, text: str):
+        write_atomically(self.file(name), text.encode("utf-8"))
+
+    def log(self, row: dict):
+        """Append one metrics row (flushed at once, so a crash loses nothing logged)."""
+        with open(self.file("metrics.jsonl"), "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        if not os.path.exists(self.file("metrics.jsonl")):
+            return []
+        with open(self.file("metrics.jsonl"), encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def keep_metrics_up_to(self, step: int):
+        """On resume: drop rows logged after the checkpoint's step (they will be redone)."""
+        rows = [row for row in self.read_metrics() if row["step"] <= step]
+        write_atomically(self.file("metrics.jsonl"),
+                         "".join(json.dumps(row) + "\n" for row in rows).encode())
+
+    def plot(self, name, series: dict, title: str, ylabel: str = "loss", log_y: bool = False):
+        """One figure: series maps a label to (steps, values); saved as RUN/name."""
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for label, (steps, values) in series.items():
+            many = len(steps) > 50
+            ax.plot(steps, values, label=label, alpha=0.5 if many else 1.0,
+                    linewidth=1 if many else 2, marker=None if many else "o")
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        if log_y:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(self.file(name), dpi=100)
+        plt.close(fig)
+
+
+def column(rows: list[dict], key: str):
+    """(steps, values) of the rows that have key."""
+    picked = [(row["step"], row[key]) for row in rows if key in row]
+    return [s for s, _ in picked], [v for _, v in picked]

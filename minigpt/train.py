@@ -1,0 +1,285 @@
+"""Pre-training (pre-entrenamiento): next-token prediction on plain text.
+
+    L(θ) = -1/N Σ_t log p_θ(w_t | w_{1:t-1})
+
+Run:
+    python -m minigpt.train                          # the built-in corpus
+    python -m minigpt.train --data input.txt --out-dir runs/shakespeare
+    python -m minigpt.train --out-dir runs/shakespeare --resume --max-iters 4000
+
+The defaults are nanoGPT's CPU recipe for character-level Shakespeare (4 layers, 4
+heads, 128 dims, block 64, batch 12, lr 1e-3 → 1e-4, warm-up 100, 2000 steps).
+The run folder gets config.json, metrics.jsonl, loss.png, ckpt.pt, tokenizer.json and
+report.md; the final validation loss is printed last.
+"""
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm import tqdm
+
+from minigpt.checkpoint import (CHECKPOINT_NAME, check_same_config, load_checkpoint,
+                                load_weights, save_checkpoint)
+from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.corpus import builtin_corpus
+from minigpt.data import TokenData, read_text_file
+from minigpt.errors import InputError
+from minigpt.model import ATTENTION_KINDS, GPT, GPTConfig
+from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
+from minigpt.runlog import RunFolder, column
+from minigpt.tokenizer import TOKENIZER_KINDS, make_tokenizer, tokenizer_from_dict
+
+MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attention")
+
+
+@dataclass
+class TrainConfig:
+    # data and run folder
+    data: str = field(default="", metadata={"help": "UTF-8 text file; empty: the built-in corpus"})
+    out_dir: str = field(default="runs/pretrain", metadata={"help": "run folder to write"})
+    tokenizer: str = field(default="char", metadata={"help": "tokenizer kind",
+                                                     "choices": TOKENIZER_KINDS})
+    val_fraction: float = field(default=0.1, metadata={"help": "last part of the text kept for validation"})
+    # model
+    block_size: int = field(default=64, metadata={"help": "context length in tokens"})
+    n_layer: int = field(default=4, metadata={"help": "transformer blocks"})
+    n_head: int = field(default=4, metadata={"help": "attention heads per block"})
+    n_embd: int = field(default=128, metadata={"help": "embedding width"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout probability"})
+    bias: bool = field(default=True, metadata={"help": "biases in Linear and LayerNorm"})
+    attention: str = field(default="manual", metadata={"help": "attention implementation",
+                                                       "choices": ATTENTION_KINDS})
+    # optimisation
+    batch_size: int = field(default=12, metadata={"help": "sequences per micro-batch"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
+    learning_rate: float = field(default=1e-3, metadata={"help": "peak learning rate"})
+    min_lr: float = field(default=1e-4, metadata={"help": "learning rate at the end of the cosine"})
+    warmup_iters: int = field(default=100, metadata={"help": "linear warm-up steps"})
+    max_iters: int = field(default=2000, metadata={"help": "optimiser steps in total"})
+    weight_decay: float = field(default=0.1, metadata={"help": "AdamW weight decay (matrices only)"})
+    beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    beta2: float = field(default=0.99, metadata={"help": "AdamW beta2"})
+    grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm; 0: no clipping"})
+    # evaluation, sampling, bookkeeping
+    eval_interval: int = field(default=250, metadata={"help": "evaluate and checkpoint every N steps"})
+    eval_iters: int = field(default=20, metadata={"help": "batches per loss estimate"})
+    sample_tokens: int = field(default=200, metadata={"help": "tokens to sample at each evaluation; 0: none"})
+    seed: int = field(default=1337, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "auto (CUDA if present, else CPU), cpu, cuda or mps"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in --out-dir from its checkpoint"})
+    overwrite: bool = field(default=False, metadata={"help": "start afresh even if --out-dir holds a checkpoint"})
+    stop_after: int = field(default=0, metadata={"help": "stop (with a checkpoint) after this many steps of this invocation; 0: run to --max-iters"})
+
+    def model_config(self, vocab_size: int) -> GPTConfig:
+        return GPTConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in MODEL_FIELDS})
+
+
+def pick_device(name: str) -> str:
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA device is available")
+    return name
+
+
+def autocast_for(device: str):
+    """bf16 autocast on CUDA (matrix products in bfloat16, weights in float32); none elsewhere."""
+    if device == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def estimate_loss(model, data, config, device):
+    """Mean loss over eval_iters batches of each split; the same batches at every evaluation."""
+    model.eval()
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    losses = {}
+    for split in ("train", "val"):
+        total = 0.0
+        for _ in range(config.eval_iters):
+            x, y = data.get_batch(split, config.batch_size, config.block_size, generator, device)
+            with autocast_for(device):
+                _, loss = model(x, y)
+            total += loss.item()
+        losses[split] = total / config.eval_iters
+    model.train()
+    return losses
+
+
+def sample_text(model, tokenizer, data, n_tokens, seed, device) -> str:
+    """Sample from the model, starting at the first token of the validation text."""
+    model.eval()
+    prompt = data.val[:1].view(1, 1).to(device)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    out = model.generate(prompt, n_tokens, temperature=1.0, generator=generator)
+    model.train()
+    return tokenizer.decode(out[0].tolist())
+
+
+def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
+    """The run's configuration: defaults, or the resumed run's, overridden by the flags typed."""
+    config = TrainConfig(**flags)
+    checkpoint_file = os.path.join(config.out_dir, CHECKPOINT_NAME)
+    if not config.resume:
+        if os.path.exists(checkpoint_file) and not config.overwrite:
+            raise InputError(f"{config.out_dir}: already holds a checkpoint; pass --resume to "
+                             f"continue it, --overwrite to start again, or another --out-dir")
+        return config, None
+    checkpoint = load_checkpoint(checkpoint_file)
+    saved = json.loads(checkpoint["extra"]).get("train_config", {})
+    config = TrainConfig(**{**saved, **flags, "resume": True})
+    saved_model = json.loads(checkpoint["model_config"])
+    wanted_model = config.model_config(saved_model["vocab_size"]).to_dict()
+    check_same_config(checkpoint["path"], saved_model, wanted_model, "model config")
+    saved_kind = json.loads(checkpoint["tokenizer"])["kind"]
+    check_same_config(checkpoint["path"], {"tokenizer": saved_kind},
+                      {"tokenizer": config.tokenizer}, "tokenizer")
+    return config, checkpoint
+
+
+def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = True) -> dict:
+    """Pre-train a GPT as configured; returns a summary with the final losses."""
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    run = RunFolder(config.out_dir)
+
+    text = read_text_file(config.data) if config.data else builtin_corpus()
+    source = config.data or "<built-in corpus>"
+    if checkpoint is not None:
+        tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
+    else:
+        tokenizer = make_tokenizer(config.tokenizer, text)
+    data = TokenData.from_text(text, tokenizer, config.val_fraction, source)
+    data.check_block_size(config.block_size)
+
+    model_config = config.model_config(tokenizer.vocab_size)
+    model = GPT(model_config).to(device)
+    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
+                               (config.beta1, config.beta2), device)
+    batch_generator = torch.Generator().manual_seed(config.seed)
+    start_step = 0
+    if checkpoint is not None:
+        load_weights(model, checkpoint["model"], checkpoint["path"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        start_step = checkpoint["step"]
+        torch.set_rng_state(checkpoint["rng"]["torch"])
+        batch_generator.set_state(checkpoint["rng"]["batches"])
+        if device == "cuda" and checkpoint["rng"]["cuda"]:
+            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
+        run.keep_metrics_up_to(start_step)
+    else:
+        run.keep_metrics_up_to(-1)  # a fresh run starts a fresh metrics file
+    run.write_json("config.json", {**dataclasses.asdict(config), "model": model_config.to_dict(),
+                                   "device": device, "data_tokens": len(data.train) + len(data.val)})
+    tokenizer.save(run.file("tokenizer.json"))
+
+    def save(step):
+        rng = {"torch": torch.get_rng_state(), "batches": batch_generator.get_state(),
+               "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
+        save_checkpoint(run.file(CHECKPOINT_NAME), model, step, model_config, tokenizer,
+                        optimizer, rng, extra={"train_config": dataclasses.asdict(config)})
+
+    def evaluate(step):
+        losses = estimate_loss(model, data, config, device)
+        run.log({"step": step, "train_loss": losses["train"], "val_loss": losses["val"],
+                 "train_perplexity": math.exp(losses["train"]),
+                 "val_perplexity": math.exp(losses["val"])})
+        tqdm.write(f"step {step}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f} "
+                   f"(perplexity {math.exp(losses['val']):.2f})")
+        if config.sample_tokens > 0:
+            sample = sample_text(model, tokenizer, data, config.sample_tokens, config.seed, device)
+            tqdm.write(f"--- sample at step {step} ---\n{sample}\n---")
+        return losses
+
+    print(f"{model.num_parameters() / 1e6:.2f}M parameters, {len(data.train)} training tokens, "
+          f"vocabulary {tokenizer.vocab_size} ({tokenizer.kind}), device {device}")
+    last_step = config.max_iters
+    if config.stop_after > 0:
+        last_step = min(last_step, start_step + config.stop_after)
+    if start_step == 0:
+        evaluate(0)
+    model.train()
+    tokens_per_step = config.batch_size * config.block_size * config.grad_accum
+    started = time.time()
+    bar = tqdm(range(start_step + 1, last_step + 1), initial=start_step, total=config.max_iters,
+               desc="pre-training", disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        step_started = time.time()
+        lr = learning_rate_at(step, config.learning_rate, config.min_lr,
+                              config.warmup_iters, config.max_iters)
+        set_learning_rate(optimizer, lr)
+        step_loss = 0.0
+        for _ in range(config.grad_accum):
+            x, y = data.get_batch("train", config.batch_size, config.block_size,
+                                  batch_generator, device)
+            with autocast_for(device):
+                _, loss = model(x, y)
+            (loss / config.grad_accum).backward()  # gradients add up over micro-batches
+            step_loss += loss.item() / config.grad_accum
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        step_tokens_per_s = tokens_per_step / max(time.time() - step_started, 1e-9)
+        # a running average, so the bar shows a steady figure rather than each step's jitter
+        tokens_per_s = step_tokens_per_s if step == start_step + 1 else (
+            0.9 * tokens_per_s + 0.1 * step_tokens_per_s)
+        run.log({"step": step, "loss": step_loss, "lr": lr, "tokens_per_s": tokens_per_s})
+        bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}")
+        if step % config.eval_interval == 0 or step == last_step:
+            evaluate(step)
+            save(step)
+            plot_losses(run)
+    bar.close()
+
+    rows = run.read_metrics()
+    final = [row for row in rows if "val_loss" in row][-1]
+    summary = {"step": final["step"], "train_loss": final["train_loss"],
+               "val_loss": final["val_loss"], "seconds": time.time() - started,
+               "parameters": model.num_parameters(), "run": run.path}
+    write_report(run, config, summary, tokenizer)
+    return summary
+
+
+def plot_losses(run: RunFolder):
+    rows = run.read_metrics()
+    run.plot("loss.png", {"train loss (each step)": column(rows, "loss"),
+                          "train loss (eval)": column(rows, "train_loss"),
+                          "val loss (eval)": column(rows, "val_loss")},
+             title="Pre-training loss")
+
+
+def write_report(run, config, summary, tokenizer):
+    run.write_text("report.md", "\n".join([
+        "# Pre-training run", "",
+        f"Data: `{config.data or 'built-in corpus'}`, tokenizer `{tokenizer.kind}` "
+        f"(vocabulary {tokenizer.vocab_size}).",
+        f"Model: {config.n_layer} layers, {config.n_head} heads, {config.n_embd} dims, "
+        f"block {config.block_size}, {summary['parameters'] / 1e6:.2f}M parameters.", "",
+        "| step | train loss | val loss | val perplexity | seconds (this invocation) |",
+        "| --- | --- | --- | --- | --- |",
+        f"| {summary['step']} | {summary['train_loss']:.4f} | {summary['val_loss']:.4f} | "
+        f"{math.exp(summary['val_loss']):.2f} | {summary['seconds']:.0f} |", "",
+        "![loss](loss.png)", ""]))
+
+
+def main(argv=None):
+    parser = parser_from_dataclass(TrainConfig, __doc__)
+    flags = given_flags(parser.parse_args(argv))
+    config, checkpoint = resolve_config(flags)
+    summary = train(config, checkpoint)
+    print(f"run folder: {summary['run']}")
+    print(f"final val loss {summary['val_loss']:.4f}")
+    return summary
+
+
+if __name__ == "__main__":
+    run_main(main)
