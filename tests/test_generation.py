@@ -1,0 +1,147 @@
+"""Iterative generation: the KV cache, batching with left padding, and sampling filters."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minigpt import GPT, KVCache, pad_left, top_k_filter, top_p_filter
+from minigpt.sampling import sample_next_token
+from tests.conftest import tiny_config
+
+
+def test_cached_logits_equal_recomputed_logits(tiny_model):
+    idx = torch.randint(0, 37, (3, 24))
+    full, _ = tiny_model(idx)  # (3, 24, 37), every position at once
+    cache = KVCache(tiny_model.config.n_layer)
+    pieces = [tiny_model(idx[:, :8], kv_cache=cache)[0]]  # the prompt, once
+    for t in range(8, 24):  # then one token at a time: q_t against the cached K, V
+        pieces.append(tiny_model(idx[:, t : t + 1], kv_cache=cache)[0])
+        assert cache.length == t + 1
+    torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["manual", "sdpa"])
+def test_greedy_tokens_are_identical_with_and_without_cache(attention):
+    torch.manual_seed(1)
+    model = GPT(tiny_config(attention=attention)).eval()
+    prompt = torch.randint(0, 37, (2, 5))
+    cached = model.generate(prompt, 20, temperature=0.0, use_cache=True)
+    recomputed = model.generate(prompt, 20, temperature=0.0, use_cache=False)
+    assert cached.shape == (2, 25)
+    assert torch.equal(cached, recomputed)
+    assert torch.equal(cached[:, :5], prompt)
+
+
+def test_generating_past_block_size_crops_and_matches_recomputation(tiny_model):
+    prompt = torch.randint(0, 37, (1, 30))  # block_size is 32
+    cached = tiny_model.generate(prompt, 40, temperature=0.0, use_cache=True)
+    recomputed = tiny_model.generate(prompt, 40, temperature=0.0, use_cache=False)
+    assert cached.shape == (1, 70)
+    assert torch.equal(cached, recomputed)
+    # a prompt longer than the context is cropped to its last block_size tokens
+    long_prompt = torch.randint(0, 37, (1, 50))
+    assert tiny_model.generate(long_prompt, 3, temperature=0.0).shape == (1, 53)
+
+
+def test_each_greedy_token_is_the_argmax_of_the_uncached_model(tiny_model):
+    prompt = torch.randint(0, 37, (1, 4))
+    out = tiny_model.generate(prompt, 6, temperature=0.0)
+    for t in range(4, 10):
+        logits, _ = tiny_model(out[:, :t])
+        assert out[0, t] == logits[0, -1].argmax()
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_batched_generation_equals_one_prompt_at_a_time(tiny_model, use_cache):
+    prompts = [[3, 1, 4], [1, 5, 9, 2, 6, 5, 3, 5], [8], [9, 7, 9, 3]]
+    idx, mask = pad_left(prompts, pad_id=0)
+    batched = tiny_model.generate(idx, 12, temperature=0.0, attention_mask=mask,
+                                  use_cache=use_cache)
+    T = idx.size(1)
+    for row, prompt in enumerate(prompts):
+        alone = tiny_model.generate(torch.tensor([prompt]), 12, temperature=0.0)
+        assert torch.equal(batched[row, T - len(prompt) :], alone[0])
+
+
+def test_generation_stops_at_eos_and_fills_finished_rows(tiny_model):
+    prompt = torch.randint(0, 37, (3, 4))
+    free = tiny_model.generate(prompt, 15, temperature=0.0)
+    eos = int(free[0, 6])  # the token row 0 produces third: make it the EOS
+    out = tiny_model.generate(prompt, 15, temperature=0.0, eos_id=eos)
+    for row in range(3):
+        new = out[row, 4:]
+        hits = (new == eos).nonzero()
+        if len(hits):
+            first = int(hits[0])
+            assert torch.equal(new[:first], free[row, 4 : 4 + first])
+            assert torch.all(new[first:] == eos)  # finished rows are filled with EOS
+    assert out.size(1) <= free.size(1)
+    one = tiny_model.generate(prompt[:1], 15, temperature=0.0, eos_id=eos)
+    first = int((free[0, 4:] == eos).nonzero()[0])  # where row 0 first produces it
+    assert torch.equal(one[0], free[0, : 4 + first + 1])  # stopped right after the EOS
+
+
+def test_sampling_is_reproducible_with_a_seeded_generator(tiny_model):
+    prompt = torch.randint(0, 37, (2, 3))
+    a = tiny_model.generate(prompt, 10, generator=torch.Generator().manual_seed(7))
+    b = tiny_model.generate(prompt, 10, generator=torch.Generator().manual_seed(7))
+    c = tiny_model.generate(prompt, 10, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_next_token_probs_is_the_softmax_of_the_last_logits(tiny_model):
+    idx = torch.randint(0, 37, (2, 6))
+    probs = tiny_model.next_token_probs(idx)
+    assert probs.shape == (2, 37)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2))
+    torch.testing.assert_close(probs, F.softmax(tiny_model(idx)[0][:, -1], dim=-1))
+
+
+def test_top_k_keeps_exactly_the_k_largest():
+    logits = torch.tensor([[0.1, 3.0, -1.0, 2.0, 0.5], [5.0, 4.0, 3.0, 2.0, 1.0]])
+    kept = torch.isfinite(top_k_filter(logits, 2))
+    assert kept.tolist() == [[False, True, False, True, False], [True, True, False, False, False]]
+    assert torch.equal(top_k_filter(logits, 2)[kept], logits[kept])  # kept values unchanged
+    assert torch.isfinite(top_k_filter(logits, 99)).all()  # k beyond the vocabulary: all
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    probs = torch.tensor([[0.05, 0.5, 0.15, 0.3], [0.97, 0.01, 0.01, 0.01]])
+    logits = probs.log()
+    kept = torch.isfinite(top_p_filter(logits, 0.7)).tolist()
+    assert kept == [[False, True, False, True], [True, False, False, False]]  # 0.5+0.3 ≥ 0.7
+    kept = torch.isfinite(top_p_filter(logits, 0.9)).tolist()
+    assert kept[0] == [False, True, True, True]  # 0.5+0.3 < 0.9, add 0.15
+    assert torch.isfinite(top_p_filter(logits, 1.0)).all()
+    assert torch.isfinite(top_p_filter(logits, 0.01)).sum(-1).tolist() == [1, 1]  # top token
+
+
+def test_top_p_agrees_with_a_brute_force_search():
+    """The kept set is the smallest set of most likely tokens with mass ≥ p."""
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        logits = torch.randn(1, 12, generator=generator) * 2
+        p = float(torch.rand(1, generator=generator)) * 0.98 + 0.01
+        probs = F.softmax(logits[0], dim=-1).tolist()
+        order = sorted(range(12), key=lambda i: -probs[i])
+        expected, mass = set(), 0.0
+        for i in order:
+            expected.add(i)
+            mass += probs[i]
+            if mass >= p:
+                break
+        kept = set(torch.isfinite(top_p_filter(logits, p))[0].nonzero().flatten().tolist())
+        assert kept == expected
+
+
+def test_sampling_only_draws_kept_tokens():
+    logits = torch.randn(1, 20).repeat(500, 1)
+    draws = sample_next_token(logits, temperature=1.0, top_k=3,
+                              generator=torch.Generator().manual_seed(0))
+    assert set(draws.tolist()) <= set(logits[0].topk(3).indices.tolist())
+    assert torch.equal(sample_next_token(logits, temperature=0.0), logits.argmax(-1))
+    with pytest.raises(ValueError, match="top_p"):
+        top_p_filter(logits, 0.0)
+    with pytest.raises(ValueError, match="top_k"):
+        top_k_filter(logits, 0)

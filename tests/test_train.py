@@ -1,0 +1,161 @@
+"""Pre-training: the schedule, the optimiser groups, the run folder, exact resumption."""
+
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from minigpt import GPT, builtin_corpus, learning_rate_at, load_model, make_optimizer
+from minigpt.errors import InputError
+from minigpt.train import TrainConfig, main, resolve_config, train
+from tests.conftest import tiny_config
+
+
+def test_learning_rate_schedule_at_warmup_peak_and_end():
+    def lr(step):
+        return learning_rate_at(step, learning_rate=1e-3, min_lr=1e-4, warmup_steps=100,
+                                max_steps=2000)
+    assert lr(0) == 0.0
+    assert lr(50) == pytest.approx(5e-4)  # halfway through the linear warm-up
+    assert lr(100) == pytest.approx(1e-3)  # the peak
+    middle = 100 + (2000 - 100) // 2
+    assert lr(middle) == pytest.approx((1e-3 + 1e-4) / 2)  # cos(π/2) = 0: halfway down
+    assert lr(2000) == pytest.approx(1e-4)  # the floor at the last step
+    assert lr(5000) == pytest.approx(1e-4)
+    steps = [lr(s) for s in range(100, 2001)]
+    assert all(a >= b for a, b in zip(steps, steps[1:]))  # never rises after the peak
+
+
+def test_weight_decay_applies_to_matrices_only():
+    model = GPT(tiny_config())
+    optimizer = make_optimizer(model, 1e-3, weight_decay=0.1)
+    decayed, undecayed = optimizer.param_groups
+    assert decayed["weight_decay"] == 0.1 and undecayed["weight_decay"] == 0.0
+    assert all(p.dim() == 2 for p in decayed["params"])
+    assert all(p.dim() == 1 for p in undecayed["params"])
+    n = sum(p.numel() for group in optimizer.param_groups for p in group["params"])
+    assert n == model.num_parameters()  # every parameter once (the tied matrix too)
+
+
+def small_run(tmp_path, name, **overrides) -> TrainConfig:
+    data = tmp_path / "corpus.txt"
+    if not data.exists():
+        data.write_text(builtin_corpus(n_chars=20_000), encoding="utf-8")
+    values = dict(data=str(data), out_dir=str(tmp_path / name), block_size=16, n_layer=1,
+                  n_head=2, n_embd=16, dropout=0.1, batch_size=4, max_iters=12,
+                  warmup_iters=3, eval_interval=4, eval_iters=2, sample_tokens=0, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def step_losses(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        rows = [json.loads(line) for line in f]
+    return {row["step"]: row["loss"] for row in rows if "loss" in row}
+
+
+@pytest.mark.slow
+def test_resuming_gives_the_losses_of_an_uninterrupted_run(tmp_path):
+    uninterrupted = train(small_run(tmp_path, "a"), progress=False)
+
+    interrupted = small_run(tmp_path, "b", stop_after=6)
+    first = train(interrupted, progress=False)
+    assert first["step"] == 6
+    config, checkpoint = resolve_config({"out_dir": interrupted.out_dir, "resume": True,
+                                         "stop_after": 0})
+    assert checkpoint["step"] == 6 and config.max_iters == 12 and config.dropout == 0.1
+    resumed = train(config, checkpoint, progress=False)
+
+    a, b = step_losses(uninterrupted["run"]), step_losses(resumed["run"])
+    assert sorted(b) == list(range(1, 13))  # the log holds each step once
+    assert [a[s] for s in range(1, 13)] == [b[s] for s in range(1, 13)]  # exactly equal
+    assert resumed["val_loss"] == uninterrupted["val_loss"]
+
+
+@pytest.mark.slow
+def test_run_folder_contents_and_a_loadable_checkpoint(tmp_path):
+    summary = train(small_run(tmp_path, "run", sample_tokens=20), progress=False)
+    run = summary["run"]
+    for name in ("config.json", "metrics.jsonl", "loss.png", "ckpt.pt", "tokenizer.json",
+                 "report.md"):
+        assert os.path.getsize(os.path.join(run, name)) > 0, name
+    config = json.load(open(os.path.join(run, "config.json")))
+    assert config["n_layer"] == 1 and config["model"]["vocab_size"] > 10
+    rows = [json.loads(line) for line in open(os.path.join(run, "metrics.jsonl"))]
+    evals = [row for row in rows if "val_loss" in row]
+    assert [row["step"] for row in evals] == [0, 4, 8, 12]
+    assert evals[0]["val_perplexity"] == pytest.approx(math.exp(evals[0]["val_loss"]))
+    assert evals[-1]["val_loss"] < evals[0]["val_loss"]  # it learned something
+    model, tokenizer, checkpoint = load_model(run)
+    assert checkpoint["step"] == 12 and not model.training
+    assert model.config.vocab_size == tokenizer.vocab_size
+
+
+def test_an_existing_run_is_not_overwritten_by_accident(tmp_path):
+    config = small_run(tmp_path, "run", max_iters=2, eval_interval=2)
+    train(config, progress=False)
+    with pytest.raises(InputError, match="already holds a checkpoint; pass --resume"):
+        resolve_config({"out_dir": config.out_dir})
+    with pytest.raises(InputError, match=r"n_layer: checkpoint has 1, asked for 2"):
+        resolve_config({"out_dir": config.out_dir, "resume": True, "n_layer": 2})
+    with pytest.raises(InputError, match="tokenizer"):
+        resolve_config({"out_dir": config.out_dir, "resume": True, "tokenizer": "byte"})
+
+
+def test_resuming_on_text_outside_the_vocabulary_is_a_clear_error(tmp_path):
+    config = small_run(tmp_path, "run", max_iters=2, eval_interval=2)
+    train(config, progress=False)
+    other = tmp_path / "other.txt"
+    other.write_text("ñandú " * 500, encoding="utf-8")
+    resumed, checkpoint = resolve_config({"out_dir": config.out_dir, "resume": True,
+                                          "data": str(other), "max_iters": 4})
+    with pytest.raises(InputError, match=r"other.txt: character 'ñ'"):
+        train(resumed, checkpoint, progress=False)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the data file is empty"),
+    (b"   \n\n", "only white space"),
+    (b"short text", "fewer than one block"),
+    (b"caf\xe9 au lait\n" * 50, "not UTF-8 text (byte 3, line 1"),
+])
+def test_bad_data_files_get_one_line_errors(tmp_path, capsys, content, message):
+    path = tmp_path / "data.txt"
+    path.write_bytes(content)
+    with pytest.raises(SystemExit) as stop:
+        run_cli(["--data", str(path), "--out-dir", str(tmp_path / "run"), "--max-iters", "1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(path) in err and message in err
+
+
+def test_a_missing_data_file_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_cli(["--data", str(tmp_path / "nope.txt"), "--out-dir", str(tmp_path / "run")])
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.txt'}: no such data file"
+
+
+def run_cli(argv):
+    from minigpt.cli import run_main
+    return run_main(main, argv)
+
+
+def test_every_command_has_help(capsys):
+    from minigpt import bench, sample
+    for module in (main, sample.main, bench.main):
+        with pytest.raises(SystemExit) as stop:
+            module(["--help"])
+        assert stop.value.code == 0
+    assert "--max-iters" in capsys.readouterr().out
+
+
+def test_cpu_autocast_is_a_no_op_and_device_auto_picks_cpu_without_cuda():
+    from minigpt.train import autocast_for, pick_device
+    if not torch.cuda.is_available():
+        assert pick_device("auto") == "cpu"
+        with pytest.raises(InputError, match="no CUDA device"):
+            pick_device("cuda")
+    with autocast_for("cpu"):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
