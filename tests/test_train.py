@@ -56,7 +56,6 @@ def step_losses(run_dir):
     return {row["step"]: row["loss"] for row in rows if "loss" in row}
 
 
-@pytest.mark.slow
 def test_resuming_gives_the_losses_of_an_uninterrupted_run(tmp_path):
     uninterrupted = train(small_run(tmp_path, "a"), progress=False)
 
@@ -74,7 +73,6 @@ def test_resuming_gives_the_losses_of_an_uninterrupted_run(tmp_path):
     assert resumed["val_loss"] == uninterrupted["val_loss"]
 
 
-@pytest.mark.slow
 def test_run_folder_contents_and_a_loadable_checkpoint(tmp_path):
     summary = train(small_run(tmp_path, "run", sample_tokens=20), progress=False)
     run = summary["run"]
