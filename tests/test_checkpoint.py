@@ -108,3 +108,13 @@ def test_sample_command_errors_are_one_line(tmp_path, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {tmp_path / 'nothing'}: no such checkpoint (give a ckpt.pt file or a run folder)"
+
+
+def test_a_corrupted_checkpoint_is_a_one_line_error_from_the_command(tmp_path, capsys):
+    broken = tmp_path / "ckpt.pt"
+    broken.write_bytes(b"PK\x03\x04 this is not a whole checkpoint")
+    with pytest.raises(SystemExit) as stop:
+        run_main(sample_main, ["--ckpt", str(tmp_path)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: {broken}: not a readable checkpoint")
