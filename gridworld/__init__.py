@@ -11,7 +11,7 @@
 """
 
 from .env import ACTION_NAMES, DEFAULT_LAYOUT, DOWN, LEFT, RIGHT, UP, CatGridWorld, parse_layout
-from .learning import LearningResult, greedy_value, q_learning, reinforce, sarsa
+from .learning import LearningResult, greedy_value, q_learning, reinforce, reinforce_loss, sarsa
 from .planning import (bellman_residual, kl, kl_objective, optimal_kl_policy, policy_evaluation,
                        policy_evaluation_exact, policy_iteration, q_from_v, reward_from_policy,
                        soft_value_iteration, value_iteration)
@@ -27,7 +27,7 @@ __all__ = [
     "q_from_v", "policy_evaluation", "policy_evaluation_exact", "value_iteration",
     "policy_iteration", "bellman_residual", "kl", "kl_objective", "optimal_kl_policy",
     "reward_from_policy", "soft_value_iteration",
-    "LearningResult", "greedy_value", "q_learning", "sarsa", "reinforce",
+    "LearningResult", "greedy_value", "q_learning", "sarsa", "reinforce", "reinforce_loss",
     "render_grid", "render_values", "render_policy", "plot_values", "plot_learning_curves",
     "plot_episode", "save_episode_gif", "plot_bandit",
 ]

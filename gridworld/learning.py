@@ -102,6 +102,17 @@ def sarsa(env, episodes: int = 500, gamma: float = 0.9, alpha: float = 0.1,
     return _td_control(env, episodes, gamma, alpha, epsilon, seed, progress, on_policy=True)
 
 
+def reinforce_loss(theta: torch.Tensor, states, actions, advantages) -> torch.Tensor:
+    """−Σ_t (G_t − b(s_t))·log π_θ(a_t|s_t), with π_θ(a|s) = softmax(θ[s])_a.
+
+    Its gradient is minus the REINFORCE estimate of ∇_θ J(θ), so a minimiser climbs J.
+    theta (S, A); states, actions, advantages (T,). For a language model the same line
+    reads −Σ_t A_t·log π_θ(y_t | x, y_<t): states are prefixes, actions are tokens."""
+    log_probs = torch.log_softmax(theta[states], dim=-1)          # log π_θ(·|s_t)   (T, A)
+    log_pi = log_probs.gather(1, actions[:, None]).squeeze(1)     # log π_θ(a_t|s_t) (T,)
+    return -(advantages * log_pi).sum()
+
+
 def reinforce(env, episodes: int = 1000, gamma: float = 0.9, lr: float = 0.1,
               baseline_lr: float = 0.1, seed: int = 0, progress: bool = True) -> LearningResult:
     """REINFORCE with a baseline, for a tabular softmax policy π_θ(a|s) = softmax(θ[s])_a.
@@ -136,10 +147,8 @@ def reinforce(env, episodes: int = 1000, gamma: float = 0.9, lr: float = 0.1,
             G = discounted_returns(traj.rewards, gamma)                # G_t     (T,)
             states = np.array(traj.states[:-1])                        # s_t     (T,)
             advantage = torch.from_numpy(G - baseline[states])         # G_t − b(s_t) (T,)
-            log_probs = torch.log_softmax(theta[states], dim=-1)       #         (T, A)
-            actions = torch.tensor(traj.actions)[:, None]              # a_t     (T, 1)
-            log_pi = log_probs.gather(1, actions).squeeze(1)           # log π_θ(a_t|s_t) (T,)
-            loss = -(advantage * log_pi).sum()  # minimising it climbs J(θ)
+            loss = reinforce_loss(theta, torch.from_numpy(states), torch.tensor(traj.actions),
+                                  advantage)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -1,0 +1,79 @@
+"""Q-learning, SARSA and REINFORCE: updates checked by hand, and learning checked by the
+return of the learned greedy policy against the closed form 100·γ⁷."""
+
+import numpy as np
+import pytest
+import torch
+
+from gridworld import (CatGridWorld, q_learning, reinforce, reinforce_loss, rollout, sarsa)
+
+GAMMA = 0.9
+V_STAR = 100 * GAMMA ** 7   # eight moves to the meat, avoiding the broom and the bathtub
+
+
+def greedy_return(env, table) -> float:
+    """Follow argmax_a table[s, a] from the start and return G_0 (independent of the
+    learners' own bookkeeping)."""
+    pi = np.eye(env.n_actions)[np.argmax(table, axis=1)]
+    return rollout(env, pi, seed=0).ret(GAMMA)
+
+
+@pytest.mark.parametrize("learner", [q_learning, sarsa])
+def test_one_episode_update_by_hand(learner):
+    # "CM": only moving right ends the episode (+100). Before that, every move bumps a wall
+    # with reward 0 and a target of 0 + γ·0, so after one episode only Q(start, right)
+    # has moved, once, from 0 by α·(100 − 0).
+    env = CatGridWorld("CM")
+    res = learner(env, episodes=1, alpha=0.1, epsilon=0.5, seed=0, progress=False)
+    expected = np.zeros((2, 4))
+    expected[0, 3] = 0.1 * 100
+    np.testing.assert_allclose(res.table, expected)
+
+
+def test_sarsa_with_epsilon_zero_is_q_learning():
+    # With ε = 0 SARSA's next action is a maximiser of Q(s', ·), so its target
+    # r + γ·Q(s', a') is Q-learning's r + γ·max_a Q(s', a): the same table, seed for seed.
+    a = q_learning(CatGridWorld(), episodes=30, epsilon=0.0, seed=4, progress=False)
+    b = sarsa(CatGridWorld(), episodes=30, epsilon=0.0, seed=4, progress=False)
+    np.testing.assert_array_equal(a.table, b.table)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_q_learning_reaches_the_optimal_policy_within_50_episodes(seed):
+    env = CatGridWorld()
+    res = q_learning(env, episodes=50, seed=seed, progress=False)
+    assert res.episodes_to_optimal(V_STAR) is not None           # optimal by episode 50
+    assert greedy_return(env, res.table) == pytest.approx(V_STAR, abs=1e-9)
+    assert len(res.returns) == len(res.greedy_values) == 50
+
+
+def test_reinforce_reaches_the_optimal_policy_within_100_episodes():
+    env = CatGridWorld()
+    res = reinforce(env, episodes=100, seed=1, progress=False)
+    assert res.episodes_to_optimal(V_STAR) is not None
+    assert greedy_return(env, res.table) == pytest.approx(V_STAR, abs=1e-9)
+    # The policy it samples from has learned too: a typical episode now reaches the meat.
+    pi = torch.softmax(torch.from_numpy(res.table), dim=-1).numpy()
+    mean = np.mean([rollout(env, pi, seed=s).ret(GAMMA) for s in range(50)])
+    assert mean > 30.0   # the uniform random policy gets about −0.7 (V^π(start))
+
+
+def test_reinforce_loss_gradient_is_the_score_function():
+    # ∂/∂θ[s] of −Σ_t A_t·log softmax(θ[s_t])[a_t] is −Σ_{t: s_t = s} A_t·(e_{a_t} − π(·|s)).
+    theta = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    theta.requires_grad_(True)
+    states, actions = torch.tensor([0, 2, 2, 4]), torch.tensor([1, 3, 0, 2])
+    adv = torch.tensor([1.5, -2.0, 0.5, 3.0], dtype=torch.float64)
+    reinforce_loss(theta, states, actions, adv).backward()
+    pi = torch.softmax(theta.detach(), dim=-1).numpy()
+    expected = np.zeros((5, 4))
+    for s, a, A in zip(states.tolist(), actions.tolist(), adv.tolist()):
+        expected[s] -= A * (np.eye(4)[a] - pi[s])
+    np.testing.assert_allclose(theta.grad.numpy(), expected, atol=1e-12)
+
+
+def test_learners_are_reproducible_with_a_seed():
+    a = reinforce(CatGridWorld(slippery=0.1), episodes=20, seed=5, progress=False)
+    b = reinforce(CatGridWorld(slippery=0.1), episodes=20, seed=5, progress=False)
+    assert a.returns == b.returns
+    np.testing.assert_array_equal(a.table, b.table)
