@@ -155,6 +155,8 @@ class CausalSelfAttention(nn.Module):
             k, v = kv_cache.append(layer, k, v)  # (B, nh, T_k, hs): the past and the new
 
         if self.attention == "manual":
+            # While generating with the cache, T = 1: q is the slide's q_t (1 × d_k per head),
+            # q_t Kᵀ gives one score per cached token, and A·V their weighted sum of values.
             # scores = q Kᵀ / √d_k: one row per query, one column per key. Scaling q
             # (T × hs numbers) before the product equals scaling the scores (T × T_k), cheaper.
             scores = (q / math.sqrt(self.head_size)) @ k.transpose(-2, -1)  # (B, nh, T, T_k)
@@ -334,12 +336,12 @@ class GPT(nn.Module):
         for _ in range(max_new_tokens):
             if use_cache and cache is not None and cache.length < block_size:
                 # Only the newest token is new: its q_t attends to the cached K and V.
-                window = mask if mask is None else mask[:, -(cache.length + 1) :]
+                window = None if mask is None else mask[:, -(cache.length + 1) :]
                 logits, _ = self(idx[:, -1:], attention_mask=window, kv_cache=cache)
             else:
                 # First step, no cache, or a full context: (re)compute the last block_size tokens.
                 cache = KVCache(self.config.n_layer) if use_cache else None
-                window = mask if mask is None else mask[:, -block_size:]
+                window = None if mask is None else mask[:, -block_size:]
                 logits, _ = self(idx[:, -block_size:], attention_mask=window, kv_cache=cache)
             next_token = sample_next_token(
                 logits[:, -1, :], temperature, top_k, top_p, generator
