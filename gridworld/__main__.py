@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,18 +74,22 @@ def solve(name: str, env, model, args) -> dict:
     elif name == "soft-value-iteration":
         V, Q, pi = soft_value_iteration(T, R, args.gamma, args.beta)
         v_greedy = policy_evaluation_exact(T, R, greedy_policy(Q), args.gamma)[env.start_state]
-        out.update(pi=pi, V=V, table=Q, note=f"β = {args.beta}; V(s) shows V_soft(s) = β·log Z(s); "
-                   f"π* is stochastic, its argmax has V(start) = {v_greedy:.4f}")
+        out.update(pi=pi, V=V, table=Q,
+                   note=f"β = {args.beta}; V(s) shows V_soft(s) = β·log Z(s); π* is "
+                        f"stochastic, its argmax has V(start) = {v_greedy:.4f}")
     else:
         learn = {"q-learning": q_learning, "sarsa": sarsa, "reinforce": reinforce}[name]
         kwargs = dict(lr=args.lr) if name == "reinforce" else dict(alpha=args.alpha,
                                                                   epsilon=args.epsilon)
         res = learn(env, episodes=args.episodes, gamma=args.gamma, seed=args.seed,
                     progress=args.progress, **kwargs)
-        pi = greedy_policy(res.table)
-        V = policy_evaluation_exact(T, R, pi, args.gamma)
-        out.update(pi=pi, V=V, table=res.table, result=res, note="greedy policy of the table")
-    out["v_start_of_pi"] = float(policy_evaluation_exact(T, R, out["pi"], args.gamma)[env.start_state])
+        note = "greedy policy of the table"
+        if name == "sarsa":
+            note += " (SARSA values its own ε-greedy moves: it may keep off the bathtub)"
+        out.update(pi=greedy_policy(res.table), V=None, table=res.table, result=res, note=note)
+    V_pi = policy_evaluation_exact(T, R, out["pi"], args.gamma)  # exact V^π of the policy
+    out["v_start_of_pi"] = float(V_pi[env.start_state])
+    out["V"] = V_pi if out["V"] is None else out["V"]
     return out
 
 
@@ -115,12 +120,11 @@ def bandit_at_start(env, Q_star, args) -> tuple[str, np.ndarray, np.ndarray]:
 
 
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     layout = Path(args.layout).read_text(encoding="utf-8") if args.layout else DEFAULT_LAYOUT
     env = CatGridWorld(layout, slippery=args.slippery, max_steps=args.max_steps)
-    emoji = False if args.ascii else None
-    if emoji is None and not can_print("🐱🧹🛁🥩⬜⬛↑↓←→"):
-        emoji = False
+    emoji = not args.ascii and can_print("🐱🧹🛁🥩⬜⬛↑↓←→")
     out_dir = Path(args.out or f"runs/gridworld/{args.algorithm}-seed{args.seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
     model = env.matrices()
@@ -169,12 +173,13 @@ def main(argv=None) -> dict:
         for row in summary:
             print(f"  {row['algorithm']:21} V^π(start) = {row['v_start']:8.4f}  {row['note']}")
 
-    files = write_run(out_dir, args, layout, env, solved, summary, metrics, r, pi_ref, v_star)
+    files = write_run(out_dir, args, argv, layout, env, solved, summary, metrics, r, pi_ref,
+                      v_star)
     print(f"\nWrote {out_dir}: {', '.join(files)}")
     return {"v_star": v_star, "summary": summary, "out": str(out_dir), "files": files}
 
 
-def write_run(out_dir, args, layout, env, solved, summary, metrics, r, pi_ref, v_star):
+def write_run(out_dir, args, argv, layout, env, solved, summary, metrics, r, pi_ref, v_star):
     """config.json, metrics.jsonl, tables.npz, figures and report.md in one folder."""
     (out_dir / "config.json").write_text(json.dumps({**vars(args), "layout_text": layout},
                                                     indent=2))
@@ -200,7 +205,7 @@ def write_run(out_dir, args, layout, env, solved, summary, metrics, r, pi_ref, v
         gif = save_episode_gif(env, first["episode"].states, out_dir / "episode.gif")
         files += [gif.name] if gif else []
         files.append(plot_bandit(r, pi_ref, out_dir / "bandit.png", mark_beta=args.beta).name)
-    report = ["# Cat gridworld run", "", f"`python -m gridworld {cli_line(args)}`", "",
+    report = ["# Cat gridworld run", "", f"`python -m gridworld {' '.join(argv)}`", "",
               f"V*(start) = {v_star:.4f} (value iteration)", "",
               "| algorithm | V^π(start) | optimal | note |", "| --- | --- | --- | --- |"]
     report += [f"| {s['algorithm']} | {s['v_start']:.4f} | {s['optimal']} | {s['note']} |"
@@ -208,12 +213,6 @@ def write_run(out_dir, args, layout, env, solved, summary, metrics, r, pi_ref, v
     report += ["", "Files: " + ", ".join(files + ["report.md"])]
     (out_dir / "report.md").write_text("\n".join(report) + "\n")
     return files + ["report.md"]
-
-
-def cli_line(args) -> str:
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                    if v not in (None, False) and not isinstance(v, bool)) + \
-        "".join(f" --{k.replace('_', '-')}" for k, v in vars(args).items() if v is True)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def parse_layout(text: str) -> list[str]:
     cats = [(i, j) for i, row in enumerate(rows) for j, ch in enumerate(row) if ch == CAT]
     if len(cats) != 1:
         raise ValueError(f"expected exactly one cat '{CAT}', found {len(cats)} at {cats}")
-    # Breadth-first search from the cat through cells where the episode goes on.
+    # Search from the cat through the cells where the episode goes on.
     seen, frontier, meat_reached = {cats[0]}, [cats[0]], False
     while frontier:
         i, j = frontier.pop()

@@ -88,17 +88,19 @@ def _td_control(env, episodes, gamma, alpha, epsilon, seed, progress, on_policy)
     return result
 
 
-def q_learning(env, episodes: int = 500, gamma: float = 0.9, alpha: float = 0.1,
+def q_learning(env, episodes: int = 1000, gamma: float = 0.9, alpha: float = 0.1,
                epsilon: float = 0.1, seed: int = 0, progress: bool = True) -> LearningResult:
     """Q(s_t,a_t) ← Q(s_t,a_t) + α·[r_{t+1} + γ·max_a Q(s_{t+1}, a) − Q(s_t,a_t)],
     acting with a_t ~ ε-greedy(Q)(·|s_t). It learns Q* even while it explores."""
     return _td_control(env, episodes, gamma, alpha, epsilon, seed, progress, on_policy=False)
 
 
-def sarsa(env, episodes: int = 500, gamma: float = 0.9, alpha: float = 0.1,
+def sarsa(env, episodes: int = 1000, gamma: float = 0.9, alpha: float = 0.1,
           epsilon: float = 0.1, seed: int = 0, progress: bool = True) -> LearningResult:
     """Q(s_t,a_t) ← Q(s_t,a_t) + α·[r_{t+1} + γ·Q(s_{t+1}, a_{t+1}) − Q(s_t,a_t)] with
-    a_{t+1} ~ ε-greedy(Q): it learns the value of the ε-greedy policy it follows."""
+    a_{t+1} ~ ε-greedy(Q): it learns the value of the ε-greedy policy it follows
+    (on-policy). Since that policy sometimes slips into a random move, SARSA may prefer a
+    path that keeps away from the bathtub, a step or two longer than the optimal one."""
     return _td_control(env, episodes, gamma, alpha, epsilon, seed, progress, on_policy=True)
 
 

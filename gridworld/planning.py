@@ -32,7 +32,8 @@ def q_from_v(T: np.ndarray, R: np.ndarray, V: np.ndarray, gamma: float) -> np.nd
 
 
 def policy_matrices(T, R, pi):
-    """The chain that π induces: T_π(s, s') = Σ_a π(a|s)·T(s,a,s'), R_π(s) = Σ_a π(a|s)·R(s,a)."""
+    """The chain that π induces:
+    T_π(s, s') = Σ_a π(a|s)·T(s,a,s')  (S, S)   and   R_π(s) = Σ_a π(a|s)·R(s,a)  (S,)."""
     T_pi = np.einsum("sa,sat->st", pi, T)  # (S, S)
     R_pi = (pi * R).sum(axis=1)            # (S,)
     return T_pi, R_pi

@@ -59,7 +59,8 @@ def test_reinforce_reaches_the_optimal_policy_within_100_episodes():
 
 
 def test_reinforce_loss_gradient_is_the_score_function():
-    # ∂/∂θ[s] of −Σ_t A_t·log softmax(θ[s_t])[a_t] is −Σ_{t: s_t = s} A_t·(e_{a_t} − π(·|s)).
+    # ∂/∂θ[s] of −Σ_t A_t·log softmax(θ[s_t])[a_t]
+    #   = −Σ_{t: s_t = s} A_t·(e_{a_t} − π(·|s)).
     theta = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     theta.requires_grad_(True)
     states, actions = torch.tensor([0, 2, 2, 4]), torch.tensor([1, 3, 0, 2])

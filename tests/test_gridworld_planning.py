@@ -181,8 +181,8 @@ def test_soft_value_iteration_tends_to_pi_ref_as_beta_grows(model):
 
 
 def test_soft_values_are_the_regularised_values_of_pi_star(model):
-    # V_soft must equal E[Σ γ^t (r − β·KL(π*(·|s_t) ‖ π_ref(·|s_t)))] under π*, found by a
-    # linear solve, and no other policy may do better on that objective.
+    # V_soft must equal E[Σ γ^t (r − β·KL(π*(·|s_t) ‖ π_ref(·|s_t)))] under π*, found
+    # by a linear solve, and no other policy may do better on that objective.
     T, R = model
     beta = 2.0
     rng = np.random.default_rng(3)
