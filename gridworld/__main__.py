@@ -33,25 +33,27 @@ ALGORITHMS = PLANNERS + LEARNERS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m gridworld", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(prog="python -m gridworld", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = " (default: %(default)s)"
     p.add_argument("--algorithm", choices=ALGORITHMS + ("all",), default="value-iteration",
-                   help="what solves the grid; 'all' runs each and compares them")
-    p.add_argument("--gamma", type=float, default=0.9, help="discount factor γ")
-    p.add_argument("--episodes", type=int, default=1000, help="episodes for the learners")
-    p.add_argument("--alpha", type=float, default=0.1, help="Q-learning/SARSA step size α")
-    p.add_argument("--epsilon", type=float, default=0.1, help="Q-learning/SARSA exploration ε")
-    p.add_argument("--lr", type=float, default=0.1, help="REINFORCE learning rate (Adam)")
+                   help="what solves the grid; 'all' runs each and compares them" + d)
+    p.add_argument("--gamma", type=float, default=0.9, help="discount factor γ" + d)
+    p.add_argument("--episodes", type=int, default=1000, help="episodes for the learners" + d)
+    p.add_argument("--alpha", type=float, default=0.1, help="Q-learning/SARSA step size α" + d)
+    p.add_argument("--epsilon", type=float, default=0.1,
+                   help="Q-learning/SARSA exploration ε" + d)
+    p.add_argument("--lr", type=float, default=0.1, help="REINFORCE learning rate (Adam)" + d)
     p.add_argument("--beta", type=float, default=1.0,
-                   help="β of the KL penalty (soft value iteration and the bandit)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the agent and the environment")
+                   help="β of the KL penalty (soft value iteration and the bandit)" + d)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the agent and the environment" + d)
     p.add_argument("--layout", default=None,
                    help="text map file, one character per cell: C cat, . empty, B broom, "
                         "T bathtub, M meat, # wall (default: the lecture's 5x5 grid)")
     p.add_argument("--slippery", type=float, default=0.0,
-                   help="drunk cat: probability p that a move goes in another direction")
-    p.add_argument("--max-steps", type=int, default=100, help="steps before truncation")
+                   help="drunk cat: probability p that a move goes in another direction" + d)
+    p.add_argument("--max-steps", type=int, default=100, help="steps before truncation" + d)
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/gridworld/<algorithm>-seed<seed>)")
     p.add_argument("--ascii", action="store_true", help="letters and ^v<> instead of emoji")
@@ -125,6 +127,8 @@ def main(argv=None) -> dict:
     layout = Path(args.layout).read_text(encoding="utf-8") if args.layout else DEFAULT_LAYOUT
     env = CatGridWorld(layout, slippery=args.slippery, max_steps=args.max_steps)
     emoji = not args.ascii and can_print("🐱🧹🛁🥩⬜⬛↑↓←→")
+    if not can_print("γπβ→×") and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")  # an ASCII terminal: '?' for γ, π, β
     out_dir = Path(args.out or f"runs/gridworld/{args.algorithm}-seed{args.seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
     model = env.matrices()
