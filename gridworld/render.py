@@ -23,6 +23,7 @@ import sys
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from .env import ACTION_NAMES, BATHTUB, BROOM, CAT, EMPTY, MEAT, MOVES, WALL
 from .planning import optimal_kl_policy
@@ -97,7 +98,8 @@ def _draw_grid(ax, env, cat_state: int | None = None, labels: bool = True):
     for row in range(env.n_rows):
         for col in range(env.n_cols):
             ch = env.rows[row][col]
-            ax.add_patch(_rect(col, row, COLORS[ch]))
+            ax.add_patch(Rectangle((col - 0.5, row - 0.5), 1, 1, facecolor=COLORS[ch],
+                                   edgecolor="black", lw=0.5))
             if labels and ch in LABELS:
                 ax.text(col, row - 0.35, LABELS[ch], ha="center", va="center", fontsize=6,
                         zorder=4)
@@ -110,11 +112,6 @@ def _draw_grid(ax, env, cat_state: int | None = None, labels: bool = True):
     ax.set_aspect("equal")
     ax.set_xticks(range(env.n_cols))
     ax.set_yticks(range(env.n_rows))
-
-
-def _rect(col, row, color):
-    from matplotlib.patches import Rectangle
-    return Rectangle((col - 0.5, row - 0.5), 1, 1, facecolor=color, edgecolor="black", lw=0.5)
 
 
 def plot_values(env, V: np.ndarray, pi: np.ndarray, path, title: str = "V(s) and π(s)"):
