@@ -92,10 +92,16 @@ def load_checkpoint(ckpt_or_run, map_location="cpu") -> dict:
 
 def load_model(ckpt_or_run, device="cpu"):
     """Rebuild (model, tokenizer, checkpoint) from a checkpoint, the model in eval mode."""
+    checkpoint = load_checkpoint(ckpt_or_run, map_location=device)
+    model, tokenizer = model_from_checkpoint(checkpoint)
+    return model.to(device).eval(), tokenizer, checkpoint
+
+
+def model_from_checkpoint(checkpoint: dict, weights=True):
+    """The GPT and tokenizer a loaded checkpoint describes (with its weights, by default)."""
     from minigpt.model import GPT, GPTConfig
     from minigpt.tokenizer import tokenizer_from_dict
 
-    checkpoint = load_checkpoint(ckpt_or_run, map_location=device)
     path = checkpoint["path"]
     try:
         config = GPTConfig.from_dict(json.loads(checkpoint["model_config"]))
@@ -106,8 +112,9 @@ def load_model(ckpt_or_run, device="cpu"):
         raise InputError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model's "
                          f"vocab_size is {config.vocab_size}")
     model = GPT(config)
-    load_weights(model, checkpoint["model"], path)
-    return model.to(device).eval(), tokenizer, checkpoint
+    if weights:
+        load_weights(model, checkpoint["model"], path)
+    return model, tokenizer
 
 
 def load_weights(model, state_dict, path):

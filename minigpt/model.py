@@ -248,13 +248,29 @@ class GPT(nn.Module):
         """Logits for every position, and the cross-entropy loss when targets are given.
 
         idx: (B, T) token ids. targets: (B, T) the next token at each position, -100 where
-        no loss is wanted. attention_mask: (B, T_k), 1 for real tokens, 0 for (left)
-        padding, covering the cached tokens too. position_ids: (B, T); by default the
-        position counts real tokens only, so a left-padded prompt starts at position 0.
-        kv_cache: a KVCache to read the past from and append this call's keys and values to.
+        no loss is wanted. attention_mask, position_ids, kv_cache: see `hidden_states`.
 
         Returns (logits (B, T, vocab), loss or None), where
             loss = -1/N Σ_t log p_θ(targets_t | idx_{≤t})  over the N targets that are not -100.
+        """
+        x = self.hidden_states(idx, attention_mask, position_ids, kv_cache)  # (B, T, C)
+        logits = self.lm_head(x)  # (B, T, vocab)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
+            )
+        return logits, loss
+
+    def hidden_states(self, idx, attention_mask=None, position_ids=None, kv_cache=None):
+        """The transformer's output before the output layer: (B, T, C) after the final LayerNorm.
+
+        attention_mask: (B, T_k), 1 for real tokens, 0 for (left) padding, covering the
+        cached tokens too; right padding needs no mask (no real token comes after it).
+        position_ids: (B, T); by default the position counts real tokens only, so a
+        left-padded prompt starts at position 0. kv_cache: a KVCache to read the past
+        from and append this call's keys and values to. (The reward model reads its
+        score from these hidden states.)
         """
         B, T = idx.shape
         past = 0 if kv_cache is None else kv_cache.length
@@ -276,15 +292,7 @@ class GPT(nn.Module):
         is_plain_causal = attention_mask is None and past == 0
         for layer, block in enumerate(self.blocks):
             x = block(x, allowed, layer, kv_cache, is_plain_causal)  # (B, T, C)
-        x = self.ln_f(x)
-        logits = self.lm_head(x)  # (B, T, vocab)
-
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
-            )
-        return logits, loss
+        return self.ln_f(x)
 
     @torch.no_grad()
     def next_token_probs(self, idx, temperature: float = 1.0, attention_mask=None):

@@ -59,6 +59,8 @@ class RunFolder:
         """One figure: series maps a label to (steps, values); saved as RUN/name."""
         fig, ax = plt.subplots(figsize=(7, 4))
         for label, (steps, values) in series.items():
+            if not steps:
+                continue  # a metric this run did not record
             many = len(steps) > 50
             ax.plot(steps, values, label=label, alpha=0.5 if many else 1.0,
                     linewidth=1 if many else 2, marker=None if many else "o")
