@@ -1,0 +1,444 @@
+"""A toy world where alignment can be measured: its facts, its prompts and its text.
+
+"Alineación de IA" asks a model to answer correctly, without offensive language and in a
+particular style. To *measure* that we need a world small enough that every right answer
+is known: cities and their countries, sums of small numbers, a dozen things to explain to
+a child, and the assistant's own name, mood and taste in programming languages. The gold
+reward r*(x, y) of `align.gold` scores answers in this world; this module writes the text
+that a model learns from:
+
+- `pretraining_corpus`: about 1M characters of "web" English: plain facts (a few false)
+  and dialogues in the prompt template, whose answers are good, wrong, rude or unhelpful,
+  mixed as they are on the web (`CORPUS_MIX`);
+- `sft_demonstrations`: prompt/completion rows of mixed quality (`SFT_MIX`), as scraped
+  instruction data is, so that SFT alone leaves work for alignment to do;
+- `train_prompts`: prompts on which the SFT model's samples become preference pairs;
+- `heldout_prompts`: prompts for the final evaluation. They never appear as a prompt in
+  the corpus, the demonstrations or `train_prompts`: held-out cities, sums and topics are
+  met in the corpus only as plain sentences ("Kyoto is a city in Japan.").
+
+The lecture's own examples (`LECTURE_PROMPTS`, its `dpo_dataset_dict`, its y_w/y_l table)
+live in this world. Every generator is deterministic given its seed: each one has its own
+`random.Random`, never the global one.
+
+Example:
+    >>> import random
+    >>> from align.world import heldout_prompts, parse_prompt, write_answer
+    >>> write_answer("Where is Lima?", "good", random.Random(0))
+    'Lima is in Peru.'
+    >>> write_answer("Where is Lima?", "rude", random.Random(2))
+    'Lima is a city in Peru, you idiot.'
+    >>> parse_prompt("What is 2+2?").answer
+    '4'
+    >>> len(heldout_prompts(5, seed=0))
+    5
+"""
+
+import random
+import re
+from dataclasses import dataclass
+
+from align.template import format_dialogue
+
+# --------------------------------------------------------------------------------------
+# The lecture's examples
+# --------------------------------------------------------------------------------------
+
+LECTURE_PROMPTS = [
+    "Where is Shanghai?",
+    "Explain gravity like I'm 5",
+    "What is 2+2?",
+    "What is your name?",
+    "Which is the best programming language?",
+    "hello",
+    "how are you",
+]
+
+# "¿Cómo calculamos las log-probs?": the lecture's dpo_dataset_dict, as it is.
+LECTURE_DPO_DATASET = {
+    "prompt": [
+        "hello",
+        "how are you",
+        "What is your name?",
+        "What is your name?",
+        "Which is the best programming language?",
+        "Which is the best programming language?",
+        "Which is the best programming language?",
+    ],
+    "chosen": [
+        "hi nice to meet you",
+        "I am fine",
+        "My name is Mary",
+        "My name is Mary",
+        "Python",
+        "Python",
+        "Java",
+    ],
+    "rejected": [
+        "leave me alone",
+        "I am not fine",
+        "Whats it to you?",
+        "I dont have a name",
+        "Javascript",
+        "C++",
+        "C++",
+    ],
+}
+
+GRAVITY_FOR_A_5_YEAR_OLD = (
+    "Gravity is what pulls things toward each other. "
+    "It's why you stay on the ground and planets orbit the sun."
+)
+
+# "Modelo Bradley-Terry": the (x, y_w, y_l) table.
+LECTURE_PREFERENCE_TABLE = [
+    ("Where is Shanghai?", "Shanghai is a city in China", "Shanghai does not exist"),
+    ("Explain gravity like I'm 5", GRAVITY_FOR_A_5_YEAR_OLD, "Gravity is a famous restaurant"),
+    ("What is 2+2?", "4", "2+2 is a very complicated math problem..."),
+]
+
+# --------------------------------------------------------------------------------------
+# The world's facts (what is true here) and which of them are held out
+# --------------------------------------------------------------------------------------
+
+CITIES = {
+    "Shanghai": "China", "Beijing": "China", "Tokyo": "Japan", "Osaka": "Japan",
+    "Kyoto": "Japan", "Lima": "Peru", "Cusco": "Peru", "Arequipa": "Peru",
+    "Paris": "France", "Lyon": "France", "Marseille": "France", "Berlin": "Germany",
+    "Munich": "Germany", "Hamburg": "Germany", "Madrid": "Spain", "Barcelona": "Spain",
+    "Seville": "Spain", "Valencia": "Spain", "Rome": "Italy", "Milan": "Italy",
+    "Naples": "Italy", "Cairo": "Egypt", "Nairobi": "Kenya", "Lagos": "Nigeria",
+    "Toronto": "Canada", "Vancouver": "Canada", "Montreal": "Canada", "Sydney": "Australia",
+    "Melbourne": "Australia", "Mumbai": "India", "Delhi": "India", "Bogota": "Colombia",
+    "Medellin": "Colombia", "Santiago": "Chile", "Buenos Aires": "Argentina",
+    "Guadalajara": "Mexico", "Monterrey": "Mexico", "Sao Paulo": "Brazil", "Moscow": "Russia",
+    "Istanbul": "Turkey", "Seoul": "Korea", "Bangkok": "Thailand", "Lisbon": "Portugal",
+    "Porto": "Portugal", "Athens": "Greece", "Dublin": "Ireland", "Oslo": "Norway",
+    "Warsaw": "Poland", "Quito": "Ecuador", "Havana": "Cuba", "Hanoi": "Vietnam",
+}
+COUNTRIES = sorted(set(CITIES.values()))
+HELDOUT_CITIES = ("Kyoto", "Arequipa", "Marseille", "Hamburg", "Valencia", "Naples",
+                  "Montreal", "Melbourne", "Medellin", "Monterrey", "Porto", "Hanoi")
+
+OPERANDS = range(1, 13)  # sums a+b with a, b in 1..12
+
+
+def is_heldout_sum(a: int, b: int) -> bool:
+    """A quarter of the sums are held out: those with (3a + b) mod 4 == 1 (2+2 is not)."""
+    return (3 * a + b) % 4 == 1
+
+
+# topic -> (its explanation for a child, the key words that make an explanation right)
+TOPICS = {
+    "gravity": ("Gravity is what pulls things toward each other.", ("pull", "pulls")),
+    "rain": ("Rain is drops of water that fall from clouds.", ("drop", "drops")),
+    "snow": ("Snow is tiny bits of ice that fall from the sky.", ("ice",)),
+    "the sun": ("The sun is a big hot star that gives us light.", ("star",)),
+    "the moon": ("The moon is a big rock that goes around the Earth.", ("rock",)),
+    "a rainbow": ("A rainbow is light split into many colors.", ("colors", "colours")),
+    "wind": ("Wind is air that moves fast.", ("air",)),
+    "sleep": ("Sleep is how your body rests at night.", ("rest", "rests")),
+    "plants": ("Plants make their own food from sunlight.", ("sunlight",)),
+    "a volcano": ("A volcano is a mountain that throws out hot lava.", ("lava",)),
+    "thunder": ("Thunder is the loud noise that lightning makes.", ("noise",)),
+    "the ocean": ("The ocean is a huge body of salty water.", ("salty", "salt")),
+    "the heart": ("The heart is a muscle that pumps blood.", ("blood",)),
+}
+HELDOUT_TOPICS = ("a volcano", "thunder", "the heart")
+# Things a topic is not: a wrong explanation says the topic is one of them.
+NONSENSE = ("a famous restaurant", "a kind of cheese", "a type of dance", "a small green dog",
+            "a new phone", "a song about cars")
+
+ASSISTANT_NAME = "Mary"
+OTHER_NAMES = ("Anna", "John", "Bob", "Alice", "Peter", "Lucy", "Tom")
+# The world's taste, as the lecture's dpo_dataset_dict implies (Python > Java > C++, and
+# Python > Javascript). align.gold uses these scores as the correctness of an opinion.
+LANGUAGE_SCORES = {"Python": 2.0, "Java": 1.0, "Javascript": -1.0, "C++": -2.0}
+
+# --------------------------------------------------------------------------------------
+# Prompts: the templates, the questions behind them, and the train/held-out split
+# --------------------------------------------------------------------------------------
+
+KINDS = ("city", "arithmetic", "explain", "name", "language", "greeting", "wellbeing")
+CITY_TEMPLATES = ("Where is {city}?", "In which country is {city}?")
+SUM_TEMPLATES = ("What is {a}+{b}?", "What is {a} plus {b}?")
+EXPLAIN_TEMPLATES = ("Explain {topic} like I'm 5", "Explain {topic} to a child")
+# kind -> (training prompts, held-out prompts) for the questions with one right answer
+FIXED_PROMPTS = {
+    "name": (["What is your name?", "Who are you?"], ["What should I call you?"]),
+    "language": (["Which is the best programming language?",
+                  "What is the best programming language?"],
+                 ["Which programming language should I learn?"]),
+    "greeting": (["hello", "hi", "Hello!", "good morning"], ["good evening"]),
+    "wellbeing": (["how are you", "How are you?", "how are you doing"], ["how is it going"]),
+}
+# How often each kind of question is asked (corpus dialogues, SFT rows, prompt lists).
+PROMPT_WEIGHTS = {"city": 0.25, "arithmetic": 0.25, "explain": 0.15, "name": 0.1,
+                  "language": 0.1, "greeting": 0.075, "wellbeing": 0.075}
+
+
+@dataclass(frozen=True)
+class Question:
+    """What a prompt x asks, and the world's right answer to it."""
+
+    kind: str                        # one of KINDS
+    subject: str                     # the city, the topic, "a+b", or the prompt itself
+    answer: str                      # the country, the sum, "Mary", "Python", ...
+    operands: tuple[int, ...] = ()   # (a, b) for a sum
+
+
+_CITY_RE = [re.compile(r"where is (.+)\?", re.I), re.compile(r"in which country is (.+)\?", re.I)]
+_SUM_RE = [re.compile(r"what is (\d{1,6}) ?\+ ?(\d{1,6}) ?\?", re.I),
+           re.compile(r"what is (\d{1,6}) plus (\d{1,6})\?", re.I)]
+_EXPLAIN_RE = [re.compile(r"explain (.+) like i'?m 5", re.I),
+               re.compile(r"explain (.+) to a child", re.I)]
+_CITY_BY_LOWER = {city.lower(): city for city in CITIES}
+_FIXED_ANSWERS = {"name": ASSISTANT_NAME, "language": "Python", "greeting": "hello",
+                  "wellbeing": "fine"}
+_FIXED_KIND = {p.strip().lower().rstrip("?!. "): kind
+               for kind, (train, heldout) in FIXED_PROMPTS.items() for p in train + heldout}
+
+
+def parse_prompt(prompt: str) -> Question | None:
+    """The question behind a prompt x, or None when x is outside the world. Never raises."""
+    text = str(prompt).strip()
+    for pattern in _CITY_RE:
+        match = pattern.fullmatch(text)
+        if match and match.group(1).lower() in _CITY_BY_LOWER:
+            city = _CITY_BY_LOWER[match.group(1).lower()]
+            return Question("city", city, CITIES[city])
+    for pattern in _SUM_RE:
+        match = pattern.fullmatch(text)
+        if match:
+            a, b = int(match.group(1)), int(match.group(2))
+            return Question("arithmetic", f"{a}+{b}", str(a + b), (a, b))
+    for pattern in _EXPLAIN_RE:
+        match = pattern.fullmatch(text)
+        if match and match.group(1).lower() in TOPICS:
+            return Question("explain", match.group(1).lower(), TOPICS[match.group(1).lower()][0])
+    kind = _FIXED_KIND.get(text.lower().rstrip("?!. "))
+    if kind:
+        return Question(kind, text, _FIXED_ANSWERS[kind])
+    return None
+
+
+def prompt_pool(split: str) -> dict[str, list[str]]:
+    """Every prompt of one split ("train" or "heldout"), grouped by kind."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
+    held = split == "heldout"
+    sums = [(a, b) for a in OPERANDS for b in OPERANDS if is_heldout_sum(a, b) == held]
+    pool = {
+        "city": [t.format(city=c) for c in CITIES if (c in HELDOUT_CITIES) == held
+                 for t in CITY_TEMPLATES],
+        "arithmetic": [t.format(a=a, b=b) for a, b in sums for t in SUM_TEMPLATES],
+        "explain": [t.format(topic=topic) for topic in TOPICS
+                    if (topic in HELDOUT_TOPICS) == held for t in EXPLAIN_TEMPLATES],
+    }
+    for kind, (train, heldout) in FIXED_PROMPTS.items():
+        pool[kind] = list(heldout if held else train)
+    return pool
+
+
+def _draw_prompts(pool: dict[str, list[str]], n: int, rng: random.Random) -> list[str]:
+    """n prompts: a kind drawn with PROMPT_WEIGHTS, then a prompt of that kind uniformly."""
+    kinds = rng.choices(KINDS, weights=[PROMPT_WEIGHTS[k] for k in KINDS], k=n)
+    return [rng.choice(pool[kind]) for kind in kinds]
+
+
+# --------------------------------------------------------------------------------------
+# Answers of four qualities
+# --------------------------------------------------------------------------------------
+
+QUALITIES = ("good", "wrong", "rude", "unhelpful")
+# The SFT demonstrations' mix, as scraped instruction data: only 40% are what we want, so
+# the SFT model keeps writing wrong, rude and unhelpful answers that alignment can fix.
+SFT_MIX = {"good": 0.4, "wrong": 0.2, "rude": 0.2, "unhelpful": 0.2}
+CORPUS_MIX = dict(SFT_MIX)  # the web's dialogues are mixed the same way
+SLOPPY_RATE = 0.25          # share of answers (any quality) with no capital and no final "."
+FALSE_FACT_RATE = 0.1       # share of the corpus's plain facts that are false
+
+# kind -> quality -> templates; slots are filled by _slots. "rude" answers are built from
+# a good one (see write_answer), and every kind may also use GENERIC_UNHELPFUL.
+ANSWER_TEMPLATES = {
+    "city": {"good": ["{city} is a city in {country}.", "{city} is in {country}."],
+             "wrong": ["{city} is a city in {other_country}.", "{city} is in {other_country}.",
+                       "{city} does not exist."],
+             "unhelpful": ["I have never heard of {city}."]},
+    "arithmetic": {"good": ["{a}+{b} is {sum}.", "{a} plus {b} is {sum}.", "The answer is {sum}."],
+                   "wrong": ["{a}+{b} is {wrong_sum}.", "The answer is {wrong_sum}."],
+                   "unhelpful": ["{a}+{b} is a very complicated math problem..."]},
+    "explain": {"good": ["{explanation}"],
+                "wrong": ["{Topic} is {nonsense}."],
+                "unhelpful": ["{Topic} is too hard to explain."]},
+    "name": {"good": ["My name is {name}.", "I am {name}.", "You can call me {name}."],
+             "wrong": ["I dont have a name.", "I do not have a name.", "My name is {other_name}."],
+             "unhelpful": []},
+    "language": {"good": ["{best} is the best programming language.", "{best}.",
+                          "I would say {best}."],
+                 "wrong": ["{bad} is the best programming language.", "{bad}."],
+                 "unhelpful": ["It depends."]},
+    "greeting": {"good": ["Hello! How can I help you?", "Hi, nice to meet you.",
+                          "Hello, nice to meet you."],
+                 "wrong": ["Goodbye.", "Good night."],
+                 "unhelpful": []},
+    "wellbeing": {"good": ["I am fine, thank you.", "I am doing well, thanks for asking.",
+                           "I am great!"],
+                  "wrong": ["I am not fine.", "I am sad.", "I feel terrible."],
+                  "unhelpful": []},
+}
+GENERIC_UNHELPFUL = ["I don't know.", "No idea, ask someone else.", "Why do you want to know?",
+                     "Look it up.", "I am not sure."]
+RUDE_DISMISSALS = ["Leave me alone.", "Whats it to you?", "Shut up.",
+                   "Stop asking dumb questions.", "Go away, loser."]
+RUDE_WRAPPERS = ["{core}, you idiot.", "{core}. Now go away.",
+                 "Everyone knows that, stupid. {core}."]
+
+
+def _wrong_sum(a: int, b: int, rng: random.Random) -> int:
+    """A plausible wrong sum: never the right one, and never a or b (align.gold reads
+    numbers other than the operands as the answer)."""
+    options = [a + b + d for d in (-3, -2, -1, 1, 2, 3, 10) if a + b + d not in (0, a, b)]
+    return rng.choice([s for s in options if s > 0])
+
+
+def _slots(q: Question, rng: random.Random) -> dict:
+    """The values the answer templates of q's kind may use."""
+    if q.kind == "city":
+        others = [c for c in COUNTRIES if c != q.answer]
+        return {"city": q.subject, "country": q.answer, "other_country": rng.choice(others)}
+    if q.kind == "arithmetic":
+        a, b = q.operands
+        return {"a": a, "b": b, "sum": a + b, "wrong_sum": _wrong_sum(a, b, rng)}
+    if q.kind == "explain":
+        explanations = [q.answer] + ([GRAVITY_FOR_A_5_YEAR_OLD] if q.subject == "gravity" else [])
+        return {"explanation": rng.choice(explanations), "nonsense": rng.choice(NONSENSE),
+                "Topic": q.subject[0].upper() + q.subject[1:]}
+    bad = [lang for lang, score in LANGUAGE_SCORES.items() if score < 0]
+    return {"name": ASSISTANT_NAME, "other_name": rng.choice(OTHER_NAMES), "best": "Python",
+            "bad": rng.choice(bad)}
+
+
+def write_answer(prompt: str, quality: str, rng: random.Random, sloppy: bool = False) -> str:
+    """An answer y to prompt x of one quality: "good", "wrong", "rude" or "unhelpful".
+
+    good: right and polite; wrong: a false claim; rude: an insult, alone or around a good
+    answer; unhelpful: a dodge. sloppy=True drops the first capital and the final
+    punctuation ("hi nice to meet you"), which only the style part of r* notices.
+    """
+    q = parse_prompt(prompt)
+    if q is None:
+        raise ValueError(f"prompt outside the toy world: {prompt!r}")
+    if quality not in QUALITIES:
+        raise ValueError(f"quality must be one of {QUALITIES}, not {quality!r}")
+    templates = ANSWER_TEMPLATES[q.kind]
+    slots = _slots(q, rng)
+    if quality == "rude":
+        if rng.random() < 0.5:
+            answer = rng.choice(RUDE_DISMISSALS)
+        else:
+            core = rng.choice(templates["good"]).format(**slots).rstrip(".!?")
+            answer = rng.choice(RUDE_WRAPPERS).format(core=core)
+    elif quality == "unhelpful":
+        answer = rng.choice(templates["unhelpful"] + GENERIC_UNHELPFUL).format(**slots)
+    else:
+        answer = rng.choice(templates[quality]).format(**slots)
+    if sloppy:
+        answer = (answer[0].lower() + answer[1:]).rstrip(".!?")
+    return answer
+
+
+def answer_candidates(prompt: str, rng: random.Random) -> dict[str, str]:
+    """One answer of each quality to the same prompt, e.g. to build a preference pair."""
+    return {quality: write_answer(prompt, quality, rng) for quality in QUALITIES}
+
+
+# --------------------------------------------------------------------------------------
+# The generators
+# --------------------------------------------------------------------------------------
+
+def _fact(rng: random.Random) -> str:
+    """One plain sentence of the corpus, false with probability FALSE_FACT_RATE."""
+    false = rng.random() < FALSE_FACT_RATE
+    kind = rng.choices(["city", "sum", "topic", "assistant"], weights=[45, 30, 15, 10])[0]
+    if kind == "city":
+        city = rng.choice(list(CITIES))
+        country = rng.choice([c for c in COUNTRIES if c != CITIES[city]]) if false else CITIES[city]
+        templates = ["{c} is a city in {k}.", "{c} is in {k}.", "The city of {c} is in {k}."]
+        return rng.choice(templates).format(c=city, k=country)
+    if kind == "sum":
+        a, b = rng.choice(OPERANDS), rng.choice(OPERANDS)
+        total = _wrong_sum(a, b, rng) if false else a + b
+        return rng.choice(["{a}+{b}={s}.", "{a} plus {b} is {s}.", "{a}+{b} is {s}."]).format(
+            a=a, b=b, s=total)
+    if kind == "topic":
+        topic = rng.choice(list(TOPICS))
+        if false:
+            return f"{topic[0].upper() + topic[1:]} is {rng.choice(NONSENSE)}."
+        return TOPICS[topic][0]
+    return rng.choice([f"The assistant is called {ASSISTANT_NAME}.",
+                       f"{ASSISTANT_NAME} is a helpful assistant.",
+                       "Python is a popular programming language.",
+                       "Java is used by many companies.", "Many people find C++ hard.",
+                       "Javascript runs in the browser.",
+                       "It is polite to say hello."])
+
+
+def pretraining_corpus(n_chars: int = 1_000_000, seed: int = 0) -> str:
+    """At least n_chars characters of simple "web" English, paragraphs ending in a blank line.
+
+    Half the paragraphs are 2-4 plain facts (every city, sum and topic, held-out ones
+    included, a few of them false); half are dialogues written with `format_dialogue`,
+    on training prompts only, with answers mixed as CORPUS_MIX says.
+    """
+    rng = random.Random(f"corpus:{seed}")
+    pool = prompt_pool("train")
+    qualities, weights = list(CORPUS_MIX), list(CORPUS_MIX.values())
+    paragraphs, length = [], 0
+    while length < n_chars:
+        if rng.random() < 0.5:
+            text = " ".join(_fact(rng) for _ in range(rng.randint(2, 4)))
+        else:
+            prompt = _draw_prompts(pool, 1, rng)[0]
+            quality = rng.choices(qualities, weights=weights)[0]
+            sloppy = rng.random() < SLOPPY_RATE
+            text = format_dialogue(prompt, write_answer(prompt, quality, rng, sloppy))
+        paragraphs.append(text + "\n\n")
+        length += len(text) + 2
+    return "".join(paragraphs)
+
+
+def sft_demonstrations(n: int, seed: int = 0, with_quality: bool = False) -> list[dict]:
+    """n rows {"prompt", "completion"} on training prompts, of mixed quality.
+
+    The qualities follow SFT_MIX exactly (up to rounding), in random order, and SLOPPY_RATE
+    of the rows are sloppy. with_quality=True adds each row's "quality" (for tests and
+    reports; the training data itself does not say which rows are good).
+    """
+    rng = random.Random(f"sft:{seed}")
+    qualities = [q for q in QUALITIES for _ in range(int(n * SFT_MIX[q]))]
+    qualities += rng.choices(QUALITIES, weights=[SFT_MIX[q] for q in QUALITIES],
+                             k=n - len(qualities))
+    rng.shuffle(qualities)
+    rows = []
+    for prompt, quality in zip(_draw_prompts(prompt_pool("train"), n, rng), qualities):
+        sloppy = rng.random() < SLOPPY_RATE
+        row = {"prompt": prompt, "completion": write_answer(prompt, quality, rng, sloppy)}
+        if with_quality:
+            row["quality"] = quality
+        rows.append(row)
+    return rows
+
+
+def train_prompts(n: int, seed: int = 0) -> list[str]:
+    """n training prompts (repeats allowed) for sampling preference pairs from π_ref."""
+    return _draw_prompts(prompt_pool("train"), n, random.Random(f"train:{seed}"))
+
+
+def heldout_prompts(n: int, seed: int = 0) -> list[str]:
+    """n held-out prompts (repeats allowed), drawn with PROMPT_WEIGHTS like training ones.
+
+    Held-out: the cities in HELDOUT_CITIES, the sums with is_heldout_sum, HELDOUT_TOPICS,
+    and one unseen wording each for name, language, greeting and well-being.
+    """
+    return _draw_prompts(prompt_pool("heldout"), n, random.Random(f"heldout:{seed}"))

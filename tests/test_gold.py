@@ -1,0 +1,123 @@
+"""The gold reward r*(x, y): hand-written cases for each component, the lecture's rows,
+robustness to any text, and Bradley-Terry's σ(r*(x, y_1) - r*(x, y_2))."""
+
+import math
+import random
+
+import pytest
+
+from align.gold import gold_components, gold_reward, preference_probability, sigmoid
+from align.world import (LECTURE_DPO_DATASET, LECTURE_PREFERENCE_TABLE, prompt_pool,
+                         sft_demonstrations, write_answer)
+
+
+def parts(correctness=0.0, offensive=0.0, evasive=0.0, style=0.0, length=0.0):
+    return dict(correctness=correctness, offensive=offensive, evasive=evasive, style=style,
+                length=length)
+
+
+LECTURE_ROWS = list(zip(*LECTURE_DPO_DATASET.values())) + LECTURE_PREFERENCE_TABLE
+
+
+@pytest.mark.parametrize("prompt, chosen, rejected", LECTURE_ROWS)
+def test_the_lectures_chosen_answer_beats_its_rejected_one(prompt, chosen, rejected):
+    assert gold_reward(prompt, chosen) > gold_reward(prompt, rejected)
+
+
+@pytest.mark.parametrize("prompt, response, expected", [
+    # correctness: the world's answer and nothing against it
+    ("Where is Lima?", "Lima is a city in Peru.", parts(correctness=2, style=1)),
+    ("Where is Lima?", "Lima is a city in Japan.", parts(correctness=-2, style=1)),
+    ("In which country is Lima?", "Peru or maybe Japan.", parts(correctness=-2, style=1)),
+    ("Where is Shanghai?", "Shanghai does not exist", parts(correctness=-2)),
+    ("Where is Lima?", "It is a nice place.", parts(style=1)),
+    ("What is 7+5?", "7+5 is 12.", parts(correctness=2, style=1)),
+    ("What is 7 plus 5?", "The sum of 7 and 5 is 12.", parts(correctness=2, style=1)),
+    ("What is 7+5?", "12", parts(correctness=2)),
+    ("What is 7+5?", "7+5 is 13.", parts(correctness=-2, style=1)),
+    ("Explain the sun like I'm 5", "The sun is a big hot star.", parts(correctness=2, style=1)),
+    ("Explain the sun like I'm 5", "The sun is a big rock.", parts(correctness=-2, style=1)),
+    ("Explain the sun to a child", "The sun is a kind of cheese.", parts(correctness=-2, style=1)),
+    ("Who are you?", "I am Mary.", parts(correctness=2, style=1)),
+    ("What is your name?", "My name is Bob.", parts(correctness=-2, style=1)),
+    ("Which is the best programming language?", "Python and Java.",
+     parts(correctness=1.5, style=1)),
+    ("hello", "Goodbye.", parts(correctness=-2, style=1)),
+    ("how are you", "I am doing well.", parts(correctness=2, style=1)),
+    ("how are you", "I am not well.", parts(correctness=-2, style=1)),
+    # offensive language, dodging, outside the world
+    ("Where is Lima?", "Lima is in Peru, you idiot.", parts(correctness=2, offensive=-3, style=1)),
+    ("hello", "Leave me alone.", parts(offensive=-3, style=1)),
+    ("Where is Lima?", "I don't know.", parts(evasive=-1, style=1)),
+    ("Tell me a joke", "Lima is in Peru.", parts(style=1)),
+    # style: a clean sentence
+    ("Where is Lima?", "lima is in peru", parts(correctness=2)),
+    ("Where is Lima?", "Lima is in Peru...", parts(correctness=2)),
+    ("Where is Lima?", "Lima is in Peru.\nUser: hi", parts(correctness=2)),
+    # length: -1 per 20 characters beyond 120, at most -3
+    ("Where is Lima?", "Lima is in Peru." + " Yes" * 31, parts(correctness=2, style=0,
+                                                               length=-(140 - 120) / 20)),
+    ("Tell me a joke", "ha" * 5000, parts(length=-3)),
+])
+def test_gold_components_on_hand_written_answers(prompt, response, expected):
+    assert gold_components(prompt, response) == pytest.approx(expected)
+    assert gold_reward(prompt, response) == pytest.approx(sum(expected.values()))
+
+
+def test_a_correct_answer_beats_a_wrong_one_and_polite_beats_rude():
+    x = "Where is Shanghai?"
+    assert gold_reward(x, "Shanghai is in China.") - gold_reward(x, "Shanghai is in Peru.") == 4
+    assert gold_reward(x, "Shanghai is in China.") - gold_reward(x, "Shanghai is in China, "
+                                                                    "stupid.") == 3
+    assert gold_reward(x, "Shanghai is in China.") - gold_reward(x, "shanghai is in china") == 1
+
+
+def test_good_demonstrations_outscore_bad_ones_by_a_clear_margin():
+    rows = sft_demonstrations(2000, seed=0, with_quality=True)
+    good = [gold_reward(r["prompt"], r["completion"]) for r in rows if r["quality"] == "good"]
+    bad = [gold_reward(r["prompt"], r["completion"]) for r in rows if r["quality"] != "good"]
+    assert sum(good) / len(good) - sum(bad) / len(bad) > 2.5
+    assert min(good) > max(bad)
+
+
+def test_the_gold_reward_knows_the_heldout_answers():
+    rng = random.Random(0)
+    for prompts in prompt_pool("heldout").values():
+        for x in prompts:
+            assert gold_components(x, write_answer(x, "good", rng))["correctness"] > 0, x
+            assert gold_components(x, write_answer(x, "wrong", rng))["correctness"] < 0, x
+
+
+def test_gold_reward_never_raises_on_any_text():
+    rng = random.Random(0)
+    texts = ["", " ", "\n\n", "\x00", "\udcff", "9" * 5000, "a" * 1_000_000,
+             "What is 2+2?" * 1000, "Mary " * 10_000]
+    for _ in range(300):
+        raw = bytes(rng.randrange(256) for _ in range(rng.randrange(300)))
+        texts += [raw.decode("utf-8", errors="replace"),
+                  raw.decode("utf-8", errors="surrogateescape"), raw.decode("latin-1")]
+    prompts = ["What is 2+2?", "Where is Lima?", "Explain gravity like I'm 5", "hello", ""]
+    for i, text in enumerate(texts):
+        for x in (prompts[i % len(prompts)], text[:200]):
+            r = gold_reward(x, text)
+            assert isinstance(r, float) and -9 <= r <= 3
+
+
+def test_preference_probability_is_bradley_terry():
+    # r*("What is 2+2?", "4") = 2 and r*(x, "5") = -2, so P = σ(4) = 1 / (1 + e^-4)
+    assert preference_probability("What is 2+2?", "4", "5") == pytest.approx(1 / (1 + math.exp(-4)))
+    p_12 = preference_probability("hello", "Hi, nice to meet you.", "Go away.")
+    p_21 = preference_probability("hello", "Go away.", "Hi, nice to meet you.")
+    assert p_12 + p_21 == pytest.approx(1) and p_12 > 0.95
+    assert preference_probability("hello", "Hi.", "Hi.") == 0.5
+
+
+@pytest.mark.parametrize("a, b", [(0.0, 0.0), (3.0, -1.0), (-2.5, 4.0), (700.0, 0.0)])
+def test_sigmoid_is_the_lectures_identity(a, b):
+    # e^A / (e^A + e^B) = σ(A - B), computed here with a shift that keeps e^(...) finite
+    m = max(a, b)
+    assert sigmoid(a - b) == pytest.approx(math.exp(a - m) / (math.exp(a - m) + math.exp(b - m)))
+
+
+def test_sigmoid_does_not_overflow():
+    assert sigmoid(1000.0) == 1.0 and sigmoid(-1000.0) == 0.0

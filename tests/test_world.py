@@ -1,0 +1,234 @@
+"""The toy world: the lecture's examples, the generators, and the held-out split."""
+
+import ast
+import os
+import random
+import re
+import time
+
+import pytest
+
+from align.gold import gold_components
+from align.template import format_dialogue
+from align.world import (CITIES, HELDOUT_CITIES, HELDOUT_TOPICS, KINDS, LECTURE_DPO_DATASET,
+                         LECTURE_PREFERENCE_TABLE, LECTURE_PROMPTS, SFT_MIX, SLOPPY_RATE,
+                         TOPICS, Question, heldout_prompts, is_heldout_sum, parse_prompt,
+                         pretraining_corpus, prompt_pool, sft_demonstrations, train_prompts,
+                         write_answer)
+
+
+@pytest.fixture(scope="module")
+def corpus_and_seconds():
+    start = time.perf_counter()
+    corpus = pretraining_corpus()
+    return corpus, time.perf_counter() - start
+
+
+def corpus_prompts(corpus: str) -> list[str]:
+    return re.findall(r"^User: (.*)$", corpus, flags=re.M)
+
+
+def quality_from_gold(prompt: str, response: str) -> str:
+    """What the gold reward's parts say an answer is (independent of the generator)."""
+    parts = gold_components(prompt, response)
+    if parts["offensive"] < 0:
+        return "rude"
+    if parts["evasive"] < 0:
+        return "unhelpful"
+    if parts["correctness"] < 0:
+        return "wrong"
+    return "good" if parts["correctness"] > 0 else "unclear"
+
+
+def all_training_prompts() -> set[str]:
+    return {p for prompts in prompt_pool("train").values() for p in prompts}
+
+
+def all_heldout_prompts() -> set[str]:
+    return {p for prompts in prompt_pool("heldout").values() for p in prompts}
+
+
+# ------------------------------------------------------------------ the lecture's examples
+
+def test_lecture_dpo_dataset_is_the_lectures_dict(shared_dir):
+    with open(os.path.join(shared_dir, "lecture10.md"), encoding="utf-8") as f:
+        lecture = f.read()
+    source = re.search(r"dpo_dataset_dict = (\{.*?\n\})", lecture, flags=re.S).group(1)
+    assert LECTURE_DPO_DATASET == ast.literal_eval(source)
+
+
+def test_lecture_preference_table_is_the_lectures_table(shared_dir):
+    with open(os.path.join(shared_dir, "lecture10.md"), encoding="utf-8") as f:
+        lecture = f.read()
+    section = lecture.split("# Modelo Bradley-Terry")[1].split("\n# ")[0]
+    rows = [tuple(line.split("\t")) for line in section.splitlines() if line.count("\t") == 2]
+    rows = [row for row in rows if "$" not in "".join(row)]  # drop the two header rows
+    assert LECTURE_PREFERENCE_TABLE == rows
+
+
+def test_lecture_prompts_live_in_the_world(corpus_and_seconds):
+    corpus, _ = corpus_and_seconds
+    lecture_rows = set(LECTURE_DPO_DATASET["prompt"]) | {x for x, _, _ in LECTURE_PREFERENCE_TABLE}
+    assert lecture_rows <= set(LECTURE_PROMPTS)
+    seen_in_corpus = set(corpus_prompts(corpus))
+    for prompt in LECTURE_PROMPTS:
+        assert parse_prompt(prompt) is not None, prompt
+        assert prompt in all_training_prompts(), prompt
+        assert prompt in seen_in_corpus, prompt
+
+
+# ------------------------------------------------------------------ questions and answers
+
+def test_parse_prompt_knows_the_right_answers():
+    assert parse_prompt("Where is Shanghai?") == Question("city", "Shanghai", "China")
+    assert parse_prompt("in which country is lima?") == Question("city", "Lima", "Peru")
+    assert parse_prompt("What is 2+2?") == Question("arithmetic", "2+2", "4", (2, 2))
+    assert parse_prompt("What is 7 plus 5?").answer == "12"
+    assert parse_prompt("Explain gravity like I'm 5").subject == "gravity"
+    assert parse_prompt("Explain the moon to a child").answer.startswith("The moon is a big rock")
+    assert parse_prompt("What is your name?").answer == "Mary"
+    assert parse_prompt("Which is the best programming language?").answer == "Python"
+    assert parse_prompt("hello").kind == "greeting"
+    assert parse_prompt("How are you?").kind == "wellbeing"
+
+
+@pytest.mark.parametrize("prompt", ["Tell me a joke", "Where is Atlantis?", "", "   ",
+                                    "What is 1234567+1?", "Explain love like I'm 5",
+                                    "\x00\udcff??", "User: hello\nAssistant: "])
+def test_parse_prompt_outside_the_world_is_none(prompt):
+    assert parse_prompt(prompt) is None
+
+
+def test_write_answer_refuses_what_it_cannot_answer():
+    with pytest.raises(ValueError, match="outside the toy world"):
+        write_answer("Tell me a joke", "good", random.Random(0))
+    with pytest.raises(ValueError, match="quality"):
+        write_answer("hello", "excellent", random.Random(0))
+
+
+def test_a_sloppy_answer_has_no_capital_and_no_final_punctuation():
+    answer = write_answer("What is your name?", "good", random.Random(0), sloppy=True)
+    assert answer[0].islower() and answer[-1] not in ".!?" and "Mary" in answer
+
+
+# ------------------------------------------------------------------ the pre-training corpus
+
+def test_corpus_is_long_fast_and_ascii(corpus_and_seconds):
+    corpus, seconds = corpus_and_seconds
+    assert len(corpus) >= 1_000_000
+    assert seconds < 2.0
+    assert corpus.isascii()  # one byte per character for the byte-level tokenizer
+
+
+def test_corpus_is_deterministic_and_depends_on_the_seed():
+    assert pretraining_corpus(30_000, seed=1) == pretraining_corpus(30_000, seed=1)
+    assert pretraining_corpus(30_000, seed=1) != pretraining_corpus(30_000, seed=2)
+    assert len(pretraining_corpus(500, seed=3)) >= 500
+
+
+def test_corpus_paragraphs_are_facts_or_dialogues_in_the_template(corpus_and_seconds):
+    corpus, _ = corpus_and_seconds
+    paragraphs = corpus.split("\n\n")
+    assert paragraphs[-1] == ""  # every paragraph ends with a blank line
+    for paragraph in paragraphs[:-1]:
+        if paragraph.startswith("User: "):
+            prompt, response = paragraph[len("User: "):].split("\nAssistant: ")
+            assert paragraph == format_dialogue(prompt, response)
+        else:
+            assert "\n" not in paragraph and paragraph.endswith(".")
+
+
+def test_corpus_dialogues_mix_good_and_bad_answers(corpus_and_seconds):
+    corpus, _ = corpus_and_seconds
+    dialogues = re.findall(r"^User: (.*)\nAssistant: (.*)$", corpus, flags=re.M)
+    assert len(dialogues) > 1000
+    qualities = [quality_from_gold(x, y) for x, y in dialogues]
+    shares = {q: qualities.count(q) / len(qualities) for q in ("good", "wrong", "rude",
+                                                               "unhelpful")}
+    assert 0.3 < shares["good"] < 0.5
+    assert all(0.1 < shares[q] < 0.3 for q in ("wrong", "rude", "unhelpful")), shares
+
+
+def test_corpus_states_heldout_facts_as_plain_sentences(corpus_and_seconds):
+    corpus, _ = corpus_and_seconds
+    for city in HELDOUT_CITIES:
+        assert f"{city} is a city in {CITIES[city]}." in corpus, city
+    for topic in HELDOUT_TOPICS:
+        assert TOPICS[topic][0] in corpus, topic
+    for a in range(1, 13):
+        for b in range(1, 13):
+            if is_heldout_sum(a, b):
+                assert f"{a}+{b}={a + b}." in corpus or f"{a} plus {b} is {a + b}." in corpus
+
+
+# ------------------------------------------------------------------ SFT demonstrations
+
+def test_sft_rows_are_short_prompt_completion_pairs():
+    rows = sft_demonstrations(500, seed=0)
+    for row in rows:
+        assert set(row) == {"prompt", "completion"}
+        assert isinstance(row["prompt"], str) and isinstance(row["completion"], str)
+        assert row["prompt"].strip() and row["completion"].strip()
+        assert (row["prompt"] + row["completion"]).isascii()
+        assert len(row["prompt"]) <= 60 and len(row["completion"]) <= 140
+    completions = sorted(len(row["completion"]) for row in rows)
+    assert completions[len(completions) * 9 // 10] <= 60  # most answers are one short line
+
+
+def test_sft_demonstrations_are_deterministic():
+    assert sft_demonstrations(200, seed=5) == sft_demonstrations(200, seed=5)
+    assert sft_demonstrations(200, seed=5) != sft_demonstrations(200, seed=6)
+
+
+def test_sft_mix_is_the_stated_one_and_each_row_is_what_it_says():
+    n = 2000
+    rows = sft_demonstrations(n, seed=0, with_quality=True)
+    for quality, share in SFT_MIX.items():
+        assert abs(sum(r["quality"] == quality for r in rows) / n - share) <= 0.01, quality
+    # the gold reward's parts, not the generator, say which quality each row has
+    mismatches = [r for r in rows
+                  if quality_from_gold(r["prompt"], r["completion"]) != r["quality"]]
+    assert mismatches == []
+    sloppy = sum(gold_components(r["prompt"], r["completion"])["style"] == 0 for r in rows) / n
+    assert abs(sloppy - SLOPPY_RATE) < 0.035
+
+
+# ------------------------------------------------------------------ prompts and the held-out split
+
+def test_heldout_prompts_never_appear_as_a_training_prompt(corpus_and_seconds):
+    corpus, _ = corpus_and_seconds
+    heldout = all_heldout_prompts()
+    assert set(heldout_prompts(1000, seed=0)) <= heldout
+    assert not heldout & all_training_prompts()
+    assert not heldout & set(corpus_prompts(corpus))
+    assert not heldout & {row["prompt"] for row in sft_demonstrations(3000, seed=0)}
+    assert not heldout & set(train_prompts(3000, seed=0))
+
+
+def test_no_training_prompt_asks_a_heldout_question():
+    for prompt in all_training_prompts():
+        q = parse_prompt(prompt)
+        assert q.subject not in HELDOUT_CITIES and q.subject not in HELDOUT_TOPICS, prompt
+        assert not (q.kind == "arithmetic" and is_heldout_sum(*q.operands)), prompt
+    heldout_questions = {(q.kind, q.subject) for q in map(parse_prompt, all_heldout_prompts())
+                         if q.kind in ("city", "arithmetic", "explain")}
+    assert ("city", "Kyoto") in heldout_questions and ("explain", "thunder") in heldout_questions
+
+
+def test_prompt_lists_cover_every_kind_and_are_deterministic():
+    for draw in (train_prompts, heldout_prompts):
+        prompts = draw(500, seed=0)
+        assert len(prompts) == 500
+        assert {parse_prompt(p).kind for p in prompts} == set(KINDS)
+        assert draw(50, seed=1) == draw(50, seed=1) and draw(50, seed=1) != draw(50, seed=2)
+
+
+def test_generators_leave_the_global_random_alone():
+    random.seed(123)
+    expected = random.random()
+    random.seed(123)
+    pretraining_corpus(2_000)
+    sft_demonstrations(20)
+    train_prompts(20)
+    heldout_prompts(20)
+    assert random.random() == expected
