@@ -257,8 +257,10 @@ class GPT(nn.Module):
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = None
         if targets is not None:
+            # bf16 logits (CUDA autocast) are scored in float32; float64 stays float64
+            logits_for_loss = logits.to(torch.promote_types(logits.dtype, torch.float32))
             loss = F.cross_entropy(
-                logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
+                logits_for_loss.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100
             )
         return logits, loss
 

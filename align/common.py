@@ -1,0 +1,127 @@
+"""What the SFT, reward-model and DPO stages share: settings, loading, the training loop.
+
+Each stage is a plain loop over optimiser steps:
+
+    for step in 1..max_iters:
+        lr ← warm-up then cosine (minigpt.optim)
+        batch ← the next shuffled batch of examples
+        loss, metrics ← the stage's own loss on the batch   (SFT, Bradley-Terry or DPO)
+        loss.backward(); clip the gradient norm; AdamW step
+        every eval_interval steps: evaluate, checkpoint, plot
+
+`train_steps` below is that loop, written once; each stage passes its loss function.
+"""
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from tqdm import tqdm
+
+from minigpt.checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint, save_checkpoint
+from minigpt.errors import InputError
+from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
+from minigpt.runlog import RunFolder
+from minigpt.train import autocast_for
+
+
+@dataclass
+class StageConfig:
+    """Settings every alignment stage has; each stage's dataclass adds its own."""
+
+    init: str = field(default="", metadata={"help": "run folder or ckpt.pt to start from"})
+    data: str = field(default="", metadata={"help": "training JSONL file"})
+    eval_data: str = field(default="", metadata={"help": "held-out JSONL file (optional)"})
+    out_dir: str = field(default="", metadata={"help": "run folder to write"})
+    max_length: int = field(default=128, metadata={"help": "longest prompt + response in tokens"})
+    max_prompt_length: int = field(default=64, metadata={"help": "longest prompt kept (its end)"})
+    batch_size: int = field(default=16, metadata={"help": "examples (or pairs) per step"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "peak learning rate"})
+    min_lr: float = field(default=3e-5, metadata={"help": "learning rate at the end"})
+    warmup_iters: int = field(default=20, metadata={"help": "linear warm-up steps"})
+    max_iters: int = field(default=300, metadata={"help": "optimiser steps"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (matrices only)"})
+    grad_clip: float = field(default=1.0, metadata={"help": "clip the gradient norm; 0: none"})
+    eval_interval: int = field(default=100, metadata={"help": "evaluate and checkpoint every N steps"})
+    seed: int = field(default=1337, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+
+
+def load_stage(path, stages: tuple[str, ...], device="cpu"):
+    """Read a checkpoint and check it comes from one of the expected stages."""
+    checkpoint = load_checkpoint(checkpoint_path(path), map_location=device)
+    stage = json.loads(checkpoint["extra"]).get("stage", "pretrain")
+    if stage not in stages:
+        raise InputError(f"{checkpoint['path']}: this is a {stage!r} checkpoint; expected one "
+                         f"from {' or '.join(repr(s) for s in stages)}")
+    return checkpoint, stage
+
+
+def shuffled_batches(n_examples: int, batch_size: int, generator: torch.Generator):
+    """Endless index batches: each epoch is a new permutation of 0..n-1."""
+    while True:
+        order = torch.randperm(n_examples, generator=generator).tolist()
+        for start in range(0, max(n_examples - batch_size, 0) + 1, batch_size):
+            yield order[start : start + batch_size]  # full batches; the next epoch reshuffles
+
+
+def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, desc,
+                evaluate=None, save=None, progress=True):
+    """The shared loop: schedule, forward/backward, clip, AdamW step, log, evaluate, save.
+
+    loss_on_batch(indices) -> (loss, metrics dict) is the stage's own loss.
+    evaluate(step) -> metrics dict and save(step) run every eval_interval steps and at the end.
+    """
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
+                               device_type=device)
+    model.train()
+    started = time.time()
+    bar = tqdm(range(1, config.max_iters + 1), desc=desc, disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
+                              config.max_iters)
+        set_learning_rate(optimizer, lr)
+        with autocast_for(device):
+            loss, metrics = loss_on_batch(next(batches))
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        run.log({"step": step, "loss": loss.item(), "lr": lr, **metrics})
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
+        if step % config.eval_interval == 0 or step == config.max_iters:
+            if evaluate is not None:
+                model.eval()
+                row = evaluate(step)
+                model.train()
+                run.log({"step": step, **row})
+                tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
+            if save is not None:
+                save(step)
+    bar.close()
+    model.eval()
+    return time.time() - started
+
+
+def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, config):
+    """A model-only checkpoint that remembers which stage wrote it."""
+    save_checkpoint(run.file(CHECKPOINT_NAME), model, step, model_config, tokenizer,
+                    extra={"stage": stage, "config": asdict(config)})
+
+
+def require(value, flag):
+    if not value:
+        raise InputError(f"{flag} is required")
+    return value
+
+
+def fresh_run_folder(out_dir) -> RunFolder:
+    """A run folder whose metrics start empty (an earlier run's rows are replaced)."""
+    run = RunFolder(out_dir)
+    if os.path.exists(run.file("metrics.jsonl")):
+        run.keep_metrics_up_to(-1)
+    return run

@@ -1,0 +1,194 @@
+"""Alignment data: reading and checking JSONL, tokenising with the template, -100 labels.
+
+Two formats, as TRL reads them:
+    SFT demonstrations   {"prompt": "...", "completion": "..."}        one JSON object a line
+    preference pairs     {"prompt": "...", "chosen": "...", "rejected": "..."}
+Preference pairs also load from the lecture's dict of lists (`dpo_dataset_dict`).
+
+Tokenising a (prompt, response) for training:
+    input_ids = tokens(format_prompt(prompt)) + tokens(response) + [EOS]
+    labels    = [-100] * len(prompt tokens)   + tokens(response) + [EOS]
+so the loss and the log-probabilities count the response and its EOS only. Padding is
+added on the right with labels -100 (never masked by comparing with the pad id: the pad
+id may equal the EOS id, and the EOS target must be trained).
+
+Too long? The prompt keeps its end (at most max_prompt_length tokens), then the response
+is cut to fit max_length. Every truncated or dropped row is counted in a TruncationStats
+and reported, never silent.
+
+Example:
+    >>> tok = ByteTokenizer()
+    >>> stats = TruncationStats()
+    >>> ids, labels = tokenize_example(tok, "hi", "yo", 64, 32, stats)
+    >>> tok.decode(ids), labels[-3:] == [ord("y"), ord("o"), tok.eos_id]
+    ('User: hi\\nAssistant: yo<|eos|>', True)
+"""
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+
+from align.template import format_prompt
+from minigpt.checkpoint import write_atomically
+from minigpt.errors import InputError
+
+SFT_KEYS = ("prompt", "completion")
+PREFERENCE_KEYS = ("prompt", "chosen", "rejected")
+
+
+# ----------------------------------------------------------------------------- reading
+def read_jsonl(path, keys) -> list[dict]:
+    """Read a JSONL file whose rows each hold the given string keys, non-empty.
+
+    Errors name the file and line: bad JSON, a row that is not an object, a missing key,
+    a value that is not a string, an empty text.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: no such data file")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        try:
+            lines = f.readlines()
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}, line {number}: not valid JSON ({error.msg})") from None
+        rows.append(check_row(row, keys, f"{path}, line {number}"))
+    if not rows:
+        raise InputError(f"{path}: no rows; expected one JSON object a line with keys {list(keys)}")
+    return rows
+
+
+def check_row(row, keys, where: str) -> dict:
+    if not isinstance(row, dict):
+        raise InputError(f"{where}: expected a JSON object with keys {list(keys)}, "
+                         f"got {type(row).__name__}")
+    for key in keys:
+        if key not in row:
+            raise InputError(f"{where}: missing key {key!r} (expected keys {list(keys)}, "
+                             f"found {sorted(row)})")
+        if not isinstance(row[key], str):
+            raise InputError(f"{where}: {key!r} must be a string, got {type(row[key]).__name__}")
+        if not row[key].strip():
+            raise InputError(f"{where}: {key!r} is empty")
+    return {key: row[key] for key in keys}
+
+
+def rows_from_dict_of_lists(columns: dict, keys=PREFERENCE_KEYS, source="dict") -> list[dict]:
+    """The lecture's dict of lists ({"prompt": [...], "chosen": [...], ...}) as rows."""
+    missing = [key for key in keys if key not in columns]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {missing}; expected {list(keys)}")
+    lengths = {key: len(columns[key]) for key in keys}
+    if len(set(lengths.values())) != 1:
+        raise InputError(f"{source}: columns have different lengths {lengths}")
+    return [check_row({key: columns[key][i] for key in keys}, keys, f"{source}, row {i}")
+            for i in range(lengths[keys[0]])]
+
+
+def write_jsonl(path, rows: list[dict]):
+    """Write rows as JSON lines, atomically."""
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    write_atomically(path, text.encode("utf-8"))
+
+
+# ----------------------------------------------------------------------------- tokenising
+@dataclass
+class TruncationStats:
+    """How many rows were shortened or dropped to fit max_length."""
+
+    rows: int = 0
+    prompt_truncated: int = 0
+    response_truncated: int = 0
+    dropped: int = 0
+
+    def summary(self, what: str = "rows") -> str:
+        return (f"{self.rows} {what}: {self.prompt_truncated} with the prompt's start cut, "
+                f"{self.response_truncated} with the response's end cut, {self.dropped} dropped "
+                f"(no room for any response token)")
+
+
+def prompt_tokens(tokenizer, prompt: str) -> list[int]:
+    return tokenizer.encode(format_prompt(prompt))
+
+
+def response_tokens(tokenizer, prompt: str, response: str) -> list[int]:
+    """The response's tokens plus EOS, checked to continue the prompt's tokens exactly.
+
+    The prompt's tokens must be a prefix of (prompt + response)'s tokens, or the model
+    would be trained on a split it never sees when generating.
+    """
+    ids_prompt = prompt_tokens(tokenizer, prompt)
+    ids_full = tokenizer.encode(format_prompt(prompt) + response)
+    if ids_full[: len(ids_prompt)] != ids_prompt:
+        raise ValueError("the prompt's tokens are not a prefix of prompt + response's tokens")
+    return ids_full[len(ids_prompt):] + [tokenizer.eos_id]
+
+
+def fit(prompt_ids, responses, max_length, max_prompt_length, stats: TruncationStats):
+    """Cut the prompt's start, then the responses' ends, to fit max_length; None to drop."""
+    stats.rows += 1
+    longest = max(len(r) for r in responses)
+    if len(prompt_ids) + longest > max_length and len(prompt_ids) > max_prompt_length:
+        prompt_ids = prompt_ids[-max_prompt_length:]  # keep the end: the question and separator
+        stats.prompt_truncated += 1
+    room = max_length - len(prompt_ids)
+    if room < 1:
+        stats.dropped += 1
+        return None
+    if longest > room:
+        stats.response_truncated += 1
+        responses = [r[:room] for r in responses]
+    return prompt_ids, responses
+
+
+def tokenize_example(tokenizer, prompt, response, max_length, max_prompt_length, stats):
+    """(input_ids, labels) for one demonstration, or None if it had to be dropped."""
+    try:
+        fitted = fit(prompt_tokens(tokenizer, prompt), [response_tokens(tokenizer, prompt, response)],
+                     max_length, max_prompt_length, stats)
+    except ValueError as error:  # a character outside a char tokenizer's vocabulary
+        raise InputError(f"prompt {prompt[:40]!r}: {error}") from None
+    if fitted is None:
+        return None
+    prompt_ids, (response_ids,) = fitted
+    return prompt_ids + response_ids, [-100] * len(prompt_ids) + response_ids
+
+
+def tokenize_pair(tokenizer, row, max_length, max_prompt_length, stats):
+    """Chosen and rejected sequences of one preference pair, sharing one (cut) prompt."""
+    try:
+        prompt_ids = prompt_tokens(tokenizer, row["prompt"])
+        responses = [response_tokens(tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
+    except ValueError as error:
+        raise InputError(f"prompt {row['prompt'][:40]!r}: {error}") from None
+    fitted = fit(prompt_ids, responses, max_length, max_prompt_length, stats)
+    if fitted is None:
+        return None
+    prompt_ids, (chosen, rejected) = fitted
+    prompt_labels = [-100] * len(prompt_ids)
+    return {"chosen": (prompt_ids + chosen, prompt_labels + chosen),
+            "rejected": (prompt_ids + rejected, prompt_labels + rejected)}
+
+
+def pad_right(sequences: list[list[int]], value: int, length: int | None = None) -> torch.Tensor:
+    """Stack token lists into (B, T_max), padding on the right with value."""
+    length = length or max(len(s) for s in sequences)
+    out = torch.full((len(sequences), length), value, dtype=torch.long)
+    for row, tokens in enumerate(sequences):
+        out[row, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+    return out
+
+
+def collate(examples, pad_id: int, length: int | None = None):
+    """[(input_ids, labels), ...] -> input_ids (B, T), labels (B, T) with -100 on padding."""
+    return (pad_right([ids for ids, _ in examples], pad_id, length),
+            pad_right([labels for _, labels in examples], -100, length))

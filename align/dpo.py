@@ -1,0 +1,184 @@
+"""DPO: align the policy directly on preference pairs, with no reward model and no RL.
+
+    L_DPO(π_θ; π_ref) = −E_{(x, y_w, y_l) ~ D} [ log σ( β log π_θ(y_w|x)/π_ref(y_w|x)
+                                                     − β log π_θ(y_l|x)/π_ref(y_l|x) ) ]
+
+π_θ starts as a copy of the SFT model; π_ref is the SFT model itself, frozen (eval mode,
+no gradients). Each log π(y|x) is a sum of per-token log-probabilities over the response
+(minigpt.get_batch_logps, the lecture's "¿Cómo calculamos las log-probs?"). Because
+π_ref never changes, its log-probabilities are computed once for the whole dataset and
+cached. Chosen and rejected answers go through π_θ in one concatenated forward pass.
+
+Run:
+    python -m align.dpo --init runs/sft --data pairs.jsonl --eval-data heldout_pairs.jsonl --beta 0.1
+"""
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from align.common import (StageConfig, fresh_run_folder, load_stage, require, save_stage,
+                          shuffled_batches, train_steps)
+from align.data import PREFERENCE_KEYS, pad_right, read_jsonl
+from align.losses import DPO_LOSS_TYPES, dpo_loss
+from align.reward import tokenize_pairs
+from minigpt.checkpoint import model_from_checkpoint
+from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.errors import InputError
+from minigpt.logps import get_batch_logps
+from minigpt.runlog import column
+from minigpt.train import pick_device
+
+
+@dataclass
+class DPOConfig(StageConfig):
+    """DPO's settings; `DPOConfig(beta=0.1)` is the lecture's example."""
+
+    out_dir: str = field(default="runs/dpo", metadata={"help": "run folder to write"})
+    beta: float = field(default=0.1, metadata={"help": "β: how far π_θ may move from π_ref"})
+    loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (the lecture's), ipo or hinge",
+                                                       "choices": DPO_LOSS_TYPES})
+    label_smoothing: float = field(default=0.0, metadata={"help": "conservative DPO: P(label flipped)"})
+    reference_free: bool = field(default=False, metadata={"help": "take π_ref as uniform"})
+    average_log_prob: bool = field(default=False, metadata={"help": "mean instead of sum of token log-probs (β then weighs per-token ratios)"})
+    learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate"})
+    min_lr: float = field(default=1e-5, metadata={"help": "learning rate at the end"})
+
+
+def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False):
+    """log π(y_w|x) and log π(y_l|x) for a batch of pairs, in one forward pass.
+
+    Chosen rows then rejected rows are padded to one length and stacked: (2B, T).
+    Returns (chosen_logps (B,), rejected_logps (B,)).
+    """
+    sequences = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+    input_ids = pad_right([ids for ids, _ in sequences], pad_id).to(device)  # (2B, T)
+    labels = pad_right([labels for _, labels in sequences], -100).to(device)  # (2B, T)
+    logits, _ = model(input_ids)  # (2B, T, vocab)
+    logps = get_batch_logps(logits, labels, average_log_prob=average_log_prob)  # (2B,)
+    return logps[: len(pairs)], logps[len(pairs):]
+
+
+@torch.no_grad()
+def add_reference_logps(reference, pairs, pad_id, device, average_log_prob, batch_size=64):
+    """Compute log π_ref(y_w|x), log π_ref(y_l|x) once per pair and keep them in the pair."""
+    for start in range(0, len(pairs), batch_size):
+        batch = pairs[start : start + batch_size]
+        chosen, rejected = concatenated_forward(reference, batch, pad_id, device, average_log_prob)
+        for pair, c, r in zip(batch, chosen.tolist(), rejected.tolist()):
+            pair["reference_chosen_logps"], pair["reference_rejected_logps"] = c, r
+
+
+def dpo_batch(policy, pairs, config, pad_id, device):
+    """The DPO loss of a batch and the metrics people read (named as in TRL)."""
+    policy_chosen, policy_rejected = concatenated_forward(policy, pairs, pad_id, device,
+                                                          config.average_log_prob)
+    as_tensor = dict(dtype=policy_chosen.dtype, device=device)
+    reference_chosen = torch.tensor([p["reference_chosen_logps"] for p in pairs], **as_tensor)
+    reference_rejected = torch.tensor([p["reference_rejected_logps"] for p in pairs], **as_tensor)
+    losses, chosen_rewards, rejected_rewards = dpo_loss(
+        policy_chosen, policy_rejected, reference_chosen, reference_rejected, beta=config.beta,
+        label_smoothing=config.label_smoothing, loss_type=config.loss_type,
+        reference_free=config.reference_free)
+    metrics = {
+        "rewards/chosen": chosen_rewards.mean().item(),
+        "rewards/rejected": rejected_rewards.mean().item(),
+        "rewards/accuracies": (chosen_rewards > rejected_rewards).float().mean().item(),
+        "rewards/margins": (chosen_rewards - rejected_rewards).mean().item(),
+        "logps/chosen": policy_chosen.detach().mean().item(),
+        "logps/rejected": policy_rejected.detach().mean().item(),
+    }
+    return losses.mean(), metrics
+
+
+@torch.no_grad()
+def evaluate_dpo(policy, pairs, config, pad_id, device, batch_size=64) -> dict:
+    """Mean loss and implicit-reward metrics over a whole set of pairs."""
+    totals, n = {}, 0
+    for start in range(0, len(pairs), batch_size):
+        batch = pairs[start : start + batch_size]
+        loss, metrics = dpo_batch(policy, batch, config, pad_id, device)
+        for key, value in {"loss": loss.item(), **metrics}.items():
+            totals[key] = totals.get(key, 0.0) + value * len(batch)
+        n += len(batch)
+    return {key: value / n for key, value in totals.items()}
+
+
+def load_policy_and_reference(init, device):
+    """π_θ (trainable) and π_ref (a frozen copy) from an SFT checkpoint."""
+    checkpoint, _ = load_stage(init, ("sft", "pretrain", "dpo"), device)
+    policy, tokenizer = model_from_checkpoint(checkpoint)
+    policy.to(device)
+    reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    return policy, reference, tokenizer
+
+
+def train_dpo(config: DPOConfig, progress=True) -> dict:
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"), device)
+    pairs, stats = tokenize_pairs(read_jsonl(require(config.data, "--data"), PREFERENCE_KEYS),
+                                  tokenizer, config, "DPO training pairs")
+    eval_pairs = []
+    if config.eval_data:
+        eval_pairs, _ = tokenize_pairs(read_jsonl(config.eval_data, PREFERENCE_KEYS), tokenizer,
+                                       config, "DPO held-out pairs")
+    if not pairs:
+        raise InputError(f"{config.data}: no pair fits max_length={config.max_length}")
+
+    run = fresh_run_folder(config.out_dir)
+    run.write_json("config.json", {**dataclasses.asdict(config), "truncation": dataclasses.asdict(stats)})
+    tokenizer.save(run.file("tokenizer.json"))
+    pad_id = tokenizer.pad_id
+    add_reference_logps(reference, pairs + eval_pairs, pad_id, device, config.average_log_prob)
+    batches = shuffled_batches(len(pairs), config.batch_size, torch.Generator().manual_seed(config.seed))
+
+    def loss_on_batch(indices):
+        return dpo_batch(policy, [pairs[i] for i in indices], config, pad_id, device)
+
+    def evaluate(step):
+        result = evaluate_dpo(policy, eval_pairs or pairs[:256], config, pad_id, device)
+        prefix = "eval" if eval_pairs else "train"
+        return {f"{prefix}/{key}": value for key, value in result.items()}
+
+    def save(step):
+        save_stage(run, policy, step, policy.config, tokenizer, "dpo", config)
+
+    seconds = train_steps(policy, config, loss_on_batch, batches, run, device, "DPO",
+                          evaluate, save, progress)
+    rows = run.read_metrics()
+    plot_dpo(run, rows)
+    prefix = "eval" if eval_pairs else "train"
+    final = [row for row in rows if f"{prefix}/loss" in row][-1]
+    summary = {"run": run.path, "seconds": seconds, "evaluated_on": prefix,
+               **{key.removeprefix(prefix + "/"): value for key, value in final.items() if key != "step"},
+               "truncation": dataclasses.asdict(stats)}
+    run.write_json("summary.json", summary)
+    return summary
+
+
+def plot_dpo(run, rows):
+    run.plot("loss.png", {"DPO loss": column(rows, "loss")}, title="DPO loss (log 2 ≈ 0.693 at the start)")
+    run.plot("rewards.png", {"rewards/chosen": column(rows, "rewards/chosen"),
+                             "rewards/rejected": column(rows, "rewards/rejected"),
+                             "rewards/margins": column(rows, "rewards/margins")},
+             title="DPO implicit rewards β·log π_θ/π_ref", ylabel="reward")
+    run.plot("accuracies.png", {"rewards/accuracies (batch)": column(rows, "rewards/accuracies"),
+                                "held-out": column(rows, "eval/rewards/accuracies"),
+                                "training pairs (eval)": column(rows, "train/rewards/accuracies")},
+             title="DPO: share of pairs with r̂(y_w) > r̂(y_l)", ylabel="fraction")
+
+
+def main(argv=None):
+    parser = parser_from_dataclass(DPOConfig, __doc__)
+    summary = train_dpo(DPOConfig(**given_flags(parser.parse_args(argv))))
+    print(f"run folder: {summary['run']}")
+    print(f"{summary['evaluated_on']} pairs: loss {summary['loss']:.4f}, implicit-reward accuracy "
+          f"{summary['rewards/accuracies']:.3f}, margin {summary['rewards/margins']:.3f}")
+    return summary
+
+
+if __name__ == "__main__":
+    run_main(main)

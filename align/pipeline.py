@@ -1,0 +1,214 @@
+"""The lecture end to end: pre-training → SFT → reward model → preference data → DPO.
+
+    toy world corpus ─► pre-training ─► SFT on mixed-quality demonstrations = π_ref
+    π_ref samples, labelled by the gold reward r* through Bradley-Terry ─► preference pairs
+    pairs ─► reward model r_φ (Bradley-Terry)        pairs + frozen π_ref ─► DPO policy π_θ
+    held-out prompts ─► gold reward of SFT, DPO and best-of-N (r_φ) answers, win rate, KL
+
+Run:
+    python -m align.pipeline                   # the default: about 10 minutes on 2 CPU cores
+    python -m align.pipeline --preset quick    # under a minute: a smoke test
+    python -m align.pipeline --preset gpu --device cuda
+
+One run folder (--out-dir) holds data/, pretrain/, sft/, reward/, dpo/ (each with its
+checkpoint, metrics and plots), the figures losses.png, dpo_rewards.png and
+gold_reward.png, samples.jsonl, and report.md with the results table.
+"""
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from align.data import write_jsonl
+from align.dpo import DPOConfig, train_dpo
+from align.evaluate import best_of_n, generate_responses, mean_and_ci, sequence_kl, win_rate
+from align.gold import gold_reward
+from align.preferences import make_preference_pairs
+from align.report import plot_pipeline, write_report
+from align.reward import RewardConfig, load_reward_model, train_reward
+from align.sft import SFTConfig, train_sft
+from align.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
+                         sft_demonstrations, train_prompts)
+from minigpt.checkpoint import load_model
+from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.errors import InputError
+from minigpt.runlog import RunFolder
+from minigpt.train import TrainConfig, pick_device, train
+
+# Each preset: the toy world's sizes and every stage's settings.
+PRESETS = {
+    "quick": dict(
+        corpus_chars=150_000, sft_rows=600, pair_prompts=48, heldout_pairs_prompts=24,
+        samples_per_prompt=4, eval_prompts=32, best_of=2,
+        pretrain=dict(n_layer=2, n_head=2, n_embd=64, block_size=128, batch_size=16,
+                      max_iters=150, warmup_iters=20, eval_interval=75, eval_iters=5),
+        sft=dict(max_iters=60, batch_size=16, eval_interval=30),
+        reward=dict(max_iters=40, batch_size=16, eval_interval=20),
+        dpo=dict(max_iters=40, batch_size=16, eval_interval=20, learning_rate=3e-4),
+    ),
+    "default": dict(
+        corpus_chars=1_000_000, sft_rows=4000, pair_prompts=600, heldout_pairs_prompts=200,
+        samples_per_prompt=4, eval_prompts=300, best_of=4,
+        pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16,
+                      max_iters=1500, warmup_iters=100, eval_interval=250, eval_iters=10),
+        sft=dict(max_iters=400, batch_size=32, eval_interval=100),
+        reward=dict(max_iters=300, batch_size=32, eval_interval=100),
+        dpo=dict(max_iters=300, batch_size=32, eval_interval=50),
+    ),
+    "gpu": dict(
+        corpus_chars=3_000_000, sft_rows=20000, pair_prompts=4000, heldout_pairs_prompts=500,
+        samples_per_prompt=4, eval_prompts=1000, best_of=8,
+        pretrain=dict(n_layer=6, n_head=6, n_embd=384, block_size=128, batch_size=64,
+                      max_iters=4000, warmup_iters=200, eval_interval=500, eval_iters=20),
+        sft=dict(max_iters=1500, batch_size=64, eval_interval=250),
+        reward=dict(max_iters=1000, batch_size=64, eval_interval=250),
+        dpo=dict(max_iters=1000, batch_size=64, eval_interval=100),
+    ),
+}
+
+
+@dataclass
+class PipelineConfig:
+    preset: str = field(default="default", metadata={"help": "sizes and steps of every stage",
+                                                      "choices": tuple(PRESETS)})
+    out_dir: str = field(default="runs/pipeline", metadata={"help": "run folder to write"})
+    beta: float = field(default=0.1, metadata={"help": "DPO's β"})
+    max_new_tokens: int = field(default=48, metadata={"help": "longest sampled answer"})
+    seed: int = field(default=1337, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+
+def stage_settings(preset: dict, stage: str, **fixed) -> dict:
+    return {**preset[stage], **fixed}
+
+
+def run_pipeline(config: PipelineConfig) -> dict:
+    if config.preset not in PRESETS:
+        raise InputError(f"--preset must be one of {list(PRESETS)}, got {config.preset!r}")
+    preset, device, seed = PRESETS[config.preset], pick_device(config.device), config.seed
+    started = time.time()
+    run = RunFolder(config.out_dir)
+    run.write_json("config.json", {**dataclasses.asdict(config), "preset_settings": preset})
+    path = run.file
+    timings = {}
+
+    # 0. the toy world's data
+    os.makedirs(path("data"), exist_ok=True)
+    with open(path("data/corpus.txt"), "w", encoding="utf-8") as f:
+        f.write(pretraining_corpus(preset["corpus_chars"], seed))
+    demonstrations = sft_demonstrations(preset["sft_rows"], seed)
+    n_eval = max(len(demonstrations) // 10, 1)
+    write_jsonl(path("data/sft_train.jsonl"), demonstrations[n_eval:])
+    write_jsonl(path("data/sft_eval.jsonl"), demonstrations[:n_eval])
+
+    # 1. pre-training (minigpt.train), byte-level so any text of the world encodes
+    clock = time.time()
+    pretrain = train(TrainConfig(data=path("data/corpus.txt"), out_dir=path("pretrain"),
+                                 tokenizer="byte", seed=seed, device=config.device,
+                                 sample_tokens=0, overwrite=True, **preset["pretrain"]),
+                     progress=config.progress)
+    timings["pretrain"] = time.time() - clock
+    block = preset["pretrain"]["block_size"]
+    lengths = dict(max_length=block, max_prompt_length=block // 2, device=config.device, seed=seed)
+
+    # 2. supervised fine-tuning: π_ref
+    clock = time.time()
+    sft = train_sft(SFTConfig(init=path("pretrain"), data=path("data/sft_train.jsonl"),
+                              eval_data=path("data/sft_eval.jsonl"), out_dir=path("sft"),
+                              **lengths, **preset["sft"]), progress=config.progress)
+    timings["sft"] = time.time() - clock
+
+    # 3. preference pairs from π_ref's samples, labelled by r* through Bradley-Terry
+    clock = time.time()
+    reference, tokenizer, _ = load_model(path("sft"), device)
+    sampling = dict(max_new_tokens=config.max_new_tokens, device=device)
+    pairs, pair_counts = make_preference_pairs(reference, tokenizer,
+                                               train_prompts(preset["pair_prompts"], seed),
+                                               preset["samples_per_prompt"], seed, **sampling)
+    heldout_pairs, heldout_counts = make_preference_pairs(
+        reference, tokenizer, heldout_prompts(preset["heldout_pairs_prompts"], seed + 1), 2,
+        seed + 1, **sampling)
+    write_jsonl(path("data/pairs_train.jsonl"), pairs)
+    write_jsonl(path("data/pairs_heldout.jsonl"), heldout_pairs)
+    timings["preferences"] = time.time() - clock
+
+    # 4. reward model r_φ, 5. DPO
+    clock = time.time()
+    reward = train_reward(RewardConfig(init=path("sft"), data=path("data/pairs_train.jsonl"),
+                                       eval_data=path("data/pairs_heldout.jsonl"),
+                                       out_dir=path("reward"), **lengths, **preset["reward"]),
+                          progress=config.progress)
+    timings["reward"] = time.time() - clock
+    clock = time.time()
+    dpo = train_dpo(DPOConfig(init=path("sft"), data=path("data/pairs_train.jsonl"),
+                              eval_data=path("data/pairs_heldout.jsonl"), out_dir=path("dpo"),
+                              beta=config.beta, **lengths, **preset["dpo"]),
+                    progress=config.progress)
+    timings["dpo"] = time.time() - clock
+
+    # 6. evaluation on held-out prompts with the gold reward
+    clock = time.time()
+    policy, _, _ = load_model(path("dpo"), device)
+    reward_model, _ = load_reward_model(path("reward"), device)
+    prompts = heldout_prompts(preset["eval_prompts"], seed + 2)
+    answers = {"SFT": generate_responses(reference, tokenizer, prompts, seed=seed, **sampling),
+               "DPO": generate_responses(policy, tokenizer, prompts, seed=seed, **sampling),
+               f"best-of-{preset['best_of']} (r_φ)": best_of_n(
+                   reference, reward_model, tokenizer, prompts, preset["best_of"], block, device,
+                   seed=seed + 100, max_new_tokens=config.max_new_tokens)}
+    gold = {name: [gold_reward(p, a) for p, a in zip(prompts, texts)] for name, texts in answers.items()}
+    difference = [d - s for d, s in zip(gold["DPO"], gold["SFT"])]
+    lecture = {name: generate_responses(model, tokenizer, LECTURE_PROMPTS, temperature=0.0, **sampling)
+               for name, model in (("SFT", reference), ("DPO", policy))}
+    timings["evaluation"] = time.time() - clock
+
+    results = {
+        "preset": config.preset, "device": device, "seconds": time.time() - started,
+        "timings": timings,
+        "pretrain_val_loss": pretrain["val_loss"],
+        "sft_response_loss": sft["eval_response_loss"],
+        "reward_accuracy": reward["accuracy"], "reward_gold_agreement": reward["gold_agreement"],
+        "reward_comparable_pairs": reward["gold_comparable_pairs"],
+        "dpo_heldout_accuracy": dpo["rewards/accuracies"],
+        "dpo_train_accuracy_start_end": train_accuracy_start_end(path("dpo")),
+        "gold": {name: mean_and_ci(values) for name, values in gold.items()},
+        "gold_difference_dpo_minus_sft": mean_and_ci(difference),
+        "dpo_win_rate": win_rate(gold["DPO"], gold["SFT"]),
+        "kl_dpo_ref": sequence_kl(policy, reference, tokenizer, prompts, answers["DPO"], block, device),
+        "pairs": pair_counts, "heldout_pairs": heldout_counts,
+        "truncation": {"sft": sft["truncation"], "reward": reward["truncation"], "dpo": dpo["truncation"]},
+    }
+    write_jsonl(path("samples.jsonl"), [{"prompt": p, **{n: answers[n][i] for n in answers},
+                                         **{f"gold/{n}": gold[n][i] for n in gold}}
+                                        for i, p in enumerate(prompts)])
+    run.write_json("results.json", {**results, "lecture_answers": lecture})
+    plot_pipeline(run, gold)
+    write_report(run, results, lecture, LECTURE_PROMPTS)
+    return results
+
+
+def train_accuracy_start_end(dpo_dir) -> tuple[float, float]:
+    """DPO's batch implicit-reward accuracy over the first and last tenth of training."""
+    with open(os.path.join(dpo_dir, "metrics.jsonl")) as f:
+        values = [row["rewards/accuracies"] for row in map(json.loads, f) if "rewards/accuracies" in row]
+    tenth = max(len(values) // 10, 1)
+    return sum(values[:tenth]) / tenth, sum(values[-tenth:]) / tenth
+
+
+def main(argv=None):
+    parser = parser_from_dataclass(PipelineConfig, __doc__)
+    config = PipelineConfig(**given_flags(parser.parse_args(argv)))
+    torch.manual_seed(config.seed)
+    results = run_pipeline(config)
+    print(open(os.path.join(config.out_dir, "report.md"), encoding="utf-8").read())
+    print(f"run folder: {config.out_dir} ({results['seconds']:.0f} s)")
+    return results
+
+
+if __name__ == "__main__":
+    run_main(main)

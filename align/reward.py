@@ -1,0 +1,184 @@
+"""The reward model (modelo de recompensa) r_φ(x, y), trained with Bradley-Terry.
+
+People are bad at giving answers an absolute score but good at comparing two. From
+pairs (x, y_w, y_l), where y_w was preferred, fit a scalar r_φ with
+
+    L(φ) = −E_{(x, y_w, y_l) ~ D} [ log σ(r_φ(x, y_w) − r_φ(x, y_l)) ]      (align.losses)
+
+r_φ is the GPT trunk (initialised from the SFT model) with a linear head that reads the
+hidden state of the last real token of prompt + response (its EOS): that position has
+seen the whole answer. Padding after it cannot change the score (attention is causal).
+
+Run:
+    python -m align.reward --init runs/sft --data pairs.jsonl --eval-data heldout_pairs.jsonl
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from align.common import (StageConfig, fresh_run_folder, load_stage, require, save_stage,
+                          shuffled_batches, train_steps)
+from align.data import PREFERENCE_KEYS, TruncationStats, pad_right, read_jsonl, tokenize_pair
+from align.gold import gold_reward
+from align.losses import bradley_terry_loss
+from minigpt.checkpoint import load_weights, model_from_checkpoint
+from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.errors import InputError
+from minigpt.model import GPT
+from minigpt.runlog import column
+from minigpt.train import pick_device
+
+
+class RewardModel(nn.Module):
+    """r_φ(x, y): GPT hidden states → the last real token's vector → one number."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.gpt = GPT(config)
+        self.head = nn.Linear(config.n_embd, 1)
+        nn.init.normal_(self.head.weight, std=1 / math.sqrt(config.n_embd + 1))
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids, lengths):
+        """input_ids (B, T) right-padded; lengths (B,) real tokens per row. Returns r (B,)."""
+        hidden = self.gpt.hidden_states(input_ids)  # (B, T, C)
+        last = hidden[torch.arange(input_ids.size(0), device=input_ids.device), lengths - 1]  # (B, C)
+        return self.head(last).squeeze(-1)  # (B,)
+
+
+def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, device):
+    """r_φ for token lists (prompt + response + EOS), in one right-padded batch."""
+    input_ids = pad_right(sequences, pad_id).to(device)
+    lengths = torch.tensor([len(s) for s in sequences], device=device)
+    return model(input_ids, lengths)  # (B,)
+
+
+def tokenize_pairs(rows, tokenizer, config, what):
+    stats = TruncationStats()
+    pairs = []
+    for row in rows:
+        pair = tokenize_pair(tokenizer, row, config.max_length, config.max_prompt_length, stats)
+        if pair is not None:
+            pairs.append({**pair, "row": row})
+    print(f"{what}: " + stats.summary("pairs"))
+    return pairs, stats
+
+
+@torch.no_grad()
+def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
+    """Held-out accuracy P(r_w > r_l), mean margin r_w − r_l, and agreement with r*.
+
+    Agreement counts the pairs whose gold rewards differ: does r_φ order them as r* does?
+    """
+    correct, margins, agree, comparable = 0, [], 0, 0
+    for start in range(0, len(pairs), batch_size):
+        batch = pairs[start : start + batch_size]
+        rewards = score_sequences(model, [p["chosen"][0] for p in batch] + [p["rejected"][0] for p in batch],
+                                  pad_id, device)
+        chosen, rejected = rewards[: len(batch)], rewards[len(batch):]
+        correct += (chosen > rejected).sum().item()
+        margins += (chosen - rejected).tolist()
+        for pair, r_w, r_l in zip(batch, chosen.tolist(), rejected.tolist()):
+            gold_w = gold_reward(pair["row"]["prompt"], pair["row"]["chosen"])
+            gold_l = gold_reward(pair["row"]["prompt"], pair["row"]["rejected"])
+            if gold_w != gold_l:
+                comparable += 1
+                agree += (r_w > r_l) == (gold_w > gold_l)
+    return {"accuracy": correct / max(len(pairs), 1),
+            "margin": sum(margins) / max(len(margins), 1),
+            "gold_agreement": agree / max(comparable, 1), "gold_comparable_pairs": comparable}
+
+
+def load_reward_model(path, device="cpu"):
+    """A trained RewardModel and its tokenizer from a reward-stage checkpoint."""
+    checkpoint, _ = load_stage(path, ("reward",), device)
+    gpt, tokenizer = model_from_checkpoint(checkpoint, weights=False)
+    model = RewardModel(gpt.config)
+    load_weights(model, checkpoint["model"], checkpoint["path"])
+    return model.to(device).eval(), tokenizer
+
+
+@dataclass
+class RewardConfig(StageConfig):
+    out_dir: str = dataclasses.field(default="runs/reward", metadata={"help": "run folder to write"})
+    learning_rate: float = dataclasses.field(default=1e-4, metadata={"help": "peak learning rate"})
+    min_lr: float = dataclasses.field(default=1e-5, metadata={"help": "learning rate at the end"})
+
+
+def train_reward(config: RewardConfig, progress=True) -> dict:
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    checkpoint, _ = load_stage(require(config.init, "--init"), ("sft", "pretrain"), device)
+    trunk, tokenizer = model_from_checkpoint(checkpoint)
+    model = RewardModel(trunk.config)
+    model.gpt.load_state_dict(trunk.state_dict())
+    model.to(device)
+    train_pairs, stats = tokenize_pairs(read_jsonl(require(config.data, "--data"), PREFERENCE_KEYS),
+                                        tokenizer, config, "reward-model training pairs")
+    eval_pairs = []
+    if config.eval_data:
+        eval_pairs, _ = tokenize_pairs(read_jsonl(config.eval_data, PREFERENCE_KEYS), tokenizer,
+                                       config, "reward-model held-out pairs")
+    if not train_pairs:
+        raise InputError(f"{config.data}: no pair fits max_length={config.max_length}")
+
+    run = fresh_run_folder(config.out_dir)
+    run.write_json("config.json", {**dataclasses.asdict(config), "truncation": dataclasses.asdict(stats)})
+    tokenizer.save(run.file("tokenizer.json"))
+    pad_id = tokenizer.pad_id
+    batches = shuffled_batches(len(train_pairs), config.batch_size,
+                               torch.Generator().manual_seed(config.seed))
+
+    def loss_on_batch(indices):
+        batch = [train_pairs[i] for i in indices]
+        # chosen and rejected in one forward pass: (2B,) scores, then split
+        rewards = score_sequences(model, [p["chosen"][0] for p in batch] + [p["rejected"][0] for p in batch],
+                                  pad_id, device)
+        r_w, r_l = rewards[: len(batch)], rewards[len(batch):]
+        metrics = {"accuracy": (r_w > r_l).float().mean().item(),
+                   "margin": (r_w - r_l).mean().item()}
+        return bradley_terry_loss(r_w, r_l), metrics
+
+    def evaluate(step):
+        result = evaluate_pairs(model, eval_pairs or train_pairs[:256], pad_id, device)
+        prefix = "eval" if eval_pairs else "train"
+        return {f"{prefix}_{key}": value for key, value in result.items()}
+
+    def save(step):
+        save_stage(run, model, step, model.config, tokenizer, "reward", config)
+
+    seconds = train_steps(model, config, loss_on_batch, batches, run, device, "reward model",
+                          evaluate, save, progress)
+    rows = run.read_metrics()
+    prefix = "eval" if eval_pairs else "train"
+    run.plot("loss.png", {"Bradley-Terry loss": column(rows, "loss")},
+             title="Reward model: −log σ(r_w − r_l)")
+    run.plot("accuracy.png", {"batch accuracy": column(rows, "accuracy"),
+                              f"{prefix} accuracy": column(rows, f"{prefix}_accuracy"),
+                              f"{prefix} agreement with r*": column(rows, f"{prefix}_gold_agreement")},
+             title="Reward model: accuracy", ylabel="fraction")
+    final = [row for row in rows if f"{prefix}_accuracy" in row][-1]
+    summary = {"run": run.path, "seconds": seconds, "evaluated_on": prefix,
+               **{key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"},
+               "truncation": dataclasses.asdict(stats)}
+    run.write_json("summary.json", summary)
+    return summary
+
+
+def main(argv=None):
+    parser = parser_from_dataclass(RewardConfig, __doc__)
+    summary = train_reward(RewardConfig(**given_flags(parser.parse_args(argv))))
+    print(f"run folder: {summary['run']}")
+    print(f"{summary['evaluated_on']} accuracy {summary['accuracy']:.3f}, margin {summary['margin']:.3f}, "
+          f"agreement with the gold ranking {summary['gold_agreement']:.3f} "
+          f"({summary['gold_comparable_pairs']} pairs)")
+    return summary
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,130 @@
+"""Supervised fine-tuning (sintonización supervisada): learn to answer from demonstrations.
+
+Start from the pre-trained model and keep training it on (prompt, completion) pairs, but
+count the loss on the response only:
+
+    L_SFT(θ) = −1/N Σ_{(x, y)} Σ_t log π_θ(y_t | x, y_{<t})     (N response tokens, EOS included)
+
+The prompt's labels are −100, so the model is not trained to write questions, only to
+answer them, and to stop: the EOS after each response is a trained target. The
+fine-tuned model is π_ref for the reward model and DPO.
+
+Run:
+    python -m align.sft --init runs/pretrain --data sft.jsonl --out-dir runs/sft
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from align.common import (StageConfig, fresh_run_folder, load_stage, require, save_stage,
+                          shuffled_batches, train_steps)
+from align.data import SFT_KEYS, TruncationStats, collate, read_jsonl, tokenize_example
+from minigpt.checkpoint import model_from_checkpoint
+from minigpt.errors import InputError
+from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.runlog import column
+from minigpt.train import pick_device
+
+
+@dataclass
+class SFTConfig(StageConfig):
+    out_dir: str = dataclasses.field(default="runs/sft", metadata={"help": "run folder to write"})
+
+
+def tokenize_demonstrations(rows, tokenizer, config, what="demonstrations"):
+    """[(input_ids, labels), ...] for the rows that fit, and the truncation counts."""
+    stats = TruncationStats()
+    examples = [tokenize_example(tokenizer, row["prompt"], row["completion"], config.max_length,
+                                 config.max_prompt_length, stats) for row in rows]
+    examples = [example for example in examples if example is not None]
+    print(f"SFT {what}: " + stats.summary())
+    return examples, stats
+
+
+def response_loss(model, examples, pad_id, device):
+    """Mean −log π_θ(y_t | x, y_<t) over the response tokens of a batch (prompt labels −100).
+
+    The model reads input_ids[:, :-1] and is scored on labels[:, 1:]: each position
+    predicts the next token, exactly the shift that get_batch_logps makes.
+    """
+    input_ids, labels = collate(examples, pad_id)  # (B, T) each, right-padded
+    input_ids, labels = input_ids.to(device), labels.to(device)
+    _, loss = model(input_ids[:, :-1], targets=labels[:, 1:])
+    return loss
+
+
+@torch.no_grad()
+def evaluate_loss(model, examples, pad_id, device, batch_size=64) -> float:
+    """Response loss over a whole set, weighted by each batch's number of response tokens."""
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        batch = examples[start : start + batch_size]
+        n = sum(sum(1 for label in labels[1:] if label != -100) for _, labels in batch)
+        total += response_loss(model, batch, pad_id, device).item() * n
+        count += n
+    return total / max(count, 1)
+
+
+def train_sft(config: SFTConfig, progress=True) -> dict:
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    checkpoint, _ = load_stage(require(config.init, "--init"), ("pretrain", "sft"), device)
+    model, tokenizer = model_from_checkpoint(checkpoint)
+    model.to(device)
+    rows = read_jsonl(require(config.data, "--data"), SFT_KEYS)
+    train_examples, stats = tokenize_demonstrations(rows, tokenizer, config)
+    eval_examples = []
+    if config.eval_data:
+        eval_examples, _ = tokenize_demonstrations(read_jsonl(config.eval_data, SFT_KEYS),
+                                                   tokenizer, config, "held-out demonstrations")
+    if not train_examples:
+        raise InputError(f"{config.data}: no demonstration fits max_length={config.max_length}")
+
+    run = fresh_run_folder(config.out_dir)  # only now: bad input above leaves it untouched
+    run.write_json("config.json", {**dataclasses.asdict(config), "truncation": dataclasses.asdict(stats)})
+    tokenizer.save(run.file("tokenizer.json"))
+    pad_id = tokenizer.pad_id
+    generator = torch.Generator().manual_seed(config.seed)
+    batches = shuffled_batches(len(train_examples), config.batch_size, generator)
+
+    def loss_on_batch(indices):
+        return response_loss(model, [train_examples[i] for i in indices], pad_id, device), {}
+
+    def evaluate(step):
+        row = {"train_response_loss": evaluate_loss(model, train_examples[:512], pad_id, device)}
+        if eval_examples:
+            row["eval_response_loss"] = evaluate_loss(model, eval_examples, pad_id, device)
+        return row
+
+    def save(step):
+        save_stage(run, model, step, model.config, tokenizer, "sft", config)
+
+    seconds = train_steps(model, config, loss_on_batch, batches, run, device, "SFT",
+                          evaluate, save, progress)
+    rows = run.read_metrics()
+    run.plot("loss.png", {"response loss (each step)": column(rows, "loss"),
+                          "train response loss (eval)": column(rows, "train_response_loss"),
+                          "held-out response loss": column(rows, "eval_response_loss")},
+             title="SFT: loss on response tokens")
+    final = [row for row in rows if "train_response_loss" in row][-1]
+    summary = {"run": run.path, "seconds": seconds, "step": final["step"],
+               "train_response_loss": final["train_response_loss"],
+               "eval_response_loss": final.get("eval_response_loss"),
+               "truncation": dataclasses.asdict(stats)}
+    run.write_json("summary.json", summary)
+    return summary
+
+
+def main(argv=None):
+    parser = parser_from_dataclass(SFTConfig, __doc__)
+    summary = train_sft(SFTConfig(**given_flags(parser.parse_args(argv))))
+    print(f"run folder: {summary['run']}")
+    loss = summary["eval_response_loss"] or summary["train_response_loss"]
+    print(f"final SFT response loss {loss:.4f}")
+    return summary
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,108 @@
+"""Alignment data: JSONL validation with file and line, the template, -100 labels, truncation."""
+
+import json
+
+import pytest
+
+from align.data import (PREFERENCE_KEYS, SFT_KEYS, TruncationStats, collate, read_jsonl,
+                        rows_from_dict_of_lists, tokenize_example, tokenize_pair, write_jsonl)
+from align.template import format_prompt
+from minigpt import ByteTokenizer, CharTokenizer
+from minigpt.errors import InputError
+
+
+def write_lines(tmp_path, lines, name="data.jsonl"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"prompt": "hi", "completion": ', "line 2: not valid JSON"),
+    ('["hi", "yo"]', "line 2: expected a JSON object with keys ['prompt', 'completion'], got list"),
+    ('{"prompt": "hi"}', "line 2: missing key 'completion'"),
+    ('{"prompt": "hi", "completion": 3}', "line 2: 'completion' must be a string, got int"),
+    ('{"prompt": "  ", "completion": "yo"}', "line 2: 'prompt' is empty"),
+])
+def test_bad_rows_name_the_file_and_line(tmp_path, line, message):
+    path = write_lines(tmp_path, ['{"prompt": "a", "completion": "b"}', line])
+    with pytest.raises(InputError) as error:
+        read_jsonl(path, SFT_KEYS)
+    assert str(error.value).startswith(f"{path}, {message}")
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(InputError, match="no such data file"):
+        read_jsonl(tmp_path / "nope.jsonl", SFT_KEYS)
+    with pytest.raises(InputError, match="no rows"):
+        read_jsonl(write_lines(tmp_path, ["", "  "]), SFT_KEYS)
+
+
+def test_jsonl_round_trip_keeps_unicode(tmp_path):
+    rows = [{"prompt": "¿Dónde está Lima?", "chosen": "En Perú 🙂", "rejected": "no sé"}]
+    write_jsonl(tmp_path / "pairs.jsonl", rows)
+    assert read_jsonl(tmp_path / "pairs.jsonl", PREFERENCE_KEYS) == rows
+
+
+def test_dict_of_lists_loads_and_is_checked():
+    rows = rows_from_dict_of_lists({"prompt": ["hello"], "chosen": ["hi"], "rejected": ["go away"]})
+    assert rows == [{"prompt": "hello", "chosen": "hi", "rejected": "go away"}]
+    with pytest.raises(InputError, match="different lengths"):
+        rows_from_dict_of_lists({"prompt": ["a", "b"], "chosen": ["c"], "rejected": ["d"]})
+    with pytest.raises(InputError, match=r"missing column\(s\) \['rejected'\]"):
+        rows_from_dict_of_lists({"prompt": ["a"], "chosen": ["c"]})
+
+
+def test_prompt_labels_are_masked_and_eos_is_trained():
+    tokenizer = ByteTokenizer()
+    stats = TruncationStats()
+    ids, labels = tokenize_example(tokenizer, "What is 2+2?", "4", 64, 32, stats)
+    prompt_len = len(format_prompt("What is 2+2?").encode())
+    assert ids[:prompt_len] == list(format_prompt("What is 2+2?").encode())
+    assert labels[:prompt_len] == [-100] * prompt_len
+    assert labels[prompt_len:] == [ord("4"), tokenizer.eos_id] == ids[prompt_len:]
+    assert stats.rows == 1 and stats.prompt_truncated == stats.response_truncated == stats.dropped == 0
+
+
+def test_eos_is_trained_even_when_pad_equals_eos():
+    """Masking comes from labels, never from comparing ids with the pad id."""
+    tokenizer = ByteTokenizer()
+    examples = [tokenize_example(tokenizer, "hi", "yo", 64, 32, TruncationStats()),
+                tokenize_example(tokenizer, "hello there", "good day", 64, 32, TruncationStats())]
+    input_ids, labels = collate(examples, pad_id=tokenizer.eos_id)  # pad with the EOS id
+    short = len(examples[0][0])
+    assert labels[0, short - 1] == tokenizer.eos_id  # the real EOS: a target
+    assert (labels[0, short:] == -100).all()  # the padding after it: not a target
+    assert (input_ids[0, short:] == tokenizer.eos_id).all()
+
+
+def test_truncation_keeps_the_prompt_end_then_cuts_the_response_and_counts_it():
+    tokenizer = ByteTokenizer()
+    stats = TruncationStats()
+    prompt, response = "x" * 50 + " the question?", "an answer that is long"
+    ids, labels = tokenize_example(tokenizer, prompt, response, max_length=40,
+                                   max_prompt_length=20, stats=stats)
+    assert len(ids) == 40 and stats.prompt_truncated == 1 and stats.response_truncated == 1
+    assert bytes(ids[:20]) == format_prompt(prompt).encode()[-20:]  # the end is kept
+    assert labels[20:] == ids[20:] and ids[20:] == list(response.encode())[:20]
+    dropped = tokenize_example(tokenizer, prompt, response, max_length=10, max_prompt_length=10,
+                               stats=stats)
+    assert dropped is None and stats.dropped == 1 and stats.rows == 2
+    assert "1 dropped" in stats.summary()
+
+
+def test_a_pair_shares_one_prompt_and_is_cut_alike():
+    tokenizer = ByteTokenizer()
+    stats = TruncationStats()
+    row = {"prompt": "p" * 30, "chosen": "short", "rejected": "a much longer rejected answer"}
+    pair = tokenize_pair(tokenizer, row, max_length=48, max_prompt_length=24, stats=stats)
+    (chosen_ids, chosen_labels), (rejected_ids, rejected_labels) = pair["chosen"], pair["rejected"]
+    assert chosen_ids[:24] == rejected_ids[:24] and len(rejected_ids) == 48
+    assert chosen_labels[:24] == [-100] * 24 and chosen_labels[-1] == tokenizer.eos_id
+    assert stats.prompt_truncated == 1 and stats.response_truncated == 1
+
+
+def test_text_outside_a_char_vocabulary_is_a_clear_error():
+    tokenizer = CharTokenizer.from_text(format_prompt("abc") + "abc")
+    with pytest.raises(InputError, match="prompt 'abz'.*character 'z'"):
+        tokenize_example(tokenizer, "abz", "abc", 64, 32, TruncationStats())
