@@ -13,7 +13,6 @@ Each stage is a plain loop over optimiser steps:
 """
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -113,15 +112,30 @@ def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, conf
                     extra={"stage": stage, "config": asdict(config)})
 
 
+def check_lengths(config, block_size: int):
+    """--max-length must fit the model's context; --max-prompt-length must leave room."""
+    if config.max_length > block_size:
+        raise InputError(f"--max-length {config.max_length} is longer than the model's context "
+                         f"(block_size {block_size}); use at most {block_size}")
+    if not 0 < config.max_prompt_length < config.max_length:
+        raise InputError(f"--max-prompt-length {config.max_prompt_length} must be between 1 and "
+                         f"--max-length - 1 = {config.max_length - 1}")
+
+
 def require(value, flag):
     if not value:
         raise InputError(f"{flag} is required")
     return value
 
 
-def fresh_run_folder(out_dir) -> RunFolder:
-    """A run folder whose metrics start empty (an earlier run's rows are replaced)."""
-    run = RunFolder(out_dir)
-    if os.path.exists(run.file("metrics.jsonl")):
-        run.keep_metrics_up_to(-1)
+def start_run(config, tokenizer, truncation) -> RunFolder:
+    """Open the stage's run folder: config.json (with the truncation counts), tokenizer.json.
+
+    Call it only after the inputs are read and checked, so bad input leaves an earlier
+    run's files as they were. A new run's metrics replace an earlier run's.
+    """
+    run = RunFolder(config.out_dir)
+    run.keep_metrics_up_to(-1)
+    run.write_json("config.json", {**asdict(config), "truncation": asdict(truncation)})
+    tokenizer.save(run.file("tokenizer.json"))
     return run

@@ -192,3 +192,30 @@ def collate(examples, pad_id: int, length: int | None = None):
     """[(input_ids, labels), ...] -> input_ids (B, T), labels (B, T) with -100 on padding."""
     return (pad_right([ids for ids, _ in examples], pad_id, length),
             pad_right([labels for _, labels in examples], -100, length))
+
+
+def tokenize_pairs(rows, tokenizer, config, what):
+    """Tokenised pairs that fit config.max_length (each keeps its row), and the counts."""
+    stats = TruncationStats()
+    pairs = []
+    for row in rows:
+        pair = tokenize_pair(tokenizer, row, config.max_length, config.max_prompt_length, stats)
+        if pair is not None:
+            pairs.append({**pair, "row": row})
+    print(f"{what}: " + stats.summary("pairs"))
+    return pairs, stats
+
+
+def load_pairs(config, tokenizer, stage: str):
+    """Training pairs from config.data and held-out pairs from config.eval_data (optional)."""
+    if not config.data:
+        raise InputError("--data is required")
+    pairs, stats = tokenize_pairs(read_jsonl(config.data, PREFERENCE_KEYS), tokenizer, config,
+                                  f"{stage} training pairs")
+    eval_pairs = []
+    if config.eval_data:
+        eval_pairs, _ = tokenize_pairs(read_jsonl(config.eval_data, PREFERENCE_KEYS), tokenizer,
+                                       config, f"{stage} held-out pairs")
+    if not pairs:
+        raise InputError(f"{config.data}: no pair fits --max-length {config.max_length}")
+    return pairs, eval_pairs, stats

@@ -19,14 +19,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align.common import (StageConfig, fresh_run_folder, load_stage, require, save_stage,
-                          shuffled_batches, train_steps)
-from align.data import PREFERENCE_KEYS, pad_right, read_jsonl
+from align.common import (StageConfig, check_lengths, load_stage, require, save_stage,
+                          shuffled_batches, start_run, train_steps)
+from align.data import load_pairs, pad_right
 from align.losses import DPO_LOSS_TYPES, dpo_loss
-from align.reward import tokenize_pairs
 from minigpt.checkpoint import model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
-from minigpt.errors import InputError
 from minigpt.logps import get_batch_logps
 from minigpt.runlog import column
 from minigpt.train import pick_device
@@ -119,18 +117,9 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"), device)
-    pairs, stats = tokenize_pairs(read_jsonl(require(config.data, "--data"), PREFERENCE_KEYS),
-                                  tokenizer, config, "DPO training pairs")
-    eval_pairs = []
-    if config.eval_data:
-        eval_pairs, _ = tokenize_pairs(read_jsonl(config.eval_data, PREFERENCE_KEYS), tokenizer,
-                                       config, "DPO held-out pairs")
-    if not pairs:
-        raise InputError(f"{config.data}: no pair fits max_length={config.max_length}")
-
-    run = fresh_run_folder(config.out_dir)
-    run.write_json("config.json", {**dataclasses.asdict(config), "truncation": dataclasses.asdict(stats)})
-    tokenizer.save(run.file("tokenizer.json"))
+    check_lengths(config, policy.config.block_size)
+    pairs, eval_pairs, stats = load_pairs(config, tokenizer, "DPO")
+    run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
     add_reference_logps(reference, pairs + eval_pairs, pad_id, device, config.average_log_prob)
     batches = shuffled_batches(len(pairs), config.batch_size, torch.Generator().manual_seed(config.seed))

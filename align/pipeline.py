@@ -51,7 +51,7 @@ PRESETS = {
         dpo=dict(max_iters=40, batch_size=16, eval_interval=20, learning_rate=3e-4),
     ),
     "default": dict(
-        corpus_chars=1_000_000, sft_rows=4000, pair_prompts=600, heldout_pairs_prompts=200,
+        corpus_chars=1_000_000, sft_rows=4000, pair_prompts=1500, heldout_pairs_prompts=300,
         samples_per_prompt=4, eval_prompts=300, best_of=4,
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16,
                       max_iters=1500, warmup_iters=100, eval_interval=250, eval_iters=10),
@@ -131,8 +131,8 @@ def run_pipeline(config: PipelineConfig) -> dict:
                                                train_prompts(preset["pair_prompts"], seed),
                                                preset["samples_per_prompt"], seed, **sampling)
     heldout_pairs, heldout_counts = make_preference_pairs(
-        reference, tokenizer, heldout_prompts(preset["heldout_pairs_prompts"], seed + 1), 2,
-        seed + 1, **sampling)
+        reference, tokenizer, heldout_prompts(preset["heldout_pairs_prompts"], seed + 1),
+        preset["samples_per_prompt"], seed + 1, **sampling)
     write_jsonl(path("data/pairs_train.jsonl"), pairs)
     write_jsonl(path("data/pairs_heldout.jsonl"), heldout_pairs)
     timings["preferences"] = time.time() - clock

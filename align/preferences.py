@@ -6,8 +6,8 @@ each pair with the Bradley-Terry probability of the gold reward r*:
     P(y_1 > y_2) = σ(r*(x, y_1) − r*(x, y_2))
 
 y_1 becomes "chosen" with that probability, so labels are noisy as people's are: two
-answers of similar quality are close to a coin flip. Pairs of identical answers are
-skipped (and counted). Rows are saved as JSONL with prompt, chosen, rejected, plus the
+answers of similar quality are close to a coin flip. Pairs of identical answers, and
+pairs with an empty answer (EOS at once), are skipped and counted. Rows are saved as JSONL with prompt, chosen, rejected, plus the
 gold rewards and the labelling probability for analysis.
 
 Run:
@@ -34,6 +34,9 @@ def label_pairs(prompt, answers, rng: random.Random, counts: dict) -> list[dict]
         if first == second:
             counts["identical_skipped"] += 1
             continue
+        if not first.strip() or not second.strip():  # an answer that was EOS at once
+            counts["empty_skipped"] += 1
+            continue
         p_first = preference_probability(prompt, first, second)
         chosen, rejected = (first, second) if rng.random() < p_first else (second, first)
         rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected,
@@ -50,11 +53,12 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
     answers = [generate_responses(model, tokenizer, prompts, max_new_tokens, temperature,
                                   seed=seed + k, device=device) for k in range(samples_per_prompt)]
     rng = random.Random(seed)
-    counts = {"prompts": len(prompts), "pairs": 0, "identical_skipped": 0}
+    counts = {"prompts": len(prompts), "pairs": 0, "identical_skipped": 0, "empty_skipped": 0}
     rows = []
     for i, prompt in enumerate(prompts):
         rows += label_pairs(prompt, [answers[k][i] for k in range(samples_per_prompt)], rng, counts)
-    counts["label_agrees_with_gold"] = sum(r["chosen_gold"] >= r["rejected_gold"] for r in rows)
+    counts["label_agrees_with_gold"] = sum(r["chosen_gold"] > r["rejected_gold"] for r in rows)
+    counts["gold_ties"] = sum(r["chosen_gold"] == r["rejected_gold"] for r in rows)
     return rows, counts
 
 
@@ -81,8 +85,9 @@ def main(argv=None):
                                          config.seed, device, config.max_new_tokens, config.temperature)
     write_jsonl(config.out, rows)
     print(f"{counts['pairs']} pairs from {counts['prompts']} prompts "
-          f"({counts['identical_skipped']} identical pairs skipped; "
-          f"{counts['label_agrees_with_gold']} labels agree with the gold ranking) -> {config.out}")
+          f"({counts['identical_skipped']} identical and {counts['empty_skipped']} empty pairs skipped; "
+          f"{counts['label_agrees_with_gold']} labels agree with the gold ranking, "
+          f"{counts['gold_ties']} gold ties) -> {config.out}")
     return rows, counts
 
 

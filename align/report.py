@@ -91,8 +91,12 @@ def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
         f"| evaluation | mean per-sequence KL(π_θ‖π_ref) | {results['kl_dpo_ref']:.3f} nats |",
         "",
         f"Preference pairs: {results['pairs']['pairs']} for training, "
-        f"{results['heldout_pairs']['pairs']} held out; identical answers skipped: "
-        f"{results['pairs']['identical_skipped']} + {results['heldout_pairs']['identical_skipped']}.",
+        f"{results['heldout_pairs']['pairs']} held out; skipped for identical answers: "
+        f"{results['pairs']['identical_skipped']} + {results['heldout_pairs']['identical_skipped']}, "
+        f"for an empty answer: {results['pairs']['empty_skipped']} + "
+        f"{results['heldout_pairs']['empty_skipped']}. Training labels that agree with the gold "
+        f"ranking: {results['pairs']['label_agrees_with_gold']} (gold ties: "
+        f"{results['pairs']['gold_ties']}).",
         "Truncation: " + "; ".join(
             f"{stage} {t['prompt_truncated']} prompts cut, {t['response_truncated']} responses cut, "
             f"{t['dropped']} dropped of {t['rows']}" for stage, t in results["truncation"].items()),

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from align.common import (StageConfig, fresh_run_folder, load_stage, require, save_stage,
-                          shuffled_batches, train_steps)
-from align.data import PREFERENCE_KEYS, TruncationStats, pad_right, read_jsonl, tokenize_pair
+from align.common import (StageConfig, check_lengths, load_stage, require, save_stage,
+                          shuffled_batches, start_run, train_steps)
+from align.data import load_pairs, pad_right
 from align.gold import gold_reward
 from align.losses import bradley_terry_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
-from minigpt.errors import InputError
 from minigpt.model import GPT
 from minigpt.runlog import column
 from minigpt.train import pick_device
@@ -56,17 +55,6 @@ def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, devi
     input_ids = pad_right(sequences, pad_id).to(device)
     lengths = torch.tensor([len(s) for s in sequences], device=device)
     return model(input_ids, lengths)  # (B,)
-
-
-def tokenize_pairs(rows, tokenizer, config, what):
-    stats = TruncationStats()
-    pairs = []
-    for row in rows:
-        pair = tokenize_pair(tokenizer, row, config.max_length, config.max_prompt_length, stats)
-        if pair is not None:
-            pairs.append({**pair, "row": row})
-    print(f"{what}: " + stats.summary("pairs"))
-    return pairs, stats
 
 
 @torch.no_grad()
@@ -117,19 +105,10 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
     trunk, tokenizer = model_from_checkpoint(checkpoint)
     model = RewardModel(trunk.config)
     model.gpt.load_state_dict(trunk.state_dict())
+    check_lengths(config, trunk.config.block_size)
     model.to(device)
-    train_pairs, stats = tokenize_pairs(read_jsonl(require(config.data, "--data"), PREFERENCE_KEYS),
-                                        tokenizer, config, "reward-model training pairs")
-    eval_pairs = []
-    if config.eval_data:
-        eval_pairs, _ = tokenize_pairs(read_jsonl(config.eval_data, PREFERENCE_KEYS), tokenizer,
-                                       config, "reward-model held-out pairs")
-    if not train_pairs:
-        raise InputError(f"{config.data}: no pair fits max_length={config.max_length}")
-
-    run = fresh_run_folder(config.out_dir)
-    run.write_json("config.json", {**dataclasses.asdict(config), "truncation": dataclasses.asdict(stats)})
-    tokenizer.save(run.file("tokenizer.json"))
+    train_pairs, eval_pairs, stats = load_pairs(config, tokenizer, "reward-model")
+    run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
     batches = shuffled_batches(len(train_pairs), config.batch_size,
                                torch.Generator().manual_seed(config.seed))

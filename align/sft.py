@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
-from align.common import (StageConfig, fresh_run_folder, load_stage, require, save_stage,
-                          shuffled_batches, train_steps)
+from align.common import (StageConfig, check_lengths, load_stage, require, save_stage,
+                          shuffled_batches, start_run, train_steps)
 from align.data import SFT_KEYS, TruncationStats, collate, read_jsonl, tokenize_example
 from minigpt.checkpoint import model_from_checkpoint
 from minigpt.errors import InputError
@@ -73,6 +73,7 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
     checkpoint, _ = load_stage(require(config.init, "--init"), ("pretrain", "sft"), device)
     model, tokenizer = model_from_checkpoint(checkpoint)
     model.to(device)
+    check_lengths(config, model.config.block_size)
     rows = read_jsonl(require(config.data, "--data"), SFT_KEYS)
     train_examples, stats = tokenize_demonstrations(rows, tokenizer, config)
     eval_examples = []
@@ -82,9 +83,7 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
     if not train_examples:
         raise InputError(f"{config.data}: no demonstration fits max_length={config.max_length}")
 
-    run = fresh_run_folder(config.out_dir)  # only now: bad input above leaves it untouched
-    run.write_json("config.json", {**dataclasses.asdict(config), "truncation": dataclasses.asdict(stats)})
-    tokenizer.save(run.file("tokenizer.json"))
+    run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
     generator = torch.Generator().manual_seed(config.seed)
     batches = shuffled_batches(len(train_examples), config.batch_size, generator)

@@ -207,6 +207,7 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
         evaluate(0)
     model.train()
     tokens_per_step = config.batch_size * config.block_size * config.grad_accum
+    tokens_per_s = 0.0
     started = time.time()
     bar = tqdm(range(start_step + 1, last_step + 1), initial=start_step, total=config.max_iters,
                desc="pre-training", disable=not progress, dynamic_ncols=True)
@@ -230,7 +231,7 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
 
         step_tokens_per_s = tokens_per_step / max(time.time() - step_started, 1e-9)
         # a running average, so the bar shows a steady figure rather than each step's jitter
-        tokens_per_s = step_tokens_per_s if step == start_step + 1 else (
+        tokens_per_s = step_tokens_per_s if tokens_per_s == 0 else (
             0.9 * tokens_per_s + 0.1 * step_tokens_per_s)
         run.log({"step": step, "loss": step_loss, "lr": lr, "tokens_per_s": tokens_per_s})
         bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}")

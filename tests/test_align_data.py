@@ -1,7 +1,5 @@
 """Alignment data: JSONL validation with file and line, the template, -100 labels, truncation."""
 
-import json
-
 import pytest
 
 from align.data import (PREFERENCE_KEYS, SFT_KEYS, TruncationStats, collate, read_jsonl,
@@ -99,6 +97,7 @@ def test_a_pair_shares_one_prompt_and_is_cut_alike():
     (chosen_ids, chosen_labels), (rejected_ids, rejected_labels) = pair["chosen"], pair["rejected"]
     assert chosen_ids[:24] == rejected_ids[:24] and len(rejected_ids) == 48
     assert chosen_labels[:24] == [-100] * 24 and chosen_labels[-1] == tokenizer.eos_id
+    assert rejected_labels[:24] == [-100] * 24 and rejected_labels[24:] == rejected_ids[24:]
     assert stats.prompt_truncated == 1 and stats.response_truncated == 1
 
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from align.common import load_stage
 from align.data import TruncationStats, collate, tokenize_example, write_jsonl
 from align.dpo import DPOConfig, add_reference_logps, concatenated_forward, dpo_batch, train_dpo
-from align.reward import RewardConfig, RewardModel, score_sequences, tokenize_pairs, train_reward
+from align.data import tokenize_pairs
+from align.reward import RewardConfig, RewardModel, score_sequences, train_reward
 from align.sft import SFTConfig, response_loss, train_sft
 from minigpt import GPT, ByteTokenizer, load_model, save_checkpoint
 from minigpt.errors import InputError
