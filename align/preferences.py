@@ -12,13 +12,14 @@ gold rewards and the labelling probability for analysis.
 
 Run:
     python -m align.preferences --sft runs/sft --out pairs.jsonl --prompts 400 --samples 4
+    python -m align.preferences --sft runs/sft --out pairs.jsonl --prompt-file my_prompts.jsonl
 """
 
 import random
 from dataclasses import dataclass, field
 
 from align.common import load_stage, require
-from align.data import write_jsonl
+from align.data import read_jsonl, write_jsonl
 from align.evaluate import generate_responses
 from align.gold import gold_reward, preference_probability
 from align.world import train_prompts
@@ -67,6 +68,7 @@ class PreferenceConfig:
     sft: str = field(default="runs/sft", metadata={"help": "SFT run folder or ckpt.pt (π_ref)"})
     out: str = field(default="runs/preferences/pairs.jsonl", metadata={"help": "JSONL file to write"})
     prompts: int = field(default=400, metadata={"help": "how many training prompts of the toy world"})
+    prompt_file: str = field(default="", metadata={"help": "JSONL with a 'prompt' per line to use instead of the toy world's"})
     samples: int = field(default=4, metadata={"help": "answers sampled per prompt (paired two by two)"})
     max_new_tokens: int = field(default=64, metadata={"help": "longest answer"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
@@ -80,8 +82,11 @@ def main(argv=None):
     device = pick_device(config.device)
     checkpoint, _ = load_stage(require(config.sft, "--sft"), ("sft", "pretrain"), device)
     model, tokenizer = model_from_checkpoint(checkpoint)
-    rows, counts = make_preference_pairs(model.to(device), tokenizer,
-                                         train_prompts(config.prompts, config.seed), config.samples,
+    if config.prompt_file:
+        prompts = [row["prompt"] for row in read_jsonl(config.prompt_file, ("prompt",))]
+    else:
+        prompts = train_prompts(config.prompts, config.seed)
+    rows, counts = make_preference_pairs(model.to(device), tokenizer, prompts, config.samples,
                                          config.seed, device, config.max_new_tokens, config.temperature)
     write_jsonl(config.out, rows)
     print(f"{counts['pairs']} pairs from {counts['prompts']} prompts "

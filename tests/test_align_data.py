@@ -105,3 +105,23 @@ def test_text_outside_a_char_vocabulary_is_a_clear_error():
     tokenizer = CharTokenizer.from_text(format_prompt("abc") + "abc")
     with pytest.raises(InputError, match="prompt 'abz'.*character 'z'"):
         tokenize_example(tokenizer, "abz", "abc", 64, 32, TruncationStats())
+
+
+class MergingTokenizer(ByteTokenizer):
+    """A tokenizer whose tokens can cross the prompt/response boundary (as BPE's can)."""
+
+    def _encode_text(self, text):
+        ids = list(text.encode("utf-8"))
+        out = []
+        for i in ids:
+            if out and out[-1] == ord(" ") and i == ord("h"):
+                out[-1] = 255  # " h" becomes one token
+            else:
+                out.append(i)
+        return out
+
+
+def test_a_tokenizer_that_merges_across_the_template_boundary_is_caught():
+    with pytest.raises(InputError, match="the prompt's tokens are not a prefix"):
+        tokenize_example(MergingTokenizer(), "hello", "hi", 64, 32, TruncationStats())
+    assert tokenize_example(MergingTokenizer(), "hello", "yo", 64, 32, TruncationStats()) is not None

@@ -11,9 +11,9 @@ from align.world import (LECTURE_DPO_DATASET, LECTURE_PREFERENCE_TABLE, prompt_p
                          sft_demonstrations, write_answer)
 
 
-def parts(correctness=0.0, offensive=0.0, evasive=0.0, style=0.0, length=0.0):
-    return dict(correctness=correctness, offensive=offensive, evasive=evasive, style=style,
-                length=length)
+def parts(correctness=0.0, offensive=0.0, evasive=0.0, fluency=0.0, style=0.0, length=0.0):
+    return dict(correctness=correctness, offensive=offensive, evasive=evasive, fluency=fluency,
+                style=style, length=length)
 
 
 LECTURE_ROWS = list(zip(*LECTURE_DPO_DATASET.values())) + LECTURE_PREFERENCE_TABLE
@@ -57,7 +57,10 @@ def test_the_lectures_chosen_answer_beats_its_rejected_one(prompt, chosen, rejec
     # length: -1 per 20 characters beyond 120, at most -3
     ("Where is Lima?", "Lima is in Peru." + " Yes" * 31, parts(correctness=2, style=0,
                                                                length=-(140 - 120) / 20)),
-    ("Tell me a joke", "ha" * 5000, parts(length=-3)),
+    ("Tell me a joke", "ha" * 5000, parts(fluency=-3, length=-3)),
+    # fluency: -3 times the share of words the world never writes
+    ("Where is Shanghai?", "Athens does not nofnnnnd wnlages tor.", parts(fluency=-1.5, style=1)),
+    ("What is your name?", "My name is Annna.", parts(fluency=-0.75, style=1)),
 ])
 def test_gold_components_on_hand_written_answers(prompt, response, expected):
     assert gold_components(prompt, response) == pytest.approx(expected)
@@ -100,7 +103,7 @@ def test_gold_reward_never_raises_on_any_text():
     for i, text in enumerate(texts):
         for x in (prompts[i % len(prompts)], text[:200]):
             r = gold_reward(x, text)
-            assert isinstance(r, float) and -9 <= r <= 3
+            assert isinstance(r, float) and -12 <= r <= 3
 
 
 def test_preference_probability_is_bradley_terry():
@@ -121,3 +124,20 @@ def test_sigmoid_is_the_lectures_identity(a, b):
 
 def test_sigmoid_does_not_overflow():
     assert sigmoid(1000.0) == 1.0 and sigmoid(-1000.0) == 0.0
+
+
+def test_every_word_the_world_writes_is_in_its_vocabulary():
+    """So fluency never costs an answer the world itself would write."""
+    import random
+    import re
+
+    from align.gold import world_vocabulary
+    from align.world import prompt_pool, write_answer
+    rng = random.Random(0)
+    for split in ("train", "heldout"):
+        for prompts in prompt_pool(split).values():
+            for prompt in prompts:
+                for quality in ("good", "wrong", "rude", "unhelpful"):
+                    answer = write_answer(prompt, quality, rng)
+                    words = re.findall(r"[a-z]+", answer.lower().replace("'", ""))
+                    assert set(words) <= world_vocabulary(), (prompt, answer)
