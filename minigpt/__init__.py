@@ -5,7 +5,6 @@ pre-train it, generate from it and score sequences with it.
 """
 
 from minigpt.checkpoint import load_checkpoint, load_model, save_checkpoint
-from minigpt.corpus import builtin_corpus
 from minigpt.data import TokenData, read_text_file
 from minigpt.errors import InputError
 from minigpt.logps import get_batch_logps
@@ -18,7 +17,7 @@ __all__ = [
     "GPT", "GPTConfig", "KVCache", "pad_left", "get_batch_logps",
     "sample_next_token", "top_k_filter", "top_p_filter",
     "Tokenizer", "CharTokenizer", "ByteTokenizer", "load_tokenizer",
-    "TokenData", "read_text_file", "builtin_corpus",
+    "TokenData", "read_text_file",
     "make_optimizer", "learning_rate_at",
     "save_checkpoint", "load_checkpoint", "load_model", "InputError",
 ]

@@ -3,7 +3,7 @@
     L(θ) = -1/N Σ_t log p_θ(w_t | w_{1:t-1})
 
 Run:
-    python -m minigpt.train                          # the built-in corpus
+    python -m minigpt.train                          # the built-in corpus (align.world's)
     python -m minigpt.train --data input.txt --out-dir runs/shakespeare
     python -m minigpt.train --out-dir runs/shakespeare --resume --max-iters 4000
 
@@ -27,7 +27,6 @@ from tqdm import tqdm
 from minigpt.checkpoint import (CHECKPOINT_NAME, check_same_config, load_checkpoint,
                                 load_weights, save_checkpoint)
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
-from minigpt.corpus import builtin_corpus
 from minigpt.data import TokenData, read_text_file
 from minigpt.errors import InputError
 from minigpt.model import ATTENTION_KINDS, GPT, GPTConfig
@@ -41,7 +40,7 @@ MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", 
 @dataclass
 class TrainConfig:
     # data and run folder
-    data: str = field(default="", metadata={"help": "UTF-8 text file; empty: the built-in corpus"})
+    data: str = field(default="", metadata={"help": "UTF-8 text file; empty: the built-in corpus (the toy world's)"})
     out_dir: str = field(default="runs/pretrain", metadata={"help": "run folder to write"})
     tokenizer: str = field(default="char", metadata={"help": "tokenizer kind",
                                                      "choices": TOKENIZER_KINDS})
@@ -144,6 +143,16 @@ def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
     return config, checkpoint
 
 
+def builtin_corpus() -> str:
+    """The default text: the toy world's pre-training corpus (1M characters, generated).
+
+    Imported here rather than at the top: the align package itself imports minigpt.train.
+    """
+    from align.world import pretraining_corpus
+
+    return pretraining_corpus()
+
+
 def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = True) -> dict:
     """Pre-train a GPT as configured; returns a summary with the final losses."""
     device = pick_device(config.device)
@@ -151,7 +160,7 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
     run = RunFolder(config.out_dir)
 
     text = read_text_file(config.data) if config.data else builtin_corpus()
-    source = config.data or "<built-in corpus>"
+    source = config.data or "<built-in corpus: the toy world of align.world>"
     if checkpoint is not None:
         tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
     else:

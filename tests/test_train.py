@@ -7,7 +7,8 @@ import os
 import pytest
 import torch
 
-from minigpt import GPT, builtin_corpus, learning_rate_at, load_model, make_optimizer
+from align.world import pretraining_corpus
+from minigpt import GPT, learning_rate_at, load_model, make_optimizer
 from minigpt.errors import InputError
 from minigpt.train import TrainConfig, main, resolve_config, train
 from tests.conftest import tiny_config
@@ -42,7 +43,7 @@ def test_weight_decay_applies_to_matrices_only():
 def small_run(tmp_path, name, **overrides) -> TrainConfig:
     data = tmp_path / "corpus.txt"
     if not data.exists():
-        data.write_text(builtin_corpus(n_chars=20_000), encoding="utf-8")
+        data.write_text(pretraining_corpus(n_chars=20_000), encoding="utf-8")
     values = dict(data=str(data), out_dir=str(tmp_path / name), block_size=16, n_layer=1,
                   n_head=2, n_embd=16, dropout=0.1, batch_size=4, max_iters=12,
                   warmup_iters=3, eval_interval=4, eval_iters=2, sample_tokens=0, seed=3)
