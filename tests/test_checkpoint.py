@@ -46,6 +46,7 @@ def test_a_failed_write_leaves_the_previous_file_intact(tmp_path):
     assert os.listdir(tmp_path) == ["ckpt.pt"]  # no temporary file left behind
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch reading random bytes
 def test_missing_corrupted_and_truncated_checkpoints_get_clear_errors(tmp_path, byte_checkpoint):
     with pytest.raises(InputError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
