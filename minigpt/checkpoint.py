@@ -39,11 +39,18 @@ def write_atomically(path, data: bytes | None = None, save=None):
                 f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes it private (0600)
         os.replace(tmp_path, path)  # atomic on POSIX and Windows
     except BaseException:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
         raise
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def checkpoint_path(ckpt_or_run) -> str:
@@ -106,7 +113,7 @@ def model_from_checkpoint(checkpoint: dict, weights=True):
     try:
         config = GPTConfig.from_dict(json.loads(checkpoint["model_config"]))
         tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, AttributeError) as error:
         raise InputError(f"{path}: bad model config or tokenizer in checkpoint: {error}") from None
     if tokenizer.vocab_size != config.vocab_size:
         raise InputError(f"{path}: tokenizer has {tokenizer.vocab_size} tokens but the model's "
@@ -119,6 +126,9 @@ def model_from_checkpoint(checkpoint: dict, weights=True):
 
 def load_weights(model, state_dict, path):
     """load_state_dict, turning shape or key mismatches into one clear error."""
+    if not isinstance(state_dict, dict):
+        raise InputError(f"{path}: the 'model' entry is a {type(state_dict).__name__}, expected "
+                         f"a state_dict (a dict of tensors)")
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:

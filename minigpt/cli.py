@@ -19,8 +19,8 @@ from minigpt.errors import InputError
 def parser_from_dataclass(cls, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=description,
-        argument_default=argparse.SUPPRESS,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        argument_default=argparse.SUPPRESS,  # only typed flags reach the namespace
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the docstring's layout
     )
     for field in dataclasses.fields(cls):
         flag = "--" + field.name.replace("_", "-")
@@ -32,7 +32,6 @@ def parser_from_dataclass(cls, description: str) -> argparse.ArgumentParser:
             choices = field.metadata.get("choices")
             parser.add_argument(flag, type=kind, choices=choices, help=help_text,
                                 metavar=None if choices else field.name.upper())
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     return parser
 
 

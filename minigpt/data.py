@@ -5,6 +5,7 @@ consecutive tokens gives an input x = tokens[i : i+T] and a target y = tokens[i+
 (each position's target is the token that follows it).
 
 Example:
+    >>> from minigpt.tokenizer import CharTokenizer
     >>> data = TokenData.from_text("hello world " * 100, CharTokenizer.from_text("helo wrd"))
     >>> x, y = data.get_batch("train", batch_size=2, block_size=8)
     >>> x.shape, bool((x[:, 1:] == y[:, :-1]).all())
@@ -21,6 +22,8 @@ from minigpt.errors import InputError
 def read_text_file(path) -> str:
     """Read a UTF-8 text file; a missing, empty or non-UTF-8 file gets a clear error."""
     path = str(path)
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a folder, expected a UTF-8 text file")
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such data file")
     with open(path, "rb") as f:

@@ -48,14 +48,15 @@ def get_batch_logps(
     logits = logits[:, :-1, :]  # (B, T-1, vocab): the prediction made at each position
     loss_mask = labels != label_pad_token_id  # (B, T-1), True where the token counts
 
-    labels[~loss_mask] = 0  # any valid index; these positions are multiplied by 0 below
+    labels[~loss_mask] = 0  # any valid index; these positions are set to 0 below
     # Upcast half precision so log_softmax is accurate; float64 stays float64.
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
     per_token_logps = torch.gather(
         logits.log_softmax(dim=-1), dim=2, index=labels.unsqueeze(2)
     ).squeeze(2)  # (B, T-1): log p(next token)
 
-    total = (per_token_logps * loss_mask).sum(-1)  # (B,)
+    # keep counted tokens, 0 elsewhere (a masked -inf times 0 would be NaN; where is not)
+    total = torch.where(loss_mask, per_token_logps, 0.0).sum(-1)  # (B,)
     if average_log_prob:
         return total / loss_mask.sum(-1).clamp(min=1)  # an all-masked row: 0 / 1 = 0
     return total

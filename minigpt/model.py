@@ -163,6 +163,7 @@ class CausalSelfAttention(nn.Module):
             scores.masked_fill_(~allowed, float("-inf"))  # + causal (and padding) mask: -inf
             A = F.softmax(scores, dim=-1)  # (B, nh, T, T_k), each row sums to 1
             A = self.attn_dropout(A)
+            # the slide's "V·A": the attention-weighted sum of value rows, written A @ v here
             y = A @ v  # (B, nh, T, T_k) @ (B, nh, T_k, hs) -> (B, nh, T, hs)
         else:
             # The same formula in one fused call; is_causal lets it pick its fastest kernel.
@@ -302,6 +303,8 @@ class GPT(nn.Module):
 
         idx: (B, T). Returns (B, vocab), each row sums to 1.
         """
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 for a distribution, got {temperature}")
         idx = idx[:, -self.config.block_size :]
         if attention_mask is not None:
             attention_mask = attention_mask[:, -self.config.block_size :]
@@ -335,8 +338,12 @@ class GPT(nn.Module):
         block_size the window must slide and the cache cannot be reused: each later step
         recomputes the last block_size tokens, exactly what use_cache=False does.
 
+        The model is put in eval mode (no dropout) while generating, then set back.
+
         Returns (B, T + new) token ids: the prompt followed by the new tokens.
         """
+        was_training = self.training
+        self.eval()
         block_size = self.config.block_size
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # no padding: the plain causal mask is enough (and faster)
@@ -364,6 +371,7 @@ class GPT(nn.Module):
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             if eos_id is not None and bool(finished.all()):
                 break
+        self.train(was_training)
         return idx
 
 

@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # write PNG files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from minigpt.checkpoint import write_atomically  # noqa: E402
+from minigpt.errors import InputError  # noqa: E402
 
 
 class RunFolder:
@@ -47,7 +48,16 @@ class RunFolder:
         if not os.path.exists(self.file("metrics.jsonl")):
             return []
         with open(self.file("metrics.jsonl"), encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+            lines = [line for line in f if line.strip()]
+        rows = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if number < len(lines):  # only a last line cut short by a crash is expected
+                    raise InputError(f"{self.file('metrics.jsonl')}, line {number}: not JSON") from None
+                print(f"warning: {self.file('metrics.jsonl')}: ignoring its last line, cut short")
+        return rows
 
     def keep_metrics_up_to(self, step: int):
         """On resume: drop rows logged after the checkpoint's step (they will be redone)."""

@@ -35,6 +35,10 @@ class SampleConfig:
 def main(argv=None):
     parser = parser_from_dataclass(SampleConfig, __doc__)
     config = SampleConfig(**given_flags(parser.parse_args(argv)))
+    if config.temperature < 0 or config.top_k < 0 or not 0 < config.top_p <= 1 \
+            or config.max_new_tokens < 1 or config.num_samples < 1:
+        raise InputError("expected --temperature >= 0, --top-k >= 0 (0: off), 0 < --top-p <= 1, "
+                         "--max-new-tokens >= 1 and --num-samples >= 1")
     device = pick_device(config.device)
     model, tokenizer, _ = load_model(config.ckpt, device)
     try:

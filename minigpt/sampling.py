@@ -41,7 +41,9 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """
     if not 0.0 < p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {p}")
-    probs = F.softmax(logits.float(), dim=-1)
+    if p == 1.0:
+        return logits.clone()  # the whole distribution (float rounding must not cut its tail)
+    probs = F.softmax(logits.double(), dim=-1)  # float64: the running sums stay exact enough
     sorted_probs, order = torch.sort(probs, dim=-1, descending=True)  # (B, vocab)
     mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs  # (B, vocab)
     keep_sorted = mass_before < p
@@ -56,7 +58,7 @@ def sample_next_token(
     top_p: float | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Pick one token per row from logits (B, vocab): a_t ~ π(·|s_t). Returns (B,)."""
+    """Pick one token per row from logits (B, vocab): w_t ~ p_θ(·|w_{1:t-1}). Returns (B,)."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if temperature == 0:

@@ -168,6 +168,8 @@ TOKENIZER_KINDS = ("char", "byte")
 
 def tokenizer_from_dict(values: dict) -> Tokenizer:
     """Rebuild a tokenizer from its to_dict() (as stored in JSON and checkpoints)."""
+    if not isinstance(values, dict):
+        raise ValueError(f"a tokenizer is a JSON object with a 'kind', got {type(values).__name__}")
     kind = values.get("kind")
     if kind == "byte":
         return ByteTokenizer()

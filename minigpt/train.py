@@ -75,15 +75,34 @@ class TrainConfig:
     overwrite: bool = field(default=False, metadata={"help": "start afresh even if --out-dir holds a checkpoint"})
     stop_after: int = field(default=0, metadata={"help": "stop (with a checkpoint) after this many steps of this invocation; 0: run to --max-iters"})
 
+    def __post_init__(self):
+        for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "max_iters"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup_iters", "sample_tokens", "stop_after", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise InputError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
+        try:
+            self.model_config(vocab_size=1)  # the model's own checks (n_embd % n_head, ...)
+        except ValueError as error:
+            raise InputError(str(error).replace("GPTConfig.", "--").replace("GPTConfig: ", "")) from None
+
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in MODEL_FIELDS})
 
 
 def pick_device(name: str) -> str:
+    """auto: CUDA if present, else CPU. Apple's MPS only when asked for by name."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda", "mps"):
+        raise InputError(f"--device must be auto, cpu, cuda or mps, got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda: no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise InputError("--device mps: Apple's MPS backend is not available here")
     return name
 
 
@@ -114,17 +133,17 @@ def estimate_loss(model, data, config, device):
 
 def sample_text(model, tokenizer, data, n_tokens, seed, device) -> str:
     """Sample from the model, starting at the first token of the validation text."""
-    model.eval()
     prompt = data.val[:1].view(1, 1).to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    out = model.generate(prompt, n_tokens, temperature=1.0, generator=generator)
-    model.train()
+    out = model.generate(prompt, n_tokens, temperature=1.0, generator=generator)  # eval mode inside
     return tokenizer.decode(out[0].tolist())
 
 
 def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
     """The run's configuration: defaults, or the resumed run's, overridden by the flags typed."""
     config = TrainConfig(**flags)
+    if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
+        raise InputError(f"--out-dir {config.out_dir}: is a file, expected a folder")
     checkpoint_file = os.path.join(config.out_dir, CHECKPOINT_NAME)
     if not config.resume:
         if os.path.exists(checkpoint_file) and not config.overwrite:
@@ -132,6 +151,10 @@ def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
                              f"continue it, --overwrite to start again, or another --out-dir")
         return config, None
     checkpoint = load_checkpoint(checkpoint_file)
+    missing = [key for key in ("optimizer", "rng") if key not in checkpoint]
+    if missing:
+        raise InputError(f"{checkpoint['path']}: cannot resume from it: it has no {' or '.join(missing)} "
+                         f"state (a model-only checkpoint); start a new run from it instead")
     saved = json.loads(checkpoint["extra"]).get("train_config", {})
     config = TrainConfig(**{**saved, **flags, "resume": True})
     saved_model = json.loads(checkpoint["model_config"])
@@ -185,6 +208,8 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
         run.keep_metrics_up_to(start_step)
     else:
         run.keep_metrics_up_to(-1)  # a fresh run starts a fresh metrics file
+        if os.path.exists(run.file(CHECKPOINT_NAME)):  # --overwrite: no stale run to resume
+            os.remove(run.file(CHECKPOINT_NAME))
     run.write_json("config.json", {**dataclasses.asdict(config), "model": model_config.to_dict(),
                                    "device": device, "data_tokens": len(data.train) + len(data.val)})
     tokenizer.save(run.file("tokenizer.json"))
