@@ -145,3 +145,41 @@ def test_sampling_only_draws_kept_tokens():
         top_p_filter(logits, 0.0)
     with pytest.raises(ValueError, match="top_k"):
         top_k_filter(logits, 0)
+
+
+def test_top_p_of_one_keeps_the_whole_of_a_peaked_distribution():
+    logits = torch.tensor([[20.0, 0.0, -20.0, -40.0]])  # float32 sums reach 1.0 after one token
+    assert torch.isfinite(top_p_filter(logits, 1.0)).all()
+    assert torch.isfinite(top_p_filter(logits, 0.999999)).sum() == 1
+
+
+@pytest.mark.parametrize("attention", ["manual", "sdpa"])
+def test_cached_logits_with_left_padding_equal_the_unpadded_model(attention):
+    torch.manual_seed(2)
+    model = GPT(tiny_config(attention=attention)).eval()
+    prompts = [[5, 6, 7], [1, 2, 3, 4, 5, 6]]
+    idx, mask = pad_left(prompts, pad_id=0)
+    cache = KVCache(model.config.n_layer)
+    model(idx, attention_mask=mask, kv_cache=cache)
+    step = torch.tensor([[9], [9]])
+    mask = torch.cat([mask, torch.ones(2, 1, dtype=mask.dtype)], dim=1)
+    cached = model(step, attention_mask=mask, kv_cache=cache)[0][:, -1]  # (2, vocab)
+    for row, prompt in enumerate(prompts):
+        alone = model(torch.tensor([prompt + [9]]))[0][0, -1]
+        torch.testing.assert_close(cached[row], alone, rtol=0, atol=1e-5)
+
+
+def test_batched_generation_past_block_size_and_eos_in_a_padded_batch(tiny_model):
+    prompts = [[3, 1, 4], [1, 5, 9, 2, 6, 5, 3, 5]]
+    idx, mask = pad_left(prompts, pad_id=0)
+    batched = tiny_model.generate(idx, 30, temperature=0.0, attention_mask=mask)  # 38 > 32
+    assert batched.shape == (2, 38)
+    T = idx.size(1)
+    # within block_size the rows equal one-by-one generation
+    alone = tiny_model.generate(torch.tensor([prompts[1]]), 24, temperature=0.0)
+    assert torch.equal(batched[1, T - 8 : T + 24], alone[0])
+    eos = int(batched[0, T + 2])
+    with_eos = tiny_model.generate(idx, 30, temperature=0.0, attention_mask=mask, eos_id=eos)
+    first = int((batched[0, T:] == eos).nonzero()[0])
+    assert torch.equal(with_eos[0, T : T + first + 1], batched[0, T : T + first + 1])
+    assert (with_eos[0, T + first :] == eos).all()

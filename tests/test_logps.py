@@ -89,3 +89,13 @@ def test_custom_pad_id_and_half_precision_and_gradients():
     get_batch_logps(leaf, labels).sum().backward()
     assert leaf.grad[0].abs().sum() == 0  # the all-masked row gets no gradient
     assert leaf.grad[1:].abs().sum() > 0
+
+
+def test_a_minus_infinity_at_a_masked_position_gives_no_nan():
+    logits = torch.zeros(1, 3, 4)
+    logits[0, 0, 0] = float("-inf")  # a token the model rules out, at a position that is not scored
+    labels = torch.tensor([[-100, 0, 2]])  # position 0 would predict token 0: masked
+    labels_masked = labels.clone()
+    labels_masked[0, 1] = -100
+    out = get_batch_logps(logits, labels_masked)
+    assert torch.isfinite(out).all() and out.item() == pytest.approx(math.log(0.25))

@@ -63,6 +63,8 @@ def test_resuming_gives_the_losses_of_an_uninterrupted_run(tmp_path):
     interrupted = small_run(tmp_path, "b", stop_after=6)
     first = train(interrupted, progress=False)
     assert first["step"] == 6
+    with open(os.path.join(interrupted.out_dir, "metrics.jsonl"), "a") as f:  # a crash after
+        f.write(json.dumps({"step": 7, "loss": 99.0}) + "\n" + '{"step": 8, "lo')  # the checkpoint
     config, checkpoint = resolve_config({"out_dir": interrupted.out_dir, "resume": True,
                                          "stop_after": 0})
     assert checkpoint["step"] == 6 and config.max_iters == 12 and config.dropout == 0.1
@@ -158,3 +160,35 @@ def test_cpu_autocast_is_a_no_op_and_device_auto_picks_cpu_without_cuda():
             pick_device("cuda")
     with autocast_for("cpu"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_gradient_accumulation_equals_one_big_batch():
+    """(loss_1 + loss_2) / 2 over two half batches has the gradient of the whole batch."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config()).double()
+    x = torch.randint(0, 37, (8, 16))
+    y = torch.randint(0, 37, (8, 16))
+    model(x, y)[1].backward()
+    whole = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    for half in (slice(0, 4), slice(4, 8)):
+        (model(x[half], y[half])[1] / 2).backward()
+    for a, b in zip(whole, (p.grad for p in model.parameters())):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"eval_interval": 0}, "--eval-interval must be at least 1"),
+    ({"batch_size": 0}, "--batch-size must be at least 1"),
+    ({"grad_accum": 0}, "--grad-accum must be at least 1"),
+    ({"n_embd": 30}, "n_embd=30 is not divisible by n_head=4"),
+    ({"device": "tpu"}, "--device must be auto, cpu, cuda or mps"),
+])
+def test_bad_flags_are_one_line_errors(tmp_path, capsys, flags, message):
+    argv = ["--out-dir", str(tmp_path / "run")]
+    for key, value in flags.items():
+        argv += ["--" + key.replace("_", "-"), str(value)]
+    with pytest.raises(SystemExit):
+        run_cli(argv)
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and message in err
