@@ -3,21 +3,19 @@ gold reward is known, so that alignment can be measured.
 
     from align import bradley_terry_loss, dpo_loss, gold_reward
     python -m align.pipeline            # the lecture end to end
+
+The stage modules (align.sft, align.reward, align.dpo, align.pipeline) are imported by
+name, not here, so that `python -m align.sft` runs them cleanly.
 """
 
 from align.data import read_jsonl, rows_from_dict_of_lists, tokenize_example, tokenize_pair
-from align.dpo import DPOConfig, concatenated_forward, train_dpo
 from align.gold import gold_reward, preference_probability
 from align.losses import bradley_terry_loss, dpo_loss
-from align.reward import RewardModel, train_reward
-from align.sft import SFTConfig, train_sft
 from align.template import format_dialogue, format_prompt
 from align.world import LECTURE_DPO_DATASET, LECTURE_PROMPTS
 
 __all__ = [
     "bradley_terry_loss", "dpo_loss", "gold_reward", "preference_probability",
-    "RewardModel", "train_reward", "SFTConfig", "train_sft", "DPOConfig", "train_dpo",
-    "concatenated_forward", "format_prompt", "format_dialogue", "read_jsonl",
-    "rows_from_dict_of_lists", "tokenize_example", "tokenize_pair",
-    "LECTURE_PROMPTS", "LECTURE_DPO_DATASET",
+    "format_prompt", "format_dialogue", "read_jsonl", "rows_from_dict_of_lists",
+    "tokenize_example", "tokenize_pair", "LECTURE_PROMPTS", "LECTURE_DPO_DATASET",
 ]

@@ -13,6 +13,7 @@ Each stage is a plain loop over optimiser steps:
 """
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -47,11 +48,24 @@ class StageConfig:
     seed: int = field(default=1337, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
 
+    def __post_init__(self):
+        """Bad numbers are reported before anything is read or written."""
+        for name in ("batch_size", "max_iters", "eval_interval", "max_length", "max_prompt_length"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup_iters", "learning_rate", "min_lr", "weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise InputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+
 
 def load_stage(path, stages: tuple[str, ...], device="cpu"):
     """Read a checkpoint and check it comes from one of the expected stages."""
     checkpoint = load_checkpoint(checkpoint_path(path), map_location=device)
-    stage = json.loads(checkpoint["extra"]).get("stage", "pretrain")
+    try:
+        extra = json.loads(checkpoint.get("extra", "{}"))
+        stage = extra.get("stage", "pretrain")
+    except (TypeError, ValueError, AttributeError):
+        raise InputError(f"{checkpoint['path']}: its 'extra' entry is not a JSON object") from None
     if stage not in stages:
         raise InputError(f"{checkpoint['path']}: this is a {stage!r} checkpoint; expected one "
                          f"from {' or '.join(repr(s) for s in stages)}")
@@ -123,19 +137,22 @@ def check_lengths(config, block_size: int):
 
 
 def require(value, flag):
+    """The value of a flag that must be given; a clear error when it is empty."""
     if not value:
         raise InputError(f"{flag} is required")
     return value
 
 
-def start_run(config, tokenizer, truncation) -> RunFolder:
+def start_run(config, tokenizer, truncation: dict) -> RunFolder:
     """Open the stage's run folder: config.json (with the truncation counts), tokenizer.json.
 
     Call it only after the inputs are read and checked, so bad input leaves an earlier
     run's files as they were. A new run's metrics replace an earlier run's.
     """
+    if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
+        raise InputError(f"--out-dir {config.out_dir}: is a file, expected a folder")
     run = RunFolder(config.out_dir)
     run.keep_metrics_up_to(-1)
-    run.write_json("config.json", {**asdict(config), "truncation": asdict(truncation)})
+    run.write_json("config.json", {**asdict(config), "truncation": truncation})
     tokenizer.save(run.file("tokenizer.json"))
     return run

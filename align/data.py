@@ -26,7 +26,7 @@ Example:
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -207,15 +207,15 @@ def tokenize_pairs(rows, tokenizer, config, what):
 
 
 def load_pairs(config, tokenizer, stage: str):
-    """Training pairs from config.data and held-out pairs from config.eval_data (optional)."""
+    """Training pairs (config.data), held-out pairs (config.eval_data, optional), truncation counts."""
     if not config.data:
         raise InputError("--data is required")
     pairs, stats = tokenize_pairs(read_jsonl(config.data, PREFERENCE_KEYS), tokenizer, config,
                                   f"{stage} training pairs")
-    eval_pairs = []
+    eval_pairs, eval_stats = [], TruncationStats()
     if config.eval_data:
-        eval_pairs, _ = tokenize_pairs(read_jsonl(config.eval_data, PREFERENCE_KEYS), tokenizer,
-                                       config, f"{stage} held-out pairs")
+        eval_pairs, eval_stats = tokenize_pairs(read_jsonl(config.eval_data, PREFERENCE_KEYS),
+                                                tokenizer, config, f"{stage} held-out pairs")
     if not pairs:
         raise InputError(f"{config.data}: no pair fits --max-length {config.max_length}")
-    return pairs, eval_pairs, stats
+    return pairs, eval_pairs, {"train": asdict(stats), "held_out": asdict(eval_stats)}

@@ -27,7 +27,9 @@ from minigpt.checkpoint import model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.logps import get_batch_logps
 from minigpt.runlog import column
-from minigpt.train import pick_device
+from minigpt.errors import InputError
+from minigpt.model import GPT
+from minigpt.train import autocast_for, pick_device
 
 
 @dataclass
@@ -43,6 +45,15 @@ class DPOConfig(StageConfig):
     average_log_prob: bool = field(default=False, metadata={"help": "mean instead of sum of token log-probs (β then weighs per-token ratios)"})
     learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate"})
     min_lr: float = field(default=1e-5, metadata={"help": "learning rate at the end"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.beta <= 0:
+            raise InputError(f"--beta must be positive, got {self.beta}")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise InputError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        if self.label_smoothing > 0 and self.loss_type != "sigmoid":
+            raise InputError("--label-smoothing goes with --loss-type sigmoid only")
 
 
 def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False):
@@ -64,7 +75,8 @@ def add_reference_logps(reference, pairs, pad_id, device, average_log_prob, batc
     """Compute log π_ref(y_w|x), log π_ref(y_l|x) once per pair and keep them in the pair."""
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
-        chosen, rejected = concatenated_forward(reference, batch, pad_id, device, average_log_prob)
+        with autocast_for(device):  # the same precision as π_θ's forward passes in training
+            chosen, rejected = concatenated_forward(reference, batch, pad_id, device, average_log_prob)
         for pair, c, r in zip(batch, chosen.tolist(), rejected.tolist()):
             pair["reference_chosen_logps"], pair["reference_rejected_logps"] = c, r
 
@@ -105,9 +117,15 @@ def evaluate_dpo(policy, pairs, config, pad_id, device, batch_size=64) -> dict:
 
 
 def load_policy_and_reference(init, device):
-    """π_θ (trainable) and π_ref (a frozen copy) from an SFT checkpoint."""
-    checkpoint, _ = load_stage(init, ("sft", "pretrain", "dpo"), device)
-    policy, tokenizer = model_from_checkpoint(checkpoint)
+    """π_θ (trainable) and π_ref (a frozen copy) from an SFT checkpoint.
+
+    Dropout is switched off (as TRL does by default): π_θ then computes exactly what
+    π_ref computes until its first update, so the loss starts at log 2.
+    """
+    checkpoint, _ = load_stage(init, ("sft", "pretrain"), device)
+    trained, tokenizer = model_from_checkpoint(checkpoint)
+    policy = GPT(dataclasses.replace(trained.config, dropout=0.0))
+    policy.load_state_dict(trained.state_dict())
     policy.to(device)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
     return policy, reference, tokenizer
@@ -143,7 +161,7 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
     final = [row for row in rows if f"{prefix}/loss" in row][-1]
     summary = {"run": run.path, "seconds": seconds, "evaluated_on": prefix,
                **{key.removeprefix(prefix + "/"): value for key, value in final.items() if key != "step"},
-               "truncation": dataclasses.asdict(stats)}
+               "truncation": stats}
     run.write_json("summary.json", summary)
     return summary
 

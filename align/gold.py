@@ -24,7 +24,8 @@ only style and manners count there.
 fluency: a policy pushed far from π_ref can drift into made-up words ("Athens does not
 nofnnnnd"), which states nothing wrong and so would otherwise cost nothing. Known words
 are those the world writes and everyday English (`world_vocabulary`), so the world's own
-answers, good or bad, lose nothing here.
+answers, good or bad, lose nothing here. (The phrase lists are simple: "I am fine, not
+bad." reads as unwell, because "bad" is on the unwell list.)
 
 So r* lies in [-12, 3]: a good answer scores 3, a wrong one -1, a dodge 0, a rude one 0
 or less. Margins of a few units make Bradley-Terry labels mostly, not always, right:
@@ -146,7 +147,8 @@ never new next no not now of off old on once one only or other our out over own 
 please really right said same say see she should so some still such sum sure take tell than thank
 thanks that the their them then there these they thing think this those time to too two up us
 use very want was way we well were what when where which who why will with would yes yet you
-your""".split()
+your equals makes plus minus zero one two three four five six seven eight nine ten eleven twelve
+thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty thirty forty""".split()
 
 
 @functools.lru_cache(maxsize=1)

@@ -68,11 +68,14 @@ def dpo_loss(
         raise ValueError(f"label_smoothing must be in [0, 0.5), got {label_smoothing}")
     if beta <= 0:
         raise ValueError(f"beta must be positive, got {beta}")
+    if label_smoothing > 0 and loss_type != "sigmoid":
+        raise ValueError("label_smoothing goes with loss_type='sigmoid' only")
+    if reference_free:  # π_ref uniform: log π_ref(y|x) is the same for every y; take it as 0
+        reference_chosen_logps = torch.zeros_like(reference_chosen_logps)
+        reference_rejected_logps = torch.zeros_like(reference_rejected_logps)
 
     policy_logratios = policy_chosen_logps - policy_rejected_logps  # log π_θ(y_w)/π_θ(y_l)
     reference_logratios = reference_chosen_logps - reference_rejected_logps
-    if reference_free:
-        reference_logratios = torch.zeros_like(reference_logratios)
     h = policy_logratios - reference_logratios  # (B,)
 
     if loss_type == "sigmoid":

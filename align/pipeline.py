@@ -7,7 +7,7 @@
 
 Run:
     python -m align.pipeline                   # the default: about 10 minutes on 2 CPU cores
-    python -m align.pipeline --preset quick    # under a minute: a smoke test
+    python -m align.pipeline --quick            # under a minute: a smoke test
     python -m align.pipeline --preset gpu --device cuda
 
 β: the lecture's example uses DPOConfig(beta=0.1). Here log π(y|x) sums the log-probs of
@@ -21,7 +21,6 @@ gold_reward.png, samples.jsonl, and report.md with the results table.
 """
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,8 @@ import torch
 
 from align.data import write_jsonl
 from align.dpo import DPOConfig, train_dpo
-from align.evaluate import best_of_n, generate_responses, mean_and_ci, sequence_kl, win_rate
+from align.evaluate import (best_of_n, generate_responses, mean_and_ci, sample_answers,
+                            sequence_kl, win_rate)
 from align.gold import gold_reward
 from align.preferences import make_preference_pairs
 from align.report import plot_pipeline, write_report
@@ -41,7 +41,7 @@ from align.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
 from minigpt.checkpoint import load_model
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
-from minigpt.runlog import RunFolder
+from minigpt.runlog import RunFolder, column
 from minigpt.train import TrainConfig, pick_device, train
 
 # Each preset: the toy world's sizes and every stage's settings.
@@ -85,6 +85,7 @@ class PipelineConfig:
     max_new_tokens: int = field(default=48, metadata={"help": "longest sampled answer"})
     seed: int = field(default=1337, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    quick: bool = field(default=False, metadata={"help": "the same as --preset quick"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
 
@@ -93,6 +94,8 @@ def stage_settings(preset: dict, stage: str, **fixed) -> dict:
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
+    if config.quick:
+        config = dataclasses.replace(config, preset="quick")
     if config.preset not in PRESETS:
         raise InputError(f"--preset must be one of {list(PRESETS)}, got {config.preset!r}")
     preset, device, seed = PRESETS[config.preset], pick_device(config.device), config.seed
@@ -161,10 +164,11 @@ def run_pipeline(config: PipelineConfig) -> dict:
     policy, _, _ = load_model(path("dpo"), device)
     reward_model, _ = load_reward_model(path("reward"), device)
     prompts = heldout_prompts(preset["eval_prompts"], seed + 2)
+    dpo_samples = sample_answers(policy, tokenizer, prompts, seed=seed, **sampling)
     answers = {"SFT": generate_responses(reference, tokenizer, prompts, seed=seed, **sampling),
-               "DPO": generate_responses(policy, tokenizer, prompts, seed=seed, **sampling),
+               "DPO": [s.text for s in dpo_samples],
                f"best-of-{preset['best_of']} (r_φ)": best_of_n(
-                   reference, reward_model, tokenizer, prompts, preset["best_of"], block, device,
+                   reference, reward_model, tokenizer, prompts, preset["best_of"], device,
                    seed=seed + 100, max_new_tokens=config.max_new_tokens)}
     gold = {name: [gold_reward(p, a) for p, a in zip(prompts, texts)] for name, texts in answers.items()}
     difference = [d - s for d, s in zip(gold["DPO"], gold["SFT"])]
@@ -184,7 +188,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
         "gold": {name: mean_and_ci(values) for name, values in gold.items()},
         "gold_difference_dpo_minus_sft": mean_and_ci(difference),
         "dpo_win_rate": win_rate(gold["DPO"], gold["SFT"]),
-        "kl_dpo_ref": sequence_kl(policy, reference, tokenizer, prompts, answers["DPO"], block, device),
+        "kl": sequence_kl(policy, reference, dpo_samples, tokenizer.pad_id, device),
         "pairs": pair_counts, "heldout_pairs": heldout_counts,
         "truncation": {"sft": sft["truncation"], "reward": reward["truncation"], "dpo": dpo["truncation"]},
     }
@@ -199,8 +203,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
 
 def train_accuracy_start_end(dpo_dir) -> tuple[float, float]:
     """DPO's batch implicit-reward accuracy over the first and last tenth of training."""
-    with open(os.path.join(dpo_dir, "metrics.jsonl")) as f:
-        values = [row["rewards/accuracies"] for row in map(json.loads, f) if "rewards/accuracies" in row]
+    _, values = column(RunFolder(dpo_dir).read_metrics(), "rewards/accuracies")
     tenth = max(len(values) // 10, 1)
     return sum(values[:tenth]) / tenth, sum(values[-tenth:]) / tenth
 

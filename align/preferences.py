@@ -15,6 +15,7 @@ Run:
     python -m align.preferences --sft runs/sft --out pairs.jsonl --prompt-file my_prompts.jsonl
 """
 
+import os
 import random
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from align.gold import gold_reward, preference_probability
 from align.world import train_prompts
 from minigpt.checkpoint import model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.errors import InputError
 from minigpt.train import pick_device
 
 
@@ -75,10 +77,17 @@ class PreferenceConfig:
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
 
+    def __post_init__(self):
+        if self.samples < 2 or self.prompts < 1 or self.max_new_tokens < 1 or self.temperature <= 0:
+            raise InputError("expected --samples >= 2 (answers are paired), --prompts >= 1, "
+                             "--max-new-tokens >= 1 and --temperature > 0")
+
 
 def main(argv=None):
     parser = parser_from_dataclass(PreferenceConfig, __doc__)
     config = PreferenceConfig(**given_flags(parser.parse_args(argv)))
+    if os.path.isdir(config.out):
+        raise InputError(f"--out {config.out}: is a folder, expected a JSONL file name")
     device = pick_device(config.device)
     checkpoint, _ = load_stage(require(config.sft, "--sft"), ("sft", "pretrain"), device)
     model, tokenizer = model_from_checkpoint(checkpoint)
@@ -88,6 +97,9 @@ def main(argv=None):
         prompts = train_prompts(config.prompts, config.seed)
     rows, counts = make_preference_pairs(model.to(device), tokenizer, prompts, config.samples,
                                          config.seed, device, config.max_new_tokens, config.temperature)
+    if not rows:
+        raise InputError(f"no pair could be made (all answers identical or empty); "
+                         f"{config.out} is left as it was")
     write_jsonl(config.out, rows)
     print(f"{counts['pairs']} pairs from {counts['prompts']} prompts "
           f"({counts['identical_skipped']} identical and {counts['empty_skipped']} empty pairs skipped; "

@@ -65,6 +65,11 @@ def fmt_ci(mean_ci) -> str:
     return f"{mean:.3f} ± {half:.3f}" if not math.isnan(half) else f"{mean:.3f}"
 
 
+def total(truncation: dict, key: str) -> int:
+    """A count summed over the training and held-out sets."""
+    return sum(counts[key] for counts in truncation.values())
+
+
 def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
     difference = results["gold_difference_dpo_minus_sft"]
     low, high = difference[0] - difference[1], difference[0] + difference[1]
@@ -88,7 +93,7 @@ def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
         f"| evaluation | DPO − SFT gold reward (95% CI) | {fmt_ci(difference)} "
         f"[{low:.3f}, {high:.3f}] |",
         f"| evaluation | DPO win rate against SFT (ties ½) | {results['dpo_win_rate']:.3f} |",
-        f"| evaluation | mean per-sequence KL(π_θ‖π_ref) | {results['kl_dpo_ref']:.3f} nats |",
+        f"| evaluation | mean per-sequence KL(π_θ‖π_ref) | {results['kl']:.3f} nats |",
         "",
         f"Preference pairs: {results['pairs']['pairs']} for training, "
         f"{results['heldout_pairs']['pairs']} held out; skipped for identical answers: "
@@ -97,9 +102,10 @@ def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
         f"{results['heldout_pairs']['empty_skipped']}. Training labels that agree with the gold "
         f"ranking: {results['pairs']['label_agrees_with_gold']} (gold ties: "
         f"{results['pairs']['gold_ties']}).",
-        "Truncation: " + "; ".join(
-            f"{stage} {t['prompt_truncated']} prompts cut, {t['response_truncated']} responses cut, "
-            f"{t['dropped']} dropped of {t['rows']}" for stage, t in results["truncation"].items()),
+        "Truncation (training + held-out rows): " + "; ".join(
+            f"{stage} {total(t, 'prompt_truncated')} prompts cut, "
+            f"{total(t, 'response_truncated')} responses cut, {total(t, 'dropped')} dropped of "
+            f"{total(t, 'rows')}" for stage, t in results["truncation"].items()),
         "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings"].items()),
         "", "## The lecture's prompts (greedy answers)", "",
         "| prompt | SFT (π_ref) | DPO (π_θ) |", "| --- | --- | --- |",

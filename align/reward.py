@@ -144,7 +144,7 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
     final = [row for row in rows if f"{prefix}_accuracy" in row][-1]
     summary = {"run": run.path, "seconds": seconds, "evaluated_on": prefix,
                **{key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"},
-               "truncation": dataclasses.asdict(stats)}
+               "truncation": stats}
     run.write_json("summary.json", summary)
     return summary
 

@@ -76,14 +76,15 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
     check_lengths(config, model.config.block_size)
     rows = read_jsonl(require(config.data, "--data"), SFT_KEYS)
     train_examples, stats = tokenize_demonstrations(rows, tokenizer, config)
-    eval_examples = []
+    eval_examples, eval_stats = [], TruncationStats()
     if config.eval_data:
-        eval_examples, _ = tokenize_demonstrations(read_jsonl(config.eval_data, SFT_KEYS),
-                                                   tokenizer, config, "held-out demonstrations")
+        eval_examples, eval_stats = tokenize_demonstrations(read_jsonl(config.eval_data, SFT_KEYS),
+                                                            tokenizer, config, "held-out demonstrations")
     if not train_examples:
         raise InputError(f"{config.data}: no demonstration fits max_length={config.max_length}")
 
-    run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched
+    truncation = {"train": dataclasses.asdict(stats), "held_out": dataclasses.asdict(eval_stats)}
+    run = start_run(config, tokenizer, truncation)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
     generator = torch.Generator().manual_seed(config.seed)
     batches = shuffled_batches(len(train_examples), config.batch_size, generator)
@@ -111,7 +112,7 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
     summary = {"run": run.path, "seconds": seconds, "step": final["step"],
                "train_response_loss": final["train_response_loss"],
                "eval_response_loss": final.get("eval_response_loss"),
-               "truncation": dataclasses.asdict(stats)}
+               "truncation": truncation}
     run.write_json("summary.json", summary)
     return summary
 

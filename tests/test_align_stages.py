@@ -171,3 +171,57 @@ def test_dpo_run_logs_the_usual_metrics_and_freezes_the_reference(pretrained, tm
     assert first["loss"] == pytest.approx(math.log(2), abs=1e-5)  # step 1: π_θ = π_ref
     assert summary["rewards/accuracies"] == 1.0 and summary["loss"] < 0.6
     assert (tmp_path / "dpo" / "rewards.png").exists() and (tmp_path / "dpo" / "ckpt.pt").exists()
+
+
+def test_the_reference_is_a_frozen_copy_and_its_cached_logps_stay_valid(pretrained):
+    from align.dpo import load_policy_and_reference
+    policy, reference, tokenizer = load_policy_and_reference(pretrained, "cpu")
+    assert not reference.training and not any(p.requires_grad for p in reference.parameters())
+    assert policy.config.dropout == 0.0 and all(p.requires_grad for p in policy.parameters())
+    pairs, _ = tokenize_pairs(PAIRS, tokenizer, DPOConfig(max_length=64, max_prompt_length=32), "test")
+    add_reference_logps(reference, pairs, tokenizer.pad_id, "cpu", average_log_prob=False)
+    before = [pair["reference_chosen_logps"] for pair in pairs]
+    optimizer = make_optimizer(policy, 1e-2, 0.0)
+    for _ in range(3):  # training π_θ must leave π_ref untouched
+        loss, _ = dpo_batch(policy, pairs, DPOConfig(), tokenizer.pad_id, "cpu")
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    add_reference_logps(reference, pairs, tokenizer.pad_id, "cpu", average_log_prob=False)
+    assert [pair["reference_chosen_logps"] for pair in pairs] == before
+    chosen, _ = concatenated_forward(policy, pairs, tokenizer.pad_id, "cpu")
+    assert chosen.tolist() != before  # while π_θ moved
+
+
+@pytest.mark.parametrize("options", [dict(loss_type="ipo"), dict(loss_type="hinge"),
+                                     dict(label_smoothing=0.1), dict(reference_free=True),
+                                     dict(average_log_prob=True)])
+def test_every_dpo_option_trains_end_to_end(pretrained, tmp_path, options):
+    write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    summary = train_dpo(DPOConfig(init=str(pretrained), data=str(tmp_path / "pairs.jsonl"),
+                                  out_dir=str(tmp_path / "dpo"), max_length=64, max_prompt_length=32,
+                                  batch_size=4, max_iters=20, learning_rate=1e-3, eval_interval=20,
+                                  **options), progress=False)
+    import json
+    losses = [row["loss"] for row in map(json.loads, open(tmp_path / "dpo" / "metrics.jsonl"))
+              if "rewards/margins" in row]
+    assert summary["loss"] < losses[0]  # the option's own loss went down on the pairs
+    assert summary["rewards/margins"] > 0  # and the chosen answers gained on the rejected ones
+
+
+def test_bad_stage_flags_fail_before_an_earlier_run_is_touched(pretrained, tmp_path):
+    write_jsonl(tmp_path / "sft.jsonl", DEMOS)
+    config = dict(init=str(pretrained), data=str(tmp_path / "sft.jsonl"), out_dir=str(tmp_path / "sft"),
+                  max_length=64, max_prompt_length=32, batch_size=4, max_iters=4, eval_interval=2)
+    train_sft(SFTConfig(**config), progress=False)
+    metrics = (tmp_path / "sft" / "metrics.jsonl").read_bytes()
+    for bad, message in ((dict(eval_interval=0), "--eval-interval must be at least 1"),
+                         (dict(batch_size=0), "--batch-size must be at least 1"),
+                         (dict(max_iters=0), "--max-iters must be at least 1")):
+        with pytest.raises(InputError, match=message):
+            train_sft(SFTConfig(**{**config, **bad}), progress=False)
+    with pytest.raises(InputError, match="--beta must be positive"):
+        DPOConfig(beta=0)
+    with pytest.raises(InputError, match="--label-smoothing goes with --loss-type sigmoid only"):
+        DPOConfig(label_smoothing=0.1, loss_type="hinge")
+    assert (tmp_path / "sft" / "metrics.jsonl").read_bytes() == metrics

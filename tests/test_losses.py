@@ -56,6 +56,8 @@ def test_dpo_loss_matches_the_formula_in_float64(loss_type, eps, reference_free,
     expected = reference_dpo(pc.tolist(), pr.tolist(), rc.tolist(), rr.tolist(), beta, eps,
                              loss_type, reference_free)
     torch.testing.assert_close(losses, torch.tensor(expected, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    if reference_free:  # π_ref uniform: its log-probability is taken as 0
+        rc, rr = torch.zeros_like(rc), torch.zeros_like(rr)
     torch.testing.assert_close(chosen, beta * (pc - rc))
     torch.testing.assert_close(rejected, beta * (pr - rr))
 
@@ -85,3 +87,5 @@ def test_bad_options_are_clear_errors():
         dpo_loss(x, x, x, x, label_smoothing=0.7)
     with pytest.raises(ValueError, match="beta must be positive"):
         dpo_loss(x, x, x, x, beta=0.0)
+    with pytest.raises(ValueError, match="label_smoothing goes with loss_type='sigmoid' only"):
+        dpo_loss(x, x, x, x, label_smoothing=0.1, loss_type="ipo")

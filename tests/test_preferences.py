@@ -54,3 +54,21 @@ def test_the_command_reads_a_prompt_file_and_writes_jsonl(tmp_path):
         assert row["prompt"] in ("hello", "What is 2+2?") and row["chosen"] != row["rejected"]
         assert row["p_chosen"] == pytest.approx(
             sigmoid(row["chosen_gold"] - row["rejected_gold"]), abs=1e-12)
+
+
+def test_bad_settings_and_no_pairs_leave_the_output_file_alone(tmp_path, capsys):
+    from minigpt.cli import run_main
+    model = GPT(tiny_config(vocab_size=ByteTokenizer().vocab_size, block_size=96))
+    save_checkpoint(tmp_path / "sft" / "ckpt.pt", model, 0, model.config, ByteTokenizer(),
+                    extra={"stage": "sft"})
+    out = tmp_path / "pairs.jsonl"
+    out.write_text('{"prompt": "keep", "chosen": "me", "rejected": "please"}\n')
+    for flags, message in ((["--samples", "1"], "--samples >= 2"),
+                           (["--temperature", "0"], "--temperature > 0"),
+                           (["--out", str(tmp_path)], "is a folder")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            run_main(preferences_main, ["--sft", str(tmp_path / "sft"), "--out", str(out), *flags])
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and message in err
+    assert "keep" in out.read_text()
