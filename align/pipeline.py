@@ -11,9 +11,9 @@ Run:
     python -m align.pipeline --preset gpu --device cuda
 
 β: the lecture's example uses DPOConfig(beta=0.1). Here log π(y|x) sums the log-probs of
-about 30 byte tokens per answer, and with β = 0.1 DPO pushed π_θ about 27 nats (per
+about 30 byte tokens per answer, and with β = 0.1 DPO pushed π_θ about 28 nats (per
 answer) away from π_ref, into made-up words that the gold reward then punishes; β = 0.5
-keeps it near 6 nats and gains more gold reward. Try --beta 0.1 to see the drift.
+keeps it near 6.5 nats and gains more gold reward. Try --beta 0.1 to see the drift.
 
 One run folder (--out-dir) holds data/, pretrain/, sft/, reward/, dpo/ (each with its
 checkpoint, metrics and plots), the figures losses.png, dpo_rewards.png and
