@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from align.common import require
 from align.template import format_prompt
 from minigpt.checkpoint import write_atomically
 from minigpt.errors import InputError
@@ -133,7 +134,7 @@ def response_tokens(tokenizer, prompt: str, response: str) -> list[int]:
     return ids_full[len(ids_prompt):] + [tokenizer.eos_id]
 
 
-def fit(prompt_ids, responses, max_length, max_prompt_length, stats: TruncationStats):
+def truncate_to_fit(prompt_ids, responses, max_length, max_prompt_length, stats: TruncationStats):
     """Cut the prompt's start, then the responses' ends, to fit max_length; None to drop."""
     stats.rows += 1
     longest = max(len(r) for r in responses)
@@ -153,7 +154,7 @@ def fit(prompt_ids, responses, max_length, max_prompt_length, stats: TruncationS
 def tokenize_example(tokenizer, prompt, response, max_length, max_prompt_length, stats):
     """(input_ids, labels) for one demonstration, or None if it had to be dropped."""
     try:
-        fitted = fit(prompt_tokens(tokenizer, prompt), [response_tokens(tokenizer, prompt, response)],
+        fitted = truncate_to_fit(prompt_tokens(tokenizer, prompt), [response_tokens(tokenizer, prompt, response)],
                      max_length, max_prompt_length, stats)
     except ValueError as error:  # a character outside a char tokenizer's vocabulary
         raise InputError(f"prompt {prompt[:40]!r}: {error}") from None
@@ -170,7 +171,7 @@ def tokenize_pair(tokenizer, row, max_length, max_prompt_length, stats):
         responses = [response_tokens(tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
     except ValueError as error:
         raise InputError(f"prompt {row['prompt'][:40]!r}: {error}") from None
-    fitted = fit(prompt_ids, responses, max_length, max_prompt_length, stats)
+    fitted = truncate_to_fit(prompt_ids, responses, max_length, max_prompt_length, stats)
     if fitted is None:
         return None
     prompt_ids, (chosen, rejected) = fitted
@@ -208,9 +209,7 @@ def tokenize_pairs(rows, tokenizer, config, what):
 
 def load_pairs(config, tokenizer, stage: str):
     """Training pairs (config.data), held-out pairs (config.eval_data, optional), truncation counts."""
-    if not config.data:
-        raise InputError("--data is required")
-    pairs, stats = tokenize_pairs(read_jsonl(config.data, PREFERENCE_KEYS), tokenizer, config,
+    pairs, stats = tokenize_pairs(read_jsonl(require(config.data, "--data"), PREFERENCE_KEYS), tokenizer, config,
                                   f"{stage} training pairs")
     eval_pairs, eval_stats = [], TruncationStats()
     if config.eval_data:

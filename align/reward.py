@@ -57,6 +57,13 @@ def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, devi
     return model(input_ids, lengths)  # (B,)
 
 
+def score_pairs(model: RewardModel, pairs, pad_id, device):
+    """r_φ(x, y_w) and r_φ(x, y_l) for a batch of pairs, chosen and rejected in one forward pass."""
+    rewards = score_sequences(model, [p["chosen"][0] for p in pairs] + [p["rejected"][0] for p in pairs],
+                              pad_id, device)  # (2B,)
+    return rewards[: len(pairs)], rewards[len(pairs):]  # (B,), (B,)
+
+
 @torch.no_grad()
 def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
     """Held-out accuracy P(r_w > r_l), mean margin r_w − r_l, and agreement with r*.
@@ -66,9 +73,7 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
     correct, margins, agree, comparable = 0, [], 0, 0
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
-        rewards = score_sequences(model, [p["chosen"][0] for p in batch] + [p["rejected"][0] for p in batch],
-                                  pad_id, device)
-        chosen, rejected = rewards[: len(batch)], rewards[len(batch):]
+        chosen, rejected = score_pairs(model, batch, pad_id, device)
         correct += (chosen > rejected).sum().item()
         margins += (chosen - rejected).tolist()
         for pair, r_w, r_l in zip(batch, chosen.tolist(), rejected.tolist()):
@@ -116,9 +121,7 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
     def loss_on_batch(indices):
         batch = [train_pairs[i] for i in indices]
         # chosen and rejected in one forward pass: (2B,) scores, then split
-        rewards = score_sequences(model, [p["chosen"][0] for p in batch] + [p["rejected"][0] for p in batch],
-                                  pad_id, device)
-        r_w, r_l = rewards[: len(batch)], rewards[len(batch):]
+        r_w, r_l = score_pairs(model, batch, pad_id, device)
         metrics = {"accuracy": (r_w > r_l).float().mean().item(),
                    "margin": (r_w - r_l).mean().item()}
         return bradley_terry_loss(r_w, r_l), metrics

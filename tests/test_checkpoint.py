@@ -90,7 +90,7 @@ def test_weights_that_do_not_match_the_config_or_vocabulary(tmp_path, byte_check
         load_model(tmp_path / "vocab.pt")
 
 
-def test_sample_command_is_seeded_and_stops_at_eos(byte_checkpoint, capsys):
+def test_sample_command_is_seeded_and_the_cache_changes_nothing(byte_checkpoint, capsys):
     path, _ = byte_checkpoint
     argv = ["--ckpt", str(path), "--prompt", "¿Hola?", "--max-new-tokens", "20", "--seed", "4"]
     first = sample_main(argv)
