@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from minigpt.checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint, save_checkpoint
+from minigpt.cli import check_ranges
 from minigpt.errors import InputError
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
 from minigpt.runlog import RunFolder
@@ -50,12 +51,10 @@ class StageConfig:
 
     def __post_init__(self):
         """Bad numbers are reported before anything is read or written."""
-        for name in ("batch_size", "max_iters", "eval_interval", "max_length", "max_prompt_length"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_iters", "learning_rate", "min_lr", "weight_decay", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise InputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        check_ranges(self, at_least_one=("batch_size", "max_iters", "eval_interval", "max_length",
+                                         "max_prompt_length"),
+                     not_negative=("warmup_iters", "learning_rate", "min_lr", "weight_decay",
+                                   "grad_clip"))
 
 
 def load_stage(path, stages: tuple[str, ...], device="cpu"):

@@ -35,6 +35,15 @@ def parser_from_dataclass(cls, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def check_ranges(config, at_least_one=(), not_negative=()):
+    """A one-line InputError for the first setting below its allowed range, named as its flag."""
+    for names, low, words in ((at_least_one, 1, "must be at least 1"),
+                              (not_negative, 0, "must not be negative")):
+        for name in names:
+            if getattr(config, name) < low:
+                raise InputError(f"--{name.replace('_', '-')} {words}, got {getattr(config, name)}")
+
+
 def given_flags(namespace: argparse.Namespace) -> dict:
     """The flags the user typed, as {field_name: value}."""
     return vars(namespace).copy()

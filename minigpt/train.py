@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from minigpt.checkpoint import (CHECKPOINT_NAME, check_same_config, load_checkpoint,
                                 load_weights, save_checkpoint)
-from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.data import TokenData, read_text_file
 from minigpt.errors import InputError
 from minigpt.model import ATTENTION_KINDS, GPT, GPTConfig
@@ -76,12 +76,10 @@ class TrainConfig:
     stop_after: int = field(default=0, metadata={"help": "stop (with a checkpoint) after this many steps of this invocation; 0: run to --max-iters"})
 
     def __post_init__(self):
-        for name in ("batch_size", "grad_accum", "eval_interval", "eval_iters", "max_iters"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("warmup_iters", "sample_tokens", "stop_after", "weight_decay", "grad_clip"):
-            if getattr(self, name) < 0:
-                raise InputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        check_ranges(self, at_least_one=("batch_size", "grad_accum", "eval_interval", "eval_iters",
+                                         "max_iters"),
+                     not_negative=("warmup_iters", "sample_tokens", "stop_after", "weight_decay",
+                                   "grad_clip"))
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         try:
