@@ -17,12 +17,9 @@
 # r(x, y) = Q*(start, y), the optimal return after that move.
 
 # %%
-import os, pathlib, sys
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # import the project's packages from a plain `python lessons/...` run
-SMOKE = os.environ.get("LESSONS_SMOKE") == "1"  # the test suite's few-seconds setting
-OUT = pathlib.Path(os.environ.get("LESSONS_OUT", ROOT / "runs" / "lessons")) / pathlib.Path(__file__).stem
-OUT.mkdir(parents=True, exist_ok=True)
+from lesson_setup import lesson_paths  # lessons/lesson_setup.py
+
+ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
 import inspect
 
