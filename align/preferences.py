@@ -23,7 +23,7 @@ from align.common import load_stage, require
 from align.data import read_jsonl, write_jsonl
 from align.evaluate import generate_responses
 from align.gold import gold_reward, preference_probability
-from align.world import train_prompts
+from align.world import answer_candidates, train_prompts
 from minigpt.checkpoint import model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
@@ -47,6 +47,19 @@ def label_pairs(prompt, answers, rng: random.Random, counts: dict) -> list[dict]
                      "rejected_gold": gold_reward(prompt, rejected),
                      "p_chosen": p_first if chosen == first else 1 - p_first})
         counts["pairs"] += 1
+    return rows
+
+
+def pairs_from_world(prompts, seed=0) -> list[dict]:
+    """Pairs of the world's own answers (one of each quality per prompt, shuffled, paired
+    two by two), labelled by Bradley-Terry as above: quick data with no model to sample."""
+    rng = random.Random(seed)
+    counts = {"pairs": 0, "identical_skipped": 0, "empty_skipped": 0}
+    rows = []
+    for prompt in prompts:
+        answers = list(answer_candidates(prompt, rng).values())
+        rng.shuffle(answers)
+        rows += label_pairs(prompt, answers, rng, counts)
     return rows
 
 

@@ -28,7 +28,7 @@ import torch
 from align.data import prompt_tokens, response_tokens, write_jsonl
 from align.gold import gold_components, gold_reward, preference_probability
 from align.losses import bradley_terry_loss
-from align.preferences import label_pairs
+from align.preferences import pairs_from_world
 from align.reward import RewardConfig, load_reward_model, score_sequences, train_reward
 from align.world import (LECTURE_PREFERENCE_TABLE, answer_candidates, heldout_prompts,
                          pretraining_corpus, train_prompts)
@@ -133,20 +133,9 @@ pretrain = train(TrainConfig(data=str(corpus), out_dir=str(OUT / "pretrain"), to
                              device="cpu", seed=0), progress=not SMOKE)
 print(f"trunk pre-trained: val loss {pretrain['val_loss']:.3f}")
 
-
-def make_pairs(prompts, seed):
-    rng = random.Random(seed)
-    counts = {"pairs": 0, "identical_skipped": 0, "empty_skipped": 0}
-    rows = []
-    for prompt in prompts:
-        answers = list(answer_candidates(prompt, rng).values())
-        rng.shuffle(answers)
-        rows += label_pairs(prompt, answers, rng, counts)
-    return rows
-
-
-train_rows = make_pairs(train_prompts(40 if SMOKE else 400, seed=0), seed=0)
-eval_rows = make_pairs(heldout_prompts(20 if SMOKE else 100, seed=0), seed=1)
+# pairs of the world's own answers (one of each quality per prompt), labelled by Bradley-Terry
+train_rows = pairs_from_world(train_prompts(40 if SMOKE else 400, seed=0), seed=0)
+eval_rows = pairs_from_world(heldout_prompts(20 if SMOKE else 100, seed=0), seed=1)
 write_jsonl(OUT / "pairs.jsonl", train_rows)
 write_jsonl(OUT / "heldout_pairs.jsonl", eval_rows)
 agree = sum(r["chosen_gold"] > r["rejected_gold"] for r in train_rows)

@@ -17,7 +17,6 @@ from lesson_setup import lesson_paths  # lessons/lesson_setup.py
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
 import inspect
-import random
 
 import matplotlib
 matplotlib.use("Agg")
@@ -30,9 +29,9 @@ from align.data import rows_from_dict_of_lists, write_jsonl
 from align.dpo import DPOConfig, train_dpo
 from align.evaluate import generate_responses
 from align.gold import gold_reward
-from align.preferences import label_pairs
+from align.preferences import pairs_from_world
 from align.sft import SFTConfig, train_sft
-from align.world import (LECTURE_DPO_DATASET, answer_candidates, heldout_prompts,
+from align.world import (LECTURE_DPO_DATASET, heldout_prompts,
                          pretraining_corpus, sft_demonstrations, train_prompts)
 from minigpt import load_model
 from minigpt.runlog import RunFolder
@@ -112,23 +111,13 @@ for prompt, b, a in zip(lecture_prompts, before, after):
 # ## The toy world: many pairs, labelled by the gold reward r*
 #
 # For each training prompt, one answer of each quality (good, wrong, rude, unhelpful)
-# from `align.world`, shuffled and paired; `label_pairs` picks y_w with the Bradley-Terry
-# probability σ(r*(y_1) − r*(y_2)). Held-out prompts give held-out pairs.
+# from `align.world`, shuffled and paired; `align.preferences.pairs_from_world` picks y_w
+# with the Bradley-Terry probability σ(r*(y_1) − r*(y_2)). Held-out prompts give held-out
+# pairs. (The pipeline samples the answers from π_ref instead, as the DPO paper did.)
 
 # %%
-def make_pairs(prompts, seed):
-    rng = random.Random(seed)
-    counts = {"pairs": 0, "identical_skipped": 0, "empty_skipped": 0}
-    rows = []
-    for prompt in prompts:
-        candidates = list(answer_candidates(prompt, rng).values())
-        rng.shuffle(candidates)
-        rows += label_pairs(prompt, candidates, rng, counts)
-    return rows
-
-
-write_jsonl(OUT / "pairs.jsonl", make_pairs(train_prompts(40 if SMOKE else 300, seed=0), seed=0))
-write_jsonl(OUT / "heldout_pairs.jsonl", make_pairs(heldout_prompts(20 if SMOKE else 60, seed=0), seed=1))
+write_jsonl(OUT / "pairs.jsonl", pairs_from_world(train_prompts(40 if SMOKE else 300, seed=0), seed=0))
+write_jsonl(OUT / "heldout_pairs.jsonl", pairs_from_world(heldout_prompts(20 if SMOKE else 60, seed=0), seed=1))
 # β = 0.5 and a small learning rate, as in `python -m align.pipeline`: with β = 0.1 a tiny
 # model drifts far from π_ref (into made-up words) and the gold reward drops.
 world_config = DPOConfig(beta=0.5, init=str(OUT / "sft"), data=str(OUT / "pairs.jsonl"),

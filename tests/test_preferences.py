@@ -72,3 +72,15 @@ def test_bad_settings_and_no_pairs_leave_the_output_file_alone(tmp_path, capsys)
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and message in err
     assert "keep" in out.read_text()
+
+
+def test_pairs_from_world_pair_the_worlds_own_answers():
+    from align.preferences import pairs_from_world
+    from align.world import train_prompts
+    prompts = train_prompts(200, seed=0)
+    rows = pairs_from_world(prompts, seed=0)
+    assert rows == pairs_from_world(prompts, seed=0)  # deterministic
+    assert len(rows) >= len(prompts)  # four answers each: two pairs, fewer when two coincide
+    agree = sum(row["chosen_gold"] > row["rejected_gold"] for row in rows)
+    disagree = sum(row["chosen_gold"] < row["rejected_gold"] for row in rows)
+    assert agree > 4 * disagree > 0  # mostly, not always, the better answer wins
