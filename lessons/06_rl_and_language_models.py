@@ -18,7 +18,7 @@
 # the whole sequence at once with `get_batch_logps` (what DPO uses, lessons 9 and 10).
 
 # %%
-from lesson_setup import lesson_paths  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, pretrain_small_model  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -30,9 +30,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from align.template import format_prompt
-from align.world import pretraining_corpus
 from minigpt import get_batch_logps, load_model
-from minigpt.train import TrainConfig, train
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # tiny tensors: one thread avoids thread-pool overhead on a busy CPU
@@ -45,15 +43,8 @@ torch.set_num_threads(1)  # tiny tensors: one thread avoids thread-pool overhead
 # it writes will not be good; this lesson is about how its probability is computed.
 
 # %%
-corpus = OUT / "corpus.txt"
-corpus.write_text(pretraining_corpus(20_000 if SMOKE else 100_000, seed=0), encoding="utf-8")
-config = TrainConfig(data=str(corpus), out_dir=str(OUT / "pretrain"), tokenizer="byte",
-                     block_size=96 if SMOKE else 128, n_layer=1 if SMOKE else 2, n_head=4,
-                     n_embd=32 if SMOKE else 64, batch_size=8, max_iters=20 if SMOKE else 200,
-                     warmup_iters=5 if SMOKE else 20, learning_rate=3e-3, min_lr=3e-4,
-                     eval_interval=10_000, eval_iters=2 if SMOKE else 10, sample_tokens=0,
-                     overwrite=True, device="cpu", seed=0)
-summary = train(config, progress=not SMOKE)
+summary = pretrain_small_model(OUT, SMOKE, block_size=96 if SMOKE else 128,
+                               max_iters=20 if SMOKE else 200)  # lessons/lesson_setup.py
 model, tokenizer, _ = load_model(summary["run"])  # eval mode: no dropout
 print(f"pre-trained {summary['step']} steps: val loss {summary['val_loss']:.3f} nats/byte; "
       f"vocabulary {tokenizer.vocab_size} (256 bytes + BOS, EOS, PAD)")

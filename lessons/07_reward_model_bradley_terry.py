@@ -12,7 +12,7 @@
 # recompensa):  L(φ) = −E_{(x,y_w,y_l)~D}[log σ(r_φ(x,y_w) − r_φ(x,y_l))].
 
 # %%
-from lesson_setup import lesson_paths  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, pretrain_small_model  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -31,8 +31,7 @@ from align.losses import bradley_terry_loss
 from align.preferences import pairs_from_world
 from align.reward import RewardConfig, load_reward_model, score_sequences, train_reward
 from align.world import (LECTURE_PREFERENCE_TABLE, answer_candidates, heldout_prompts,
-                         pretraining_corpus, train_prompts)
-from minigpt.train import TrainConfig, train
+                         train_prompts)
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # tiny tensors: one thread avoids thread-pool overhead on a busy CPU
@@ -122,15 +121,8 @@ for x, y_w, y_l in LECTURE_PREFERENCE_TABLE:
 
 # %%
 BLOCK = 160  # room for the lecture's longest example (gravity) with its prompt
-corpus = OUT / "corpus.txt"
-corpus.write_text(pretraining_corpus(20_000 if SMOKE else 100_000, seed=0), encoding="utf-8")
-pretrain = train(TrainConfig(data=str(corpus), out_dir=str(OUT / "pretrain"), tokenizer="byte",
-                             block_size=BLOCK, n_layer=1 if SMOKE else 2, n_head=4,
-                             n_embd=32 if SMOKE else 64, batch_size=8,
-                             max_iters=10 if SMOKE else 150, warmup_iters=2 if SMOKE else 15,
-                             learning_rate=3e-3, min_lr=3e-4, eval_interval=10_000,
-                             eval_iters=2 if SMOKE else 10, sample_tokens=0, overwrite=True,
-                             device="cpu", seed=0), progress=not SMOKE)
+pretrain = pretrain_small_model(OUT, SMOKE, block_size=BLOCK,
+                                max_iters=10 if SMOKE else 150)  # lessons/lesson_setup.py
 print(f"trunk pre-trained: val loss {pretrain['val_loss']:.3f}")
 
 # pairs of the world's own answers (one of each quality per prompt), labelled by Bradley-Terry

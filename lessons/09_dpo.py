@@ -12,7 +12,7 @@
 # rewards/chosen and rewards/rejected; their difference is rewards/margins.
 
 # %%
-from lesson_setup import lesson_paths  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, pretrain_small_model  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -32,10 +32,9 @@ from align.gold import gold_reward
 from align.preferences import pairs_from_world
 from align.sft import SFTConfig, train_sft
 from align.world import (LECTURE_DPO_DATASET, heldout_prompts,
-                         pretraining_corpus, sft_demonstrations, train_prompts)
+                         sft_demonstrations, train_prompts)
 from minigpt import load_model
 from minigpt.runlog import RunFolder
-from minigpt.train import TrainConfig, train
 
 torch.manual_seed(0)
 torch.set_num_threads(1)  # tiny tensors: one thread avoids thread-pool overhead on a busy CPU
@@ -55,15 +54,8 @@ print(inspect.getsource(align.losses.dpo_loss))
 
 # %%
 BLOCK = 96 if SMOKE else 128
-corpus = OUT / "corpus.txt"
-corpus.write_text(pretraining_corpus(20_000 if SMOKE else 100_000, seed=0), encoding="utf-8")
-pretrain = train(TrainConfig(data=str(corpus), out_dir=str(OUT / "pretrain"), tokenizer="byte",
-                             block_size=BLOCK, n_layer=1 if SMOKE else 2, n_head=4,
-                             n_embd=32 if SMOKE else 64, batch_size=8,
-                             max_iters=20 if SMOKE else 300, warmup_iters=5 if SMOKE else 20,
-                             learning_rate=3e-3, min_lr=3e-4, eval_interval=10_000,
-                             eval_iters=2 if SMOKE else 10, sample_tokens=0, overwrite=True,
-                             device="cpu", seed=0), progress=not SMOKE)
+pretrain = pretrain_small_model(OUT, SMOKE, block_size=BLOCK,
+                                max_iters=20 if SMOKE else 300)  # lessons/lesson_setup.py
 write_jsonl(OUT / "sft.jsonl", sft_demonstrations(100 if SMOKE else 1000, seed=0))
 sft = train_sft(SFTConfig(init=str(OUT / "pretrain"), data=str(OUT / "sft.jsonl"),
                           out_dir=str(OUT / "sft"), max_length=BLOCK, max_prompt_length=64,

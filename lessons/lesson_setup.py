@@ -22,3 +22,22 @@ def lesson_paths(lesson_file: str):
     out = pathlib.Path(os.environ.get("LESSONS_OUT", root / "runs" / "lessons")) / pathlib.Path(lesson_file).stem
     out.mkdir(parents=True, exist_ok=True)
     return root, smoke, out
+
+
+def pretrain_small_model(out: pathlib.Path, smoke: bool, block_size: int, max_iters: int) -> dict:
+    """Set-up for the lessons that need a model, not a lesson on pre-training (that is 03):
+    a small byte-level GPT pre-trained briefly on the toy world's corpus, so that it prefers
+    the world's text to random bytes. Its run folder is out/pretrain; returns train()'s summary.
+    """
+    from align.world import pretraining_corpus
+    from minigpt.train import TrainConfig, train
+
+    corpus = out / "corpus.txt"
+    corpus.write_text(pretraining_corpus(20_000 if smoke else 100_000, seed=0), encoding="utf-8")
+    config = TrainConfig(data=str(corpus), out_dir=str(out / "pretrain"), tokenizer="byte",
+                         block_size=block_size, n_layer=1 if smoke else 2, n_head=4,
+                         n_embd=32 if smoke else 64, batch_size=8, max_iters=max_iters,
+                         warmup_iters=max(max_iters // 10, 1), learning_rate=3e-3, min_lr=3e-4,
+                         eval_interval=10_000, eval_iters=2 if smoke else 10, sample_tokens=0,
+                         overwrite=True, device="cpu", seed=0)
+    return train(config, progress=not smoke)
