@@ -151,6 +151,25 @@ def truncate_to_fit(prompt_ids, responses, max_length, max_prompt_length, stats:
     return prompt_ids, responses
 
 
+def sft_example(prompt_ids: list[int], response_ids: list[int], ignore_index: int = -100):
+    """The SFT prompt mask: (input_ids, labels) for one prompt and its response.
+
+    The model reads the whole sequence, input_ids = prompt + response; the loss counts only
+    the response, so labels repeat the response's tokens and put ignore_index (-100, which
+    F.cross_entropy and get_batch_logps skip) at every prompt position:
+
+        input_ids: p_1 … p_m  r_1 … r_n
+        labels:    -100 … -100  r_1 … r_n
+
+    The labels are not shifted here: the loss shifts them (position t predicts token t+1).
+    """
+    # >>> solution sft_example
+    input_ids = list(prompt_ids) + list(response_ids)
+    labels = [ignore_index] * len(prompt_ids) + list(response_ids)
+    return input_ids, labels
+    # <<< solution
+
+
 def tokenize_example(tokenizer, prompt, response, max_length, max_prompt_length, stats):
     """(input_ids, labels) for one demonstration, or None if it had to be dropped."""
     try:
@@ -161,7 +180,7 @@ def tokenize_example(tokenizer, prompt, response, max_length, max_prompt_length,
     if fitted is None:
         return None
     prompt_ids, (response_ids,) = fitted
-    return prompt_ids + response_ids, [-100] * len(prompt_ids) + response_ids
+    return sft_example(prompt_ids, response_ids)
 
 
 def tokenize_pair(tokenizer, row, max_length, max_prompt_length, stats):
@@ -175,9 +194,7 @@ def tokenize_pair(tokenizer, row, max_length, max_prompt_length, stats):
     if fitted is None:
         return None
     prompt_ids, (chosen, rejected) = fitted
-    prompt_labels = [-100] * len(prompt_ids)
-    return {"chosen": (prompt_ids + chosen, prompt_labels + chosen),
-            "rejected": (prompt_ids + rejected, prompt_labels + rejected)}
+    return {"chosen": sft_example(prompt_ids, chosen), "rejected": sft_example(prompt_ids, rejected)}
 
 
 def pad_right(sequences: list[list[int]], value: int, length: int | None = None) -> torch.Tensor:

@@ -33,7 +33,9 @@ def bradley_terry_loss(chosen_rewards: torch.Tensor, rejected_rewards: torch.Ten
 
     F.logsigmoid(z) = log σ(z), computed without overflow for large |z|.
     """
+    # >>> solution bradley_terry_loss
     return -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+    # <<< solution
 
 
 def dpo_loss(
@@ -70,6 +72,7 @@ def dpo_loss(
         raise ValueError(f"beta must be positive, got {beta}")
     if label_smoothing > 0 and loss_type != "sigmoid":
         raise ValueError("label_smoothing goes with loss_type='sigmoid' only")
+    # >>> solution dpo_loss
     if reference_free:  # π_ref uniform: log π_ref(y|x) is the same for every y; take it as 0
         reference_chosen_logps = torch.zeros_like(reference_chosen_logps)
         reference_rejected_logps = torch.zeros_like(reference_rejected_logps)
@@ -88,3 +91,4 @@ def dpo_loss(
     chosen_rewards = beta * (policy_chosen_logps - reference_chosen_logps).detach()
     rejected_rewards = beta * (policy_rejected_logps - reference_rejected_logps).detach()
     return losses, chosen_rewards, rejected_rewards
+    # <<< solution

@@ -110,9 +110,11 @@ def reinforce_loss(theta: torch.Tensor, states, actions, advantages) -> torch.Te
     Its gradient is minus the REINFORCE estimate of ∇_θ J(θ), so a minimiser climbs J.
     theta (S, A); states, actions, advantages (T,). For a language model the same line
     reads −Σ_t A_t·log π_θ(y_t | x, y_<t): states are prefixes, actions are tokens."""
+    # >>> solution reinforce_loss
     log_probs = torch.log_softmax(theta[states], dim=-1)          # log π_θ(·|s_t)   (T, A)
     log_pi = log_probs.gather(1, actions[:, None]).squeeze(1)     # log π_θ(a_t|s_t) (T,)
     return -(advantages * log_pi).sum()
+    # <<< solution
 
 
 def reinforce(env, episodes: int = 1000, gamma: float = 0.9, lr: float = 0.1,

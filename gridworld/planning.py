@@ -64,6 +64,7 @@ def policy_evaluation_exact(T, R, pi, gamma: float) -> np.ndarray:
 def value_iteration(T, R, gamma: float, tol: float = 1e-12, max_iters: int = 100_000):
     """V(s) ← max_a [R(s,a) + γ·Σ_{s'} T(s,a,s')·V(s')] until it stops moving.
     Returns (V*, Q*, number of sweeps); the optimal policy is greedy_policy(Q*)."""
+    # >>> solution value_iteration
     V = np.zeros(R.shape[0])
     for it in range(1, max_iters + 1):
         Q = q_from_v(T, R, V, gamma)
@@ -73,6 +74,7 @@ def value_iteration(T, R, gamma: float, tol: float = 1e-12, max_iters: int = 100
         if delta < tol:
             return V, q_from_v(T, R, V, gamma), it
     raise RuntimeError(f"value iteration did not converge in {max_iters} sweeps")
+    # <<< solution
 
 
 def policy_iteration(T, R, gamma: float, max_iters: int = 1000):

@@ -44,6 +44,7 @@ def get_batch_logps(
             f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must share "
             f"batch and sequence dimensions: expected logits (B, T, vocab) and labels (B, T)"
         )
+    # >>> solution get_batch_logps
     labels = labels[:, 1:].clone()  # (B, T-1): the token that follows each position
     logits = logits[:, :-1, :]  # (B, T-1, vocab): the prediction made at each position
     loss_mask = labels != label_pad_token_id  # (B, T-1), True where the token counts
@@ -60,3 +61,4 @@ def get_batch_logps(
     if average_log_prob:
         return total / loss_mask.sum(-1).clamp(min=1)  # an all-masked row: 0 / 1 = 0
     return total
+    # <<< solution

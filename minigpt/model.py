@@ -131,6 +131,32 @@ def attention_allowed(
     return (causal & key_is_real) | (key_index == query_index)
 
 
+def causal_attention(q, k, v, allowed, dropout=None):
+    """Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + mask) V, for every head at once.
+
+    q: (B, nh, T, hs) the queries of this call's T tokens; k, v: (B, nh, T_k, hs) the keys
+    and values of every token they may look at (T_k = T, or the cache's T_past + T).
+    allowed: boolean (B or 1, 1, T, T_k) from `attention_allowed`; where it is False the
+    score gets -inf, so softmax gives that key weight exactly 0 (no peeking at the future,
+    no attending to padding). dropout: applied to the weights A before they weigh V (the
+    model passes its nn.Dropout); None for no dropout. Returns y: (B, nh, T, hs).
+
+    While generating with the cache, T = 1: q is the slide's q_t (1 × d_k per head), q_t Kᵀ
+    gives one score per cached token, and A·V is their weighted sum of values.
+    """
+    # >>> solution causal_attention
+    # scores = q Kᵀ / √d_k: one row per query, one column per key. Scaling q (T × hs
+    # numbers) before the product equals scaling the scores (T × T_k), and is cheaper.
+    scores = (q / math.sqrt(q.size(-1))) @ k.transpose(-2, -1)  # (B, nh, T, T_k)
+    scores.masked_fill_(~allowed, float("-inf"))  # + causal (and padding) mask: -inf, in place
+    A = F.softmax(scores, dim=-1)  # (B, nh, T, T_k), each row sums to 1
+    if dropout is not None:
+        A = dropout(A)
+    # the slide's "V·A": the attention-weighted sum of value rows, written A @ v here
+    return A @ v  # (B, nh, T, T_k) @ (B, nh, T_k, hs) -> (B, nh, T, hs)
+    # <<< solution
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention: softmax(Q Kᵀ / √d_k + mask) V for every head."""
 
@@ -155,16 +181,7 @@ class CausalSelfAttention(nn.Module):
             k, v = kv_cache.append(layer, k, v)  # (B, nh, T_k, hs): the past and the new
 
         if self.attention == "manual":
-            # While generating with the cache, T = 1: q is the slide's q_t (1 × d_k per head),
-            # q_t Kᵀ gives one score per cached token, and A·V their weighted sum of values.
-            # scores = q Kᵀ / √d_k: one row per query, one column per key. Scaling q
-            # (T × hs numbers) before the product equals scaling the scores (T × T_k), cheaper.
-            scores = (q / math.sqrt(self.head_size)) @ k.transpose(-2, -1)  # (B, nh, T, T_k)
-            scores.masked_fill_(~allowed, float("-inf"))  # + causal (and padding) mask: -inf
-            A = F.softmax(scores, dim=-1)  # (B, nh, T, T_k), each row sums to 1
-            A = self.attn_dropout(A)
-            # the slide's "V·A": the attention-weighted sum of value rows, written A @ v here
-            y = A @ v  # (B, nh, T, T_k) @ (B, nh, T_k, hs) -> (B, nh, T, hs)
+            y = causal_attention(q, k, v, allowed, self.attn_dropout)  # (B, nh, T, hs)
         else:
             # The same formula in one fused call; is_causal lets it pick its fastest kernel.
             y = F.scaled_dot_product_attention(
@@ -333,7 +350,7 @@ class GPT(nn.Module):
         eos_id until every row is finished, then generation stops early.
 
         With use_cache, the prompt is processed once and each step feeds only the newest
-        token, whose query attends to the cached keys and values. Learned absolute
+        token, whose query attends to the cached keys and values (`kv_cache_step`). Learned absolute
         positions tie each cached key to its position, so once the context fills
         block_size the window must slide and the cache cannot be reused: each later step
         recomputes the last block_size tokens, exactly what use_cache=False does.
@@ -348,21 +365,18 @@ class GPT(nn.Module):
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # no padding: the plain causal mask is enough (and faster)
         mask = attention_mask
-        cache = None
+        cache = KVCache(self.config.n_layer) if use_cache else None
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            if use_cache and cache is not None and cache.length < block_size:
-                # Only the newest token is new: its q_t attends to the cached K and V.
-                window = None if mask is None else mask[:, -(cache.length + 1) :]
-                logits, _ = self(idx[:, -1:], attention_mask=window, kv_cache=cache)
+            if use_cache and idx.size(1) <= block_size:
+                # The cache holds every token but the newest: feed only that one.
+                logits = kv_cache_step(self, idx, cache, mask)  # (B, vocab)
             else:
-                # First step, no cache, or a full context: (re)compute the last block_size tokens.
-                cache = KVCache(self.config.n_layer) if use_cache else None
+                # No cache, or a full context: (re)compute the last block_size tokens.
                 window = None if mask is None else mask[:, -block_size:]
-                logits, _ = self(idx[:, -block_size:], attention_mask=window, kv_cache=cache)
-            next_token = sample_next_token(
-                logits[:, -1, :], temperature, top_k, top_p, generator
-            )  # (B,)
+                logits, _ = self(idx[:, -block_size:], attention_mask=window)
+                logits = logits[:, -1, :]  # (B, vocab)
+            next_token = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B,)
             if eos_id is not None:
                 next_token = next_token.masked_fill(finished, eos_id)
                 finished |= next_token == eos_id
@@ -373,6 +387,27 @@ class GPT(nn.Module):
                 break
         self.train(was_training)
         return idx
+
+
+@torch.no_grad()
+def kv_cache_step(model, idx, cache, attention_mask=None):
+    """One step of iterative generation with a KV cache: the logits of the next token.
+
+    idx: (B, T) every token so far. cache: a KVCache holding the keys and values of the
+    first cache.length tokens of idx (0 at the first step, T − 1 at the later ones).
+    attention_mask: None, or (B, T) with 1 for real tokens and 0 for left padding.
+
+    Only the tokens not cached yet, idx[:, cache.length:], go through the model, with
+    kv_cache=cache: their queries attend to the cached keys and values plus their own,
+    and the model appends their keys and values to the cache (so cache.length becomes T).
+    The model takes the positions of the new tokens from cache.length. At the first step
+    this feeds the whole prompt; after that, one token. Returns (B, vocab).
+    """
+    # >>> solution kv_cache_step
+    new_tokens = idx[:, cache.length :]  # (B, T_new): what the cache does not hold yet
+    logits, _ = model(new_tokens, attention_mask=attention_mask, kv_cache=cache)  # (B, T_new, vocab)
+    return logits[:, -1, :]  # (B, vocab): the prediction after the last token
+    # <<< solution
 
 
 def pad_left(sequences: list[list[int]], pad_id: int, device=None):

@@ -41,6 +41,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """
     if not 0.0 < p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {p}")
+    # >>> solution top_p_filter
     if p == 1.0:
         return logits.clone()  # the whole distribution (float rounding must not cut its tail)
     probs = F.softmax(logits.double(), dim=-1)  # float64: the running sums stay exact enough
@@ -49,6 +50,7 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     keep_sorted = mass_before < p
     keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)  # back to vocab order
     return logits.masked_fill(~keep, float("-inf"))
+    # <<< solution
 
 
 def sample_next_token(
