@@ -25,7 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from minigpt import GPT, load_model
+from minigpt import GPT, load_model, sample_next_token, top_p_filter
 from minigpt.train import TrainConfig, train
 
 torch.manual_seed(0)
@@ -100,6 +100,28 @@ idx2 = torch.cat([idx, torch.tensor([[int(probs_after.argmax())]])], dim=1)  # (
 probs_next = trained.next_token_probs(idx2)[0]
 print(f"after appending {show(int(probs_after.argmax()))}: most likely next "
       f"{show(int(probs_next.argmax()))} (p = {probs_next.max():.3f})")
+
+# %% [markdown]
+# ## Choosing the next token: greedy, temperature, top-k, top-p
+#
+# `GPT.generate` turns the list into one token. Greedy takes the most likely one; sampling
+# draws w_t ~ p_θ(·|w_1:t-1), after optional filters that drop the unlikely tail:
+# top-k keeps the k most likely tokens; top-p (nucleus) keeps the smallest set of most
+# likely tokens whose probabilities add up to at least p. Both set the other logits to
+# −inf, so softmax renormalises over what is left.
+
+# %%
+print(inspect.getsource(top_p_filter))
+logits = probs_after.log().view(1, -1)  # (1, vocab): log-probs are logits (softmax gives back probs)
+by_probability = probs_after.argsort(descending=True).tolist()  # token ids, most likely first
+for p in (0.5, 0.9, 0.99):
+    kept = torch.isfinite(top_p_filter(logits, p))[0]  # (vocab,) True where the token survives
+    print(f"top-p {p}: keeps {int(kept.sum()):3d} of {kept.numel()} tokens, their mass "
+          f"{probs_after[kept].sum():.4f} ≥ {p}: {', '.join(show(i) for i in by_probability if kept[i])[:60]}"
+          f" …")
+draws = [int(sample_next_token(logits, temperature=1.0, top_p=0.9)) for _ in range(200)]
+print(f"200 draws with top_p=0.9 use {len(set(draws))} distinct tokens; greedy always gives "
+      f"{show(int(sample_next_token(logits, temperature=0.0)))}")
 
 # %% [markdown]
 # ## Bar plot: the whole distribution, sorted, and the top 10 tokens

@@ -30,15 +30,20 @@ import torch
 import torch.nn.functional as F
 
 from minigpt import GPT, ByteTokenizer, GPTConfig, KVCache
-from minigpt.model import CausalSelfAttention, attention_allowed
+from minigpt.model import CausalSelfAttention, attention_allowed, causal_attention, kv_cache_step
 
 torch.manual_seed(0)
 
 # %% [markdown]
 # ## The model's attention, as written in `minigpt/model.py`
 
+#
+# The layer splits its input into q, k, v for every head, and `causal_attention` computes
+# softmax(q Kᵀ/√d_k + mask) V (exercise `causal_attention`).
+
 # %%
 print(inspect.getsource(CausalSelfAttention.forward))
+print(inspect.getsource(causal_attention))
 
 # %% [markdown]
 # ## One new token, by hand
@@ -126,8 +131,13 @@ assert torch.allclose(by_hand[0], layer_out[0, -1], atol=1e-5)
 # processed so far. Feeding the prompt once fills it; the next step feeds **one** token,
 # whose q_t attends to the cached K, V. The logits equal those of recomputing everything.
 
+#
+# `GPT.generate` does each step with `kv_cache_step` (exercise `kv_cache_step`): it feeds the
+# model only the tokens that the cache does not hold yet.
+
 # %%
 print(inspect.getsource(KVCache))
+print(inspect.getsource(kv_cache_step))
 with torch.no_grad():
     cache = KVCache(config.n_layer)
     logits_prompt, _ = model(idx, kv_cache=cache)  # (1, T, vocab); cache now holds T tokens

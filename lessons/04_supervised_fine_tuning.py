@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from align.data import TruncationStats, collate, tokenize_example
+from align.data import TruncationStats, collate, sft_example, tokenize_example
 from align.sft import response_loss
 from align.template import format_prompt
 from align.world import sft_demonstrations
@@ -39,10 +39,12 @@ torch.manual_seed(0)
 # ## One demonstration, tokenised
 #
 # `tokenize_example` returns input_ids = prompt tokens + response tokens + EOS, and
-# labels = −100 for each prompt token, then the response tokens + EOS themselves.
+# labels = −100 for each prompt token, then the response tokens + EOS themselves. The mask
+# itself is `sft_example` (exercise `sft_example`).
 
 # %%
 print(inspect.getsource(tokenize_example))
+print(inspect.getsource(sft_example))
 tokenizer = ByteTokenizer()
 stats = TruncationStats()
 prompt, response = "What is 2+2?", "4"
