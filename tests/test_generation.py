@@ -117,24 +117,6 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert torch.isfinite(top_p_filter(logits, 0.01)).sum(-1).tolist() == [1, 1]  # top token
 
 
-def test_top_p_agrees_with_a_brute_force_search():
-    """The kept set is the smallest set of most likely tokens with mass ≥ p."""
-    generator = torch.Generator().manual_seed(0)
-    for _ in range(50):
-        logits = torch.randn(1, 12, generator=generator) * 2
-        p = float(torch.rand(1, generator=generator)) * 0.98 + 0.01
-        probs = F.softmax(logits[0], dim=-1).tolist()
-        order = sorted(range(12), key=lambda i: -probs[i])
-        expected, mass = set(), 0.0
-        for i in order:
-            expected.add(i)
-            mass += probs[i]
-            if mass >= p:
-                break
-        kept = set(torch.isfinite(top_p_filter(logits, p))[0].nonzero().flatten().tolist())
-        assert kept == expected
-
-
 def test_sampling_only_draws_kept_tokens():
     logits = torch.randn(1, 20).repeat(500, 1)
     draws = sample_next_token(logits, temperature=1.0, top_k=3,
@@ -145,12 +127,6 @@ def test_sampling_only_draws_kept_tokens():
         top_p_filter(logits, 0.0)
     with pytest.raises(ValueError, match="top_k"):
         top_k_filter(logits, 0)
-
-
-def test_top_p_of_one_keeps_the_whole_of_a_peaked_distribution():
-    logits = torch.tensor([[20.0, 0.0, -20.0, -40.0]])  # float32 sums reach 1.0 after one token
-    assert torch.isfinite(top_p_filter(logits, 1.0)).all()
-    assert torch.isfinite(top_p_filter(logits, 0.999999)).sum() == 1
 
 
 @pytest.mark.parametrize("attention", ["manual", "sdpa"])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gridworld import (CatGridWorld, q_learning, reinforce, reinforce_loss, rollout, sarsa)
+from gridworld import CatGridWorld, q_learning, reinforce, rollout, sarsa
 
 GAMMA = 0.9
 V_STAR = 100 * GAMMA ** 7   # eight moves to the meat, avoiding the broom and the bathtub
@@ -56,21 +56,6 @@ def test_reinforce_reaches_the_optimal_policy_within_100_episodes():
     pi = torch.softmax(torch.from_numpy(res.table), dim=-1).numpy()
     mean = np.mean([rollout(env, pi, seed=s).ret(GAMMA) for s in range(50)])
     assert mean > 30.0   # the uniform random policy gets about −0.7 (V^π(start))
-
-
-def test_reinforce_loss_gradient_is_the_score_function():
-    # ∂/∂θ[s] of −Σ_t A_t·log softmax(θ[s_t])[a_t]
-    #   = −Σ_{t: s_t = s} A_t·(e_{a_t} − π(·|s)).
-    theta = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    theta.requires_grad_(True)
-    states, actions = torch.tensor([0, 2, 2, 4]), torch.tensor([1, 3, 0, 2])
-    adv = torch.tensor([1.5, -2.0, 0.5, 3.0], dtype=torch.float64)
-    reinforce_loss(theta, states, actions, adv).backward()
-    pi = torch.softmax(theta.detach(), dim=-1).numpy()
-    expected = np.zeros((5, 4))
-    for s, a, A in zip(states.tolist(), actions.tolist(), adv.tolist()):
-        expected[s] -= A * (np.eye(4)[a] - pi[s])
-    np.testing.assert_allclose(theta.grad.numpy(), expected, atol=1e-12)
 
 
 def test_learners_are_reproducible_with_a_seed():

@@ -1,0 +1,144 @@
+"""How an exercise is graded: named checks, run one by one, with feedback a student can use.
+
+A check is a small test of the reference's behaviour, written against any implementation
+with the same signature: it gets the function to test and raises CheckFailed with a
+message that says what was expected and what came out. Each check has a kind, so that the
+feedback says what went wrong:
+
+    shape     the output has the wrong shape or type
+    values    the numbers differ from an independent computation (a loop, float64, a closed form)
+    property  a rule the result must obey (causality, rows summing to 1, no input changed, ...)
+    gradient  the gradient is missing or wrong
+    model     the function, swapped into the real model or training loop, changes its results
+
+`grade` runs every check of one exercise. A check that hits the stub's NotImplementedError
+stops the grading with one line; a check that fails or raises is reported with its kind,
+its message and, for an exception, the line of the student's file where it happened.
+"""
+
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+CHECK_KINDS = ("shape", "values", "property", "gradient", "model")
+
+
+class CheckFailed(AssertionError):
+    """Raised by a check: the message says what was expected and what came out."""
+
+
+def expect(condition: bool, message: str):
+    """Fail the current check with message unless condition holds."""
+    if not condition:
+        raise CheckFailed(message)
+
+
+def expect_close(actual, expected, what: str, atol: float = 1e-6, rtol: float = 1e-5):
+    """Fail unless two tensors have the same shape and close values; say where they differ most."""
+    actual = torch.as_tensor(actual)
+    expected = torch.as_tensor(expected)
+    expect(tuple(actual.shape) == tuple(expected.shape),
+           f"{what}: shape {tuple(actual.shape)}, expected {tuple(expected.shape)}")
+    actual = actual.detach().double()
+    expected = expected.detach().double()
+    if torch.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=True):
+        return
+    difference = (actual - expected).abs().nan_to_num(nan=float("inf"))
+    worst = tuple(int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
+    raise CheckFailed(
+        f"{what}: max |yours − expected| = {difference.max().item():.3g}"
+        + (f" at index {list(worst)}: yours {actual[worst].item():.6g}, expected {expected[worst].item():.6g}"
+           if worst else f": yours {actual.item():.6g}, expected {expected.item():.6g}")
+    )
+
+
+@dataclass
+class Check:
+    kind: str  # one of CHECK_KINDS
+    description: str  # what it checks, in one line
+    run: object  # run(function): raises CheckFailed when the function is wrong
+    section: str | None = None  # the lesson section to reread when it fails (None: the exercise's)
+    lesson: str | None = None  # the lesson that holds that section (None: the exercise's)
+
+
+CHECKS: dict[str, list[Check]] = {}  # exercise name -> its checks, in order
+
+
+def check(exercise: str, kind: str, description: str, section: str | None = None,
+          lesson: str | None = None):
+    """Decorator: register a check function for an exercise (lesson, section: what to reread)."""
+    if kind not in CHECK_KINDS:
+        raise ValueError(f"check kind must be one of {CHECK_KINDS}, got {kind!r}")
+
+    def register(run):
+        CHECKS.setdefault(exercise, []).append(Check(kind, description, run, section, lesson))
+        return run
+
+    return register
+
+
+@dataclass
+class CheckResult:
+    check: Check
+    status: str  # "passed", "failed", or "todo" (the check reached a NotImplementedError)
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+@dataclass
+class Report:
+    exercise: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def untouched(self) -> bool:
+        """The stub as handed out: its first check already hit NotImplementedError."""
+        return bool(self.results) and self.results[0].status == "todo"
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def not_passed(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.passed]
+
+
+def where_in(error: BaseException, files: list[Path]) -> str:
+    """' (file, line N: code)' for the last traceback frame inside one of files, else ''."""
+    resolved = {str(Path(f).resolve()) for f in files}
+    found = ""
+    for frame in traceback.extract_tb(error.__traceback__):
+        if str(Path(frame.filename).resolve()) in resolved:
+            found = f" ({Path(frame.filename).name}, line {frame.lineno}: {(frame.line or '').strip()})"
+    return found
+
+
+def grade(exercise: str, function, source_files: list[Path] = ()) -> Report:
+    """Run every check of exercise against function; never raises for the function's errors.
+
+    A stub whose first check hits NotImplementedError is reported as untouched, without
+    running the rest. Later, a check that hits NotImplementedError is a "todo" (a part
+    not written yet, such as DPO's variants) and the other checks still run.
+    """
+    report = Report(exercise)
+    for item in CHECKS[exercise]:
+        try:
+            item.run(function)
+        except NotImplementedError as error:
+            report.results.append(CheckResult(item, "todo", str(error) or "NotImplementedError"))
+            if report.untouched:
+                return report
+        except CheckFailed as error:
+            report.results.append(CheckResult(item, "failed", str(error)))
+        except Exception as error:  # the student's code crashed: say what and where
+            message = f"your code raised {type(error).__name__}: {error}{where_in(error, list(source_files))}"
+            report.results.append(CheckResult(item, "failed", message))
+        else:
+            report.results.append(CheckResult(item, "passed"))
+    return report

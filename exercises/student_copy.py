@@ -1,0 +1,105 @@
+"""Make a student copy of the project: the same files, with the solutions taken out.
+
+In the reference, the body of each exercise's function sits between two marker lines:
+
+    # >>> solution causal_attention
+    ...the reference's code...
+    # <<< solution
+
+The copy replaces each such block by a call to the student's file, so the copy's model,
+trainers and lessons run the students' code everywhere (no switch needed), and its tests
+and graders say what is still missing:
+
+    from exercises.student.causal_attention import causal_attention as student_version
+    return student_version(q, k, v, allowed, dropout)
+
+Only files that git tracks are copied (no runs/, no virtual environment); a STUDENT_COPY.md
+at the copy's root says what was done, and the test suite reads it to skip the checks that
+grade the reference itself.
+"""
+
+import ast
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from exercises.registry import EXERCISES, PROJECT_ROOT
+from minigpt.errors import InputError
+
+START = re.compile(r"^(?P<indent>\s*)# >>> solution (?P<name>\w+)\s*$")
+END = re.compile(r"^\s*# <<< solution\s*$")
+MARKER_FILE = "STUDENT_COPY.md"
+
+
+def tracked_files(root: Path) -> list[Path]:
+    """The project's files as git knows them (relative paths)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise InputError(f"{root}: cannot list the project's files with git ({error})") from None
+    return [Path(p) for p in listed.decode().split("\0") if p]
+
+
+def call_of(source: str, line_number: int, name: str) -> str:
+    """`name(a, b, c=c)`: a call passing on the parameters of the function around line_number."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and node.lineno <= line_number <= node.end_lineno:
+            positional = [a.arg for a in node.args.posonlyargs + node.args.args]
+            keywords = [f"{a.arg}={a.arg}" for a in node.args.kwonlyargs]
+            return f"{name}({', '.join(positional + keywords)})"
+    raise InputError(f"the solution block of {name} (line {line_number}) is not inside a function")
+
+
+def strip_solutions(source: str, where: str) -> tuple[str, list[str]]:
+    """source with every solution block replaced by a call to the student's version."""
+    lines = source.splitlines(keepends=True)
+    out, names, index = [], [], 0
+    while index < len(lines):
+        start = START.match(lines[index])
+        if not start:
+            out.append(lines[index])
+            index += 1
+            continue
+        name, indent = start["name"], start["indent"]
+        if name not in EXERCISES:
+            raise InputError(f"{where}, line {index + 1}: solution block for unknown exercise {name!r}")
+        end = next((j for j in range(index + 1, len(lines)) if END.match(lines[j])), None)
+        if end is None:
+            raise InputError(f"{where}, line {index + 1}: solution block {name!r} has no '# <<< solution' line")
+        out += [f"{indent}# Student copy: this runs your version, exercises/student/{name}.py\n",
+                f"{indent}from exercises.student.{name} import {name} as student_version\n",
+                f"{indent}return student_version{call_of(source, index + 1, name)[len(name):]}\n"]
+        names.append(name)
+        index = end + 1
+    return "".join(out), names
+
+
+def make_student_copy(destination: Path, root: Path = PROJECT_ROOT) -> int:
+    """Copy the project to destination without its solutions; return how many blocks were replaced."""
+    destination = Path(destination)
+    if destination.exists() and any(destination.iterdir()):
+        raise InputError(f"{destination}: exists and is not empty; give a new folder")
+    if destination.resolve().is_relative_to(Path(root).resolve()):
+        raise InputError(f"{destination}: is inside the project; give a folder outside it")
+    replaced = []
+    for relative_path in tracked_files(root):
+        source_path, target = Path(root) / relative_path, destination / relative_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative_path.suffix == ".py" and relative_path.parts[0] in ("minigpt", "align", "gridworld"):
+            text, names = strip_solutions(source_path.read_text(encoding="utf-8"), str(relative_path))
+            target.write_text(text, encoding="utf-8")
+            replaced += names
+        else:
+            shutil.copy2(source_path, target)
+    missing = sorted(set(EXERCISES) - set(replaced))
+    if missing:
+        raise InputError(f"no solution block found for {', '.join(missing)}; the copy in {destination} "
+                         "still holds their reference code")
+    (destination / MARKER_FILE).write_text(
+        "# Student copy\n\nMade by `python -m exercises student-copy`. The reference code of these functions "
+        "was replaced by calls to your files in `exercises/student/`:\n\n"
+        + "".join(f"- `{e.reference}` → `exercises/student/{e.name}.py`\n" for e in EXERCISES.values())
+        + "\nUntil you write them, the lessons and tests that use them stop with NotImplementedError. "
+          "Grade one with `python -m exercises grade NAME`.\n", encoding="utf-8")
+    return len(replaced)

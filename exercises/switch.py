@@ -1,0 +1,61 @@
+"""The switch: run the project's code with a student's version of a function.
+
+`use_student_versions(["causal_attention"])` puts exercises/student/causal_attention.py's
+function in place of minigpt.model.causal_attention, in the module that defines it and in
+every project module that imported it by name. Everything imported afterwards sees the
+student's version too, since Python looks names up in the defining module at import time.
+So a GPT built after the switch attends with the student's attention, `align.dpo` trains
+with the student's DPO loss, and a lesson shows what the student's code does.
+
+`swapped(exercise, function)` does the same for one function inside a `with` block and
+puts the reference back afterwards (the graders use it to test a function in the model).
+"""
+
+import sys
+from contextlib import contextmanager
+
+from exercises.registry import EXERCISES, find
+
+PROJECT_PACKAGES = ("minigpt", "align", "gridworld")
+SCRIPTS = ("__main__", "lesson_setup")  # a lesson or command being run, and the lessons' helper
+
+
+def _project_modules():
+    for name, module in list(sys.modules.items()):
+        if module is not None and (name in SCRIPTS or name.split(".")[0] in PROJECT_PACKAGES):
+            yield module
+
+
+def replace_everywhere(old, new) -> int:
+    """Rebind every project-module name bound to old so it is bound to new; return how many."""
+    count = 0
+    for module in _project_modules():
+        for attribute, value in list(vars(module).items()):
+            if value is old:
+                setattr(module, attribute, new)
+                count += 1
+    return count
+
+
+@contextmanager
+def swapped(exercise_name: str, function):
+    """Inside the block, the project runs `function` wherever it ran the exercise's reference."""
+    reference = find(exercise_name).reference_function()
+    replace_everywhere(reference, function)
+    try:
+        yield
+    finally:
+        replace_everywhere(function, reference)
+
+
+def use_student_versions(names: list[str]) -> list[str]:
+    """Swap in the student's version of each named exercise for the rest of this process.
+
+    names may be ["all"]. Returns the names swapped. Raises KeyError for an unknown name.
+    """
+    if names == ["all"]:
+        names = list(EXERCISES)
+    for name in names:
+        exercise = find(name)
+        replace_everywhere(exercise.reference_function(), exercise.student_function())
+    return names

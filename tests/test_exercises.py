@@ -1,0 +1,282 @@
+"""The exercises: stubs match their references, the references pass their graders, typical
+mistakes fail the right check, and the switch and the student copy do what they say."""
+
+import inspect
+import math
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from exercises.__main__ import print_report
+from exercises.grading import CHECKS, grade
+from exercises.registry import EXERCISES, PROJECT_ROOT, load_checks
+from exercises.student_copy import MARKER_FILE, make_student_copy, strip_solutions
+from exercises.switch import swapped
+from minigpt.errors import InputError
+
+load_checks()
+NAMES = list(EXERCISES)
+IN_STUDENT_COPY = (PROJECT_ROOT / MARKER_FILE).exists()  # there the references are the students' files
+SMOKE_ENV = {**os.environ, "LESSONS_SMOKE": "1", "PYTHONPATH": str(PROJECT_ROOT)}
+
+
+def untouched(name: str) -> bool:
+    """The student's file is still the stub handed out (a student may have edited it)."""
+    return "raise NotImplementedError" in EXERCISES[name].student_file.read_text(encoding="utf-8")
+
+
+def cli(*args, cwd=PROJECT_ROOT, env=None):
+    return subprocess.run([sys.executable, "-m", "exercises", *args], cwd=cwd, env=env or SMOKE_ENV,
+                          capture_output=True, text=True, timeout=300)
+
+
+# ------------------------------------------------------------------------------- the stubs
+@pytest.mark.parametrize("name", NAMES)
+def test_every_stub_has_its_reference_signature(name):
+    exercise = EXERCISES[name]
+    student = inspect.signature(exercise.student_function(), eval_str=True)
+    reference = inspect.signature(exercise.reference_function(), eval_str=True)
+    assert student == reference, f"{exercise.student_file}: {student} differs from {exercise.reference}: {reference}"
+
+
+@pytest.mark.skipif(IN_STUDENT_COPY, reason="in a student copy the reference is the student's file")
+@pytest.mark.parametrize("name", NAMES)
+def test_the_reference_passes_its_own_grader(name):
+    report = grade(name, EXERCISES[name].reference_function())
+    assert report.passed, [(r.check.description, r.message) for r in report.not_passed]
+    assert len(report.results) == len(CHECKS[name]) >= 5
+    assert {r.check.kind for r in report.results} >= {"values", "property"} or name == "sft_example"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_untouched_stub_fails_in_one_clear_line(name, capsys):
+    if not untouched(name):
+        pytest.skip(f"{EXERCISES[name].student_file} has been edited")
+    exercise = EXERCISES[name]
+    report = grade(name, exercise.student_function())
+    assert report.untouched and not report.passed and len(report.results) == 1
+    print_report(exercise, report)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    assert f"{name}: not implemented yet" in lines[0] and f"{name}.py" in lines[0]
+    assert exercise.lesson in lines[0] and exercise.section in lines[0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_lesson_section_named_by_a_check_exists(name):
+    exercise = EXERCISES[name]
+    places = {(exercise.lesson, exercise.section)} | {
+        (c.lesson or exercise.lesson, c.section or exercise.section) for c in CHECKS[name]}
+    for lesson, section in places:
+        text = (PROJECT_ROOT / lesson).read_text(encoding="utf-8")
+        assert section in re.findall(r"^# ## (.+)$", text, flags=re.MULTILINE), f"{lesson} has no section {section!r}"
+
+
+@pytest.mark.skipif(IN_STUDENT_COPY, reason="the copy has no solution blocks")
+@pytest.mark.parametrize("name", NAMES)
+def test_every_reference_has_exactly_one_solution_block(name):
+    source = inspect.getsource(sys.modules[EXERCISES[name].module])
+    assert source.count(f"# >>> solution {name}\n") == 1
+
+
+# ------------------------------------------------------------------- typical mistakes fail
+def attention_without_mask(q, k, v, allowed, dropout=None):
+    return F.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), dim=-1) @ v
+
+
+def attention_without_scaling(q, k, v, allowed, dropout=None):
+    return F.softmax((q @ k.transpose(-2, -1)).masked_fill(~allowed, float("-inf")), dim=-1) @ v
+
+
+def step_without_cache(model, idx, cache, attention_mask=None):
+    return model(idx, attention_mask=attention_mask)[0][:, -1, :]
+
+
+def top_p_in_float32_without_the_boundary_token(logits, p):
+    sorted_probs, order = torch.sort(F.softmax(logits, dim=-1), dim=-1, descending=True)
+    keep = torch.zeros_like(sorted_probs, dtype=torch.bool).scatter(-1, order, sorted_probs.cumsum(-1) < p)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def logps_without_shift(logits, labels, average_log_prob=False, label_pad_token_id=-100):
+    mask = labels != label_pad_token_id
+    per_token = logits.log_softmax(-1).gather(2, labels.clamp(min=0).unsqueeze(2)).squeeze(2)
+    return (per_token * mask).sum(-1)
+
+
+def logps_masking_by_product(logits, labels, average_log_prob=False, label_pad_token_id=-100):
+    labels = labels[:, 1:].clone()
+    mask = labels != label_pad_token_id
+    labels[~mask] = 0
+    per_token = logits[:, :-1].log_softmax(-1).gather(2, labels.unsqueeze(2)).squeeze(2)
+    total = (per_token * mask).sum(-1)
+    return total / mask.sum(-1).clamp(min=1) if average_log_prob else total
+
+
+def sft_with_shifted_labels(prompt_ids, response_ids, ignore_index=-100):
+    labels = [ignore_index] * len(prompt_ids) + list(response_ids)
+    return list(prompt_ids) + list(response_ids), labels[1:] + [ignore_index]
+
+
+def bradley_terry_by_exponentials(chosen_rewards, rejected_rewards):
+    e_w, e_l = chosen_rewards.exp(), rejected_rewards.exp()
+    return -torch.log(e_w / (e_w + e_l)).mean()
+
+
+def bradley_terry_swapped(chosen_rewards, rejected_rewards):
+    return -F.logsigmoid(rejected_rewards - chosen_rewards).mean()
+
+
+def dpo_without_beta(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+                     reference_rejected_logps, beta=0.1, label_smoothing=0.0, loss_type="sigmoid",
+                     reference_free=False):
+    h = (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)
+    return (-F.logsigmoid(h), beta * (policy_chosen_logps - reference_chosen_logps),
+            beta * (policy_rejected_logps - reference_rejected_logps))
+
+
+def value_iteration_one_sweep(T, R, gamma, tol=1e-12, max_iters=100_000):
+    Q = R + gamma * T @ R.max(axis=1)
+    return Q.max(axis=1), Q, 1
+
+
+def reinforce_with_the_wrong_sign(theta, states, actions, advantages):
+    log_pi = torch.log_softmax(theta[states], dim=-1).gather(1, actions[:, None]).squeeze(1)
+    return (advantages * log_pi).sum()
+
+
+MISTAKES = [  # (exercise, wrong version, words from the descriptions of checks that must fail)
+    ("causal_attention", attention_without_mask, ["causality", "inside a GPT"]),
+    ("causal_attention", attention_without_scaling, ["per-position loop", "inside a GPT"]),
+    ("kv_cache_step", step_without_cache, ["first step", "only the one new token"]),
+    ("top_p_filter", top_p_in_float32_without_the_boundary_token,
+     ["brute-force nucleus", "most likely token", "p = 1", "only from the nucleus"]),
+    ("get_batch_logps", logps_without_shift, ["shift:", "mask:", "on a GPT"]),
+    ("get_batch_logps", logps_masking_by_product, ["not NaN"]),
+    ("sft_example", sft_with_shifted_labels, ["labels are -100", "data pipeline"]),
+    ("bradley_terry_loss", bradley_terry_by_exponentials, ["large gaps"]),
+    ("bradley_terry_loss", bradley_terry_swapped, ["the mean of", "recovers"]),
+    ("dpo_loss", dpo_without_beta, ["the lecture's loss", "detached", "converges to π*"]),
+    ("value_iteration", value_iteration_one_sweep, ["100·0.9⁷", "best of all", "Bellman"]),
+    ("reinforce_loss", reinforce_with_the_wrong_sign, ["−Σ_t", "likelier", "optimal path"]),
+]
+
+
+@pytest.mark.parametrize("name, wrong, failing", MISTAKES, ids=[m[1].__name__ for m in MISTAKES])
+def test_a_typical_mistake_fails_the_checks_that_describe_it(name, wrong, failing):
+    report = grade(name, wrong)
+    failed = [r.check.description for r in report.not_passed]
+    assert not report.passed
+    for words in failing:
+        assert any(words in d for d in failed), f"no failed check mentions {words!r}: {failed}"
+
+
+def test_feedback_names_kind_message_section_and_the_line_of_a_crash(tmp_path, capsys):
+    student = tmp_path / "causal_attention.py"
+    student.write_text("import torch\n\ndef causal_attention(q, k, v, allowed, dropout=None):\n"
+                       "    return q @ k  # forgot the transpose\n", encoding="utf-8")
+    exercise = EXERCISES["causal_attention"]
+    report = grade("causal_attention", attention_without_mask, [student])
+    print_report(exercise, report)
+    out = capsys.readouterr().out
+    assert "FAIL property causality" in out and "must not see later keys" in out
+    assert re.search(r"\d of 8 checks passed; reread lessons/02_attention_and_generation.py", out)
+    spec_module = {}
+    exec(compile(student.read_text(), str(student), "exec"), spec_module)
+    crash = grade("causal_attention", spec_module["causal_attention"], [student])
+    assert "your code raised RuntimeError" in crash.not_passed[0].message
+    assert "causal_attention.py, line 4: return q @ k" in crash.not_passed[0].message
+
+
+# ---------------------------------------------------------------------------------- switch
+def test_swapped_puts_the_function_into_the_model_and_back():
+    import minigpt.model
+    from minigpt import GPT, GPTConfig
+    calls = []
+
+    def counting(q, k, v, allowed, dropout=None):
+        calls.append(tuple(q.shape))
+        return attention_without_mask(q, k, v, allowed, dropout)
+
+    reference = minigpt.model.causal_attention
+    model = GPT(GPTConfig(block_size=8, vocab_size=10, n_layer=2, n_head=2, n_embd=8))
+    with swapped("causal_attention", counting):
+        model(torch.zeros(1, 5, dtype=torch.long))
+    assert calls == [(1, 2, 5, 4)] * 2  # one call per layer
+    assert minigpt.model.causal_attention is reference
+    model(torch.zeros(1, 5, dtype=torch.long))
+    assert len(calls) == 2
+
+
+CORRECT_ATTENTION = """import math, sys
+import torch
+
+def causal_attention(q, k, v, allowed, dropout=None):
+    print("student attention", q.shape[2], file=sys.stderr)
+    scores = torch.where(allowed, q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), float("-inf"))
+    weights = scores.softmax(-1)
+    return (weights if dropout is None else dropout(weights)) @ v
+"""
+
+
+def test_run_trains_and_runs_a_lesson_with_the_students_version(tmp_path):
+    (tmp_path / "causal_attention.py").write_text(CORRECT_ATTENTION, encoding="utf-8")
+    graded = cli("grade", "causal_attention", "--student-dir", str(tmp_path))
+    assert graded.returncode == 0 and "all 8 checks passed" in graded.stdout
+    trained = cli("run", "--student", "causal_attention", "--student-dir", str(tmp_path), "--",
+                  "-m", "minigpt.train", "--max-iters", "2", "--eval-interval", "1", "--eval-iters", "1",
+                  "--batch-size", "2", "--block-size", "16", "--out-dir", str(tmp_path / "run"))
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "your causal_attention" in trained.stderr and "student attention 16" in trained.stderr
+    assert (tmp_path / "run" / "ckpt.pt").exists()
+    lesson = cli("run", "--student", "causal_attention", "--student-dir", str(tmp_path), "--",
+                 "lessons/02_attention_and_generation.py",
+                 env={**SMOKE_ENV, "LESSONS_OUT": str(tmp_path / "lesson")})
+    assert lesson.returncode == 0, lesson.stderr[-2000:]
+    assert "student attention 1" in lesson.stderr  # cached generation steps: one query
+    assert "def causal_attention(q, k, v, allowed, dropout=None):\n    print(" in lesson.stdout  # its source shown
+
+
+def test_run_refuses_a_stub_and_an_unknown_name_in_one_line():
+    if not untouched("dpo_loss"):
+        pytest.skip("exercises/student/dpo_loss.py has been edited")
+    refused = cli("run", "--student", "dpo_loss", "--", "-m", "align.dpo", "--help")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.strip() == ("error: dpo_loss is not implemented yet: edit exercises/student/dpo_loss.py "
+                                      "(python -m exercises grade dpo_loss)")
+    unknown = cli("grade", "attention")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: no exercise called 'attention'")
+
+
+# ---------------------------------------------------------------------------- student copy
+@pytest.mark.skipif(IN_STUDENT_COPY, reason="already a student copy")
+def test_the_student_copy_has_no_solutions_and_runs_the_students_code(tmp_path):
+    copy = tmp_path / "course"
+    assert make_student_copy(copy) == len(EXERCISES)
+    model_source = (copy / "minigpt" / "model.py").read_text(encoding="utf-8")
+    assert "# >>> solution" not in model_source and "masked_fill_(~allowed" not in model_source
+    assert "return student_version(q, k, v, allowed, dropout)" in model_source
+    assert (copy / MARKER_FILE).exists() and not (copy / "runs").exists()
+    (copy / "exercises" / "student" / "causal_attention.py").write_text(CORRECT_ATTENTION, encoding="utf-8")
+    forward = subprocess.run(
+        [sys.executable, "-c", "import torch; from minigpt import GPT, GPTConfig; "
+         "GPT(GPTConfig(block_size=8, vocab_size=10, n_layer=1, n_head=1, n_embd=4))(torch.zeros(1, 3).long())"],
+        cwd=copy, capture_output=True, text=True, timeout=120)
+    assert forward.returncode == 0 and "student attention 3" in forward.stderr
+    with pytest.raises(InputError, match="not empty"):
+        make_student_copy(copy)
+
+
+def test_strip_solutions_reports_broken_markers():
+    with pytest.raises(InputError, match="f.py, line 2: solution block 'dpo_loss' has no"):
+        strip_solutions("def dpo_loss(a):\n    # >>> solution dpo_loss\n    return a\n", "f.py")
+    with pytest.raises(InputError, match="unknown exercise 'attention'"):
+        strip_solutions("def f(a):\n    # >>> solution attention\n    # <<< solution\n", "f.py")
+    text, names = strip_solutions("def top_p_filter(logits, p):\n    x = 1\n    # >>> solution top_p_filter\n"
+                                  "    return logits\n    # <<< solution\n", "f.py")
+    assert names == ["top_p_filter"] and "    x = 1\n" in text and "return student_version(logits, p)" in text
