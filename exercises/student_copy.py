@@ -19,6 +19,7 @@ grade the reference itself.
 """
 
 import ast
+import os
 import re
 import shutil
 import subprocess
@@ -32,13 +33,24 @@ END = re.compile(r"^\s*# <<< solution\s*$")
 MARKER_FILE = "STUDENT_COPY.md"
 
 
+SKIPPED_FOLDERS = {"runs", "__pycache__", "venv"}  # and hidden folders but .ci and .github
+
+
 def tracked_files(root: Path) -> list[Path]:
-    """The project's files as git knows them (relative paths)."""
+    """The project's files (relative paths): those git tracks, or, outside a git checkout
+    (an unpacked archive), every file but run outputs, caches and virtual environments."""
     try:
         listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError) as error:
-        raise InputError(f"{root}: cannot list the project's files with git ({error})") from None
-    return [Path(p) for p in listed.decode().split("\0") if p]
+        return [Path(p) for p in listed.decode().split("\0") if p]
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    files = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(
+            d for d in subfolders if d not in SKIPPED_FOLDERS and (not d.startswith(".") or d in (".ci", ".github"))
+            and not (Path(folder) / d / "pyvenv.cfg").exists())
+        files += [Path(folder, name).relative_to(root) for name in sorted(names) if not name.endswith(".pyc")]
+    return files
 
 
 def call_of(source: str, line_number: int, name: str) -> str:

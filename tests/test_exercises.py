@@ -280,3 +280,18 @@ def test_strip_solutions_reports_broken_markers():
     text, names = strip_solutions("def top_p_filter(logits, p):\n    x = 1\n    # >>> solution top_p_filter\n"
                                   "    return logits\n    # <<< solution\n", "f.py")
     assert names == ["top_p_filter"] and "    x = 1\n" in text and "return student_version(logits, p)" in text
+
+
+def test_outside_a_git_checkout_the_copy_walks_the_folder_but_skips_runs_and_caches(tmp_path, monkeypatch):
+    import exercises.student_copy as student_copy
+    project = tmp_path / "project"
+    for name in ("minigpt/model.py", ".ci/run", "runs/x/ckpt.pt", ".pytest_cache/v", "env/pyvenv.cfg",
+                 "minigpt/__pycache__/model.pyc", "README.md"):
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("x", encoding="utf-8")
+
+    def no_git(*args, **kwargs):
+        raise OSError("git: not found")
+
+    monkeypatch.setattr(student_copy.subprocess, "run", no_git)
+    assert sorted(map(str, student_copy.tracked_files(project))) == [".ci/run", "README.md", "minigpt/model.py"]
