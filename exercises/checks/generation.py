@@ -160,6 +160,13 @@ def small_model(seed=0):
     return GPT(config).double().eval()
 
 
+def prompt_and_empty_cache(rows, length, seed):
+    """A small float64 GPT, a random prompt (rows, length) and an empty KVCache for it."""
+    model = small_model()
+    idx = torch.randint(0, 13, (rows, length), generator=torch.Generator().manual_seed(seed))
+    return model, idx, KVCache(model.config.n_layer)
+
+
 def full_logits(model, idx, attention_mask=None):
     """The next-token logits (B, vocab) by running the model on every token, no cache."""
     logits, _ = model(idx, attention_mask=attention_mask)
@@ -169,9 +176,7 @@ def full_logits(model, idx, attention_mask=None):
 @check("kv_cache_step", "values", "first step (empty cache): the logits after the prompt, (B, vocab)",
        section="The KV cache")
 def cache_first_step(kv_cache_step):
-    model = small_model()
-    idx = torch.randint(0, 13, (2, 6), generator=torch.Generator().manual_seed(1))
-    cache = KVCache(model.config.n_layer)
+    model, idx, cache = prompt_and_empty_cache(2, 6, seed=1)
     logits = kv_cache_step(model, idx, cache)
     expect(isinstance(logits, torch.Tensor) and tuple(logits.shape) == (2, 13),
            f"expected logits (B, vocab) = (2, 13), got "
@@ -184,9 +189,7 @@ def cache_first_step(kv_cache_step):
 
 @check("kv_cache_step", "values", "later steps: the same logits as recomputing everything")
 def cache_later_steps(kv_cache_step):
-    model = small_model()
-    idx = torch.randint(0, 13, (2, 5), generator=torch.Generator().manual_seed(2))
-    cache = KVCache(model.config.n_layer)
+    model, idx, cache = prompt_and_empty_cache(2, 5, seed=2)
     kv_cache_step(model, idx, cache)
     for step in range(3):
         idx = torch.cat([idx, torch.tensor([[step + 1], [step + 4]])], dim=1)  # append one token per row
@@ -199,9 +202,7 @@ def cache_later_steps(kv_cache_step):
 
 @check("kv_cache_step", "property", "a later step feeds the model only the one new token")
 def cache_feeds_one_token(kv_cache_step):
-    model = small_model()
-    idx = torch.randint(0, 13, (1, 8), generator=torch.Generator().manual_seed(3))
-    cache = KVCache(model.config.n_layer)
+    model, idx, cache = prompt_and_empty_cache(1, 8, seed=3)
     kv_cache_step(model, idx, cache)
     fed = []
     hook = model.wte.register_forward_hook(lambda module, args, out: fed.append(args[0].shape[-1]))
