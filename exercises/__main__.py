@@ -35,10 +35,13 @@ def reread(places) -> str:
         by_lesson.setdefault(lesson, [])
         if section not in by_lesson[lesson]:
             by_lesson[lesson].append(section)
-    return "; ".join(
-        f"{relative(PROJECT_ROOT / lesson)}, section{'s' if len(sections) > 1 else ''} "
-        + ", ".join(f'"{s}"' for s in sections)
-        for lesson, sections in by_lesson.items())
+    parts = []
+    for lesson, sections in by_lesson.items():
+        text = (PROJECT_ROOT / lesson).read_text(encoding="utf-8")
+        sections.sort(key=lambda section: text.find(f"# ## {section}"))  # in the lesson's order
+        parts.append(f"{relative(PROJECT_ROOT / lesson)}, section{'s' if len(sections) > 1 else ''} "
+                     + ", ".join(f'"{s}"' for s in sections))
+    return "; ".join(parts)
 
 
 def print_report(exercise, report) -> None:

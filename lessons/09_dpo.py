@@ -42,9 +42,21 @@ np.random.seed(0)
 
 # %% [markdown]
 # ## The loss, as the code computes it
+#
+# Write h = (log π_θ(y_w|x) − log π_θ(y_l|x)) − (log π_ref(y_w|x) − log π_ref(y_l|x)): how
+# much more the policy prefers y_w to y_l than π_ref does. The loss of a pair is −log σ(β·h).
+# At the start π_θ = π_ref, so h = 0 and every pair costs log 2 ≈ 0.693; raising y_w
+# relative to y_l lowers it, lowering y_w raises it.
 
 # %%
 print(inspect.getsource(align.losses.dpo_loss))
+ref_w, ref_l = torch.tensor([-20.0, -20.0, -20.0]), torch.tensor([-22.0, -22.0, -22.0])  # log π_ref
+pol_w, pol_l = torch.tensor([-20.0, -15.0, -25.0]), torch.tensor([-22.0, -22.0, -22.0])  # log π_θ
+losses, chosen_rewards, rejected_rewards = align.losses.dpo_loss(pol_w, pol_l, ref_w, ref_l, beta=0.1)
+for case, h, loss in zip(("π_θ = π_ref", "y_w raised by 5 nats", "y_w lowered by 5 nats"),
+                         (pol_w - pol_l) - (ref_w - ref_l), losses):
+    print(f"{case:<22} h = {h:+5.1f}   −log σ(β·h) = {loss:.4f}")
+print(f"rewards/chosen {chosen_rewards.tolist()}, rewards/rejected {rejected_rewards.tolist()}")
 
 # %% [markdown]
 # ## π_ref: a tiny pre-trained and SFT model

@@ -210,8 +210,8 @@ def cache_feeds_one_token(kv_cache_step):
         kv_cache_step(model, torch.cat([idx, torch.tensor([[4]])], dim=1), cache)
     finally:
         hook.remove()
-    expect(fed == [1], f"the model embedded {fed} tokens in the second step; the cache already "
-           f"holds the first 8, so feed only idx[:, cache.length:] (1 token)")
+    expect(fed == [1], f"in the second step the model was fed {fed[0] if len(fed) == 1 else fed} tokens; "
+           f"the cache already holds the first 8, so feed only idx[:, cache.length:] (1 token)")
 
 
 @check("kv_cache_step", "values", "left-padded prompts: the attention mask is passed on")
@@ -303,6 +303,8 @@ def top_p_one(top_p_filter):
     out = top_p_filter(logits, 1.0)
     expect(bool(torch.isfinite(out).all()), f"with p = 1 every token must stay; got {out.tolist()}. "
            "(In float32 the cumulative sum of the probabilities may reach 1 before the last tokens.)")
+    expect(out is not logits and out.data_ptr() != logits.data_ptr(),
+           "with p = 1 you returned the input tensor itself; return a new tensor (logits.clone())")
 
 
 @check("top_p_filter", "model", "sampling with top_p draws only from the nucleus",

@@ -46,9 +46,10 @@ def bt_stable(bradley_terry_loss):
     expect_close(bradley_terry_loss(r_w + 50.0, r_l + 50.0), bradley_terry_loss(r_w, r_l),
                  "the loss after adding 50 to every reward", atol=1e-12)
     huge = bradley_terry_loss(torch.tensor([-1000.0]), torch.tensor([1000.0]))
-    expect(bool(torch.isfinite(huge)) and abs(huge.item() - 2000.0) < 1e-3,
-           f"r_w = −1000, r_l = 1000 gave {huge.item()}, expected 2000: exp(1000) overflows; "
-           "write the loss with F.logsigmoid(r_w − r_l)")
+    expect(bool(torch.isfinite(huge)), f"r_w = −1000, r_l = 1000 gave {huge.item()}, expected −log σ(−2000) "
+           "= 2000: e^1000 overflows and σ(−2000) underflows to 0; use F.logsigmoid(r_w − r_l)")
+    expect(abs(huge.item() - 2000.0) < 1e-3, f"r_w = −1000, r_l = 1000 gave {huge.item()}, expected "
+           "−log σ(r_w − r_l) = −log σ(−2000) = 2000")
 
 
 @check("bradley_terry_loss", "gradient", "∂L/∂r_w = −σ(r_l − r_w)/B and ∂L/∂r_l = +σ(r_l − r_w)/B")

@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import torch
 
-from exercises.grading import check, expect, expect_close
+from exercises.grading import CheckFailed, check, expect, expect_close
 from exercises.switch import swapped
 from gridworld.env import RIGHT, CatGridWorld
 
@@ -93,8 +93,27 @@ def vi_stopping(value_iteration):
         value_iteration(T, R, 0.99, tol=1e-12, max_iters=3)
     except RuntimeError:
         return
-    raise AssertionError("3 sweeps cannot reach tol=1e-12, but no RuntimeError was raised: "
-                         "say so instead of returning values that have not converged")
+    raise CheckFailed("3 sweeps cannot reach tol=1e-12, but no RuntimeError was raised: "
+                      "say so instead of returning values that have not converged")
+
+
+@check("value_iteration", "values", "sweeps counts every sweep made, the last one included")
+def vi_sweeps(value_iteration):
+    # The one-step world "CM": sweep 1 sets V(cat) = 100, sweep 2 changes nothing: 2 sweeps.
+    _, _, sweeps = call_value_iteration(value_iteration, *CatGridWorld("CM").matrices(), GAMMA, tol=1e-6)
+    expect(sweeps == 2, f"on the one-step world 'CM' you counted {sweeps} sweeps, expected 2: the first "
+           "sets V(cat) = 100, the second finds that nothing moves")
+    T, R = CatGridWorld(slippery=0.2).matrices()
+    V, expected = np.zeros(R.shape[0]), 0
+    while True:  # the same loop, counted here
+        expected += 1
+        V_new = (R + GAMMA * T @ V).max(axis=1)
+        moved, V = np.abs(V_new - V).max(), V_new
+        if moved < 1e-6:
+            break
+    _, _, sweeps = call_value_iteration(value_iteration, T, R, GAMMA, tol=1e-6)
+    expect(sweeps == expected, f"on the slippery cat world with tol=1e-6 you counted {sweeps} sweeps, "
+           f"expected {expected}")
 
 
 # ----------------------------------------------------------------------------- REINFORCE

@@ -173,8 +173,8 @@ def sft_inputs(sft_example):
 @check("sft_example", "values", "labels are -100 on every prompt position and the response's tokens after")
 def sft_labels(sft_example):
     for prompt, response in [([10, 11, 12, 13], [20, 21, 2]), ([1], [7]), ([3, 4, 5], [9, 9, 9, 9, 2])]:
-        _, labels = sft_example(prompt, response)
         expected = labels_layout(prompt, response)
+        _, labels = sft_example(list(prompt), list(response))  # copies: the message shows the inputs
         expect(labels == expected, f"prompt {prompt}, response {response}: labels {labels}, expected "
                f"{expected}" + (" (labels must not be shifted: the loss shifts them)"
                                 if labels == expected[1:] + [-100] else ""))

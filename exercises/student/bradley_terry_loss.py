@@ -1,4 +1,4 @@
-"""Exercise: the Bradley-Terry loss of the reward model (lesson 7).
+"""Exercise: the Bradley-Terry loss of the reward model (lesson 7, section "The Bradley-Terry loss").
 
 Replace the TODO with your code, then:
     python -m exercises grade bradley_terry_loss

@@ -1,4 +1,4 @@
-"""Exercise: causal attention (lesson 2, "One new token, by hand").
+"""Exercise: causal attention (lesson 2, section "One new token, by hand").
 
 Replace the TODO with your code, then:
     python -m exercises grade causal_attention

@@ -1,4 +1,4 @@
-"""Exercise: the DPO loss (lesson 9, "Función de pérdida").
+"""Exercise: the DPO loss (lesson 9, section "The loss, as the code computes it"; lecture: "Función de pérdida").
 
 Replace the TODO with your code, then:
     python -m exercises grade dpo_loss
@@ -33,6 +33,9 @@ def dpo_loss(
       label_smoothing ε:   −(1 − ε) log σ(β h) − ε log σ(−β h)
       loss_type "ipo":     (h − 1/(2β))²
       loss_type "hinge":   max(0, 1 − β h)
-      reference_free:      log π_ref taken as 0 for both answers (π_ref uniform)
+      reference_free:      π_ref uniform: log π_ref taken as 0 for both answers, in h and
+                           in the two rewards
+    Until you write part 2, keep `raise NotImplementedError(...)` for those options (after
+    part 1's code): grading then marks their checks TODO instead of FAIL.
     """
     raise NotImplementedError("exercise dpo_loss: −log σ(β·h), with h the difference of log-ratios")

@@ -1,4 +1,4 @@
-"""Exercise: sequence log-probabilities (lesson 10, "¿Cómo calculamos las log-probs?").
+"""Exercise: sequence log-probabilities (lesson 10, "Step 1 — shift" to "Step 4 — sum over the response").
 
 Replace the TODO with your code, then:
     python -m exercises grade get_batch_logps

@@ -1,4 +1,4 @@
-"""Exercise: one generation step with a KV cache (lesson 2, "The KV cache").
+"""Exercise: one generation step with a KV cache (lesson 2, section "The KV cache").
 
 Replace the TODO with your code, then:
     python -m exercises grade kv_cache_step

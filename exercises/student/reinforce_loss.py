@@ -1,4 +1,4 @@
-"""Exercise: the REINFORCE update (lesson 5, "Gradiente de la política").
+"""Exercise: the REINFORCE update (lesson 5, section "REINFORCE (gradiente de la política)").
 
 Replace the TODO with your code, then:
     python -m exercises grade reinforce_loss

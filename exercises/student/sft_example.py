@@ -1,4 +1,4 @@
-"""Exercise: the SFT label mask (lesson 4, "Sintonización supervisada").
+"""Exercise: the SFT label mask (lesson 4, section "One demonstration, tokenised"; lecture: "Sintonización supervisada").
 
 Replace the TODO with your code, then:
     python -m exercises grade sft_example

@@ -1,4 +1,4 @@
-"""Exercise: top-p (nucleus) filtering (lesson 1, "Choosing the next token").
+"""Exercise: top-p (nucleus) filtering (lesson 1, section "Choosing the next token: greedy, temperature, top-k, top-p").
 
 Replace the TODO with your code, then:
     python -m exercises grade top_p_filter

@@ -1,4 +1,4 @@
-"""Exercise: value iteration (lesson 5, "Iteración de valores").
+"""Exercise: value iteration (lesson 5, section "Value iteration (iteración de valores)").
 
 Replace the TODO with your code, then:
     python -m exercises grade value_iteration
@@ -18,8 +18,8 @@ def value_iteration(T, R, gamma: float, tol: float = 1e-12, max_iters: int = 100
 
     TODO:
       start from V = 0; each sweep computes Q from V (T @ V sums over s'), then V_new = max_a Q;
-      stop after the first sweep in which no V(s) moved by tol or more, and return V, the Q
-      of that V, and the sweep count. After max_iters sweeps without converging, raise
-      RuntimeError. Do not change T or R.
+      stop after the first sweep in which no V(s) moved by tol or more. Return that V_new,
+      Q computed once more from it, and the number of sweeps made, the last one included.
+      After max_iters sweeps without converging, raise RuntimeError. Do not change T or R.
     """
     raise NotImplementedError("exercise value_iteration: V ← max_a (R + γ·T·V) until it stops moving")
