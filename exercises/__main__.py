@@ -14,9 +14,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from exercises.grading import CHECKS, grade, where_in
+from exercises.grading import grade, where_in
 from exercises.registry import EXERCISES, PROJECT_ROOT, STUDENT_DIR_VARIABLE, find, load_checks
-from exercises.switch import use_student_versions
+from exercises.switch import use_versions
 from minigpt.cli import run_main
 from minigpt.errors import InputError
 
@@ -69,6 +69,17 @@ def print_report(exercise, report) -> None:
     print(f"  {passed} of {total} checks passed; reread {reread(places)}.")
 
 
+def load_student_function(exercise):
+    """The student's function, or an InputError in one line (no file, a syntax error, ...)."""
+    try:
+        return exercise.student_function()
+    except InputError:
+        raise
+    except Exception as error:  # a syntax error, or an import that fails, in the student's file
+        raise InputError(f"cannot load {relative(exercise.student_file)}: {type(error).__name__}: {error}"
+                         f"{where_in(error, [exercise.student_file])}") from None
+
+
 def grade_command(args) -> int:
     names = list(EXERCISES) if args.names == ["all"] else args.names
     for name in names:
@@ -78,14 +89,9 @@ def grade_command(args) -> int:
     for name in names:
         exercise = EXERCISES[name]
         try:
-            function = exercise.student_function()
+            function = load_student_function(exercise)
         except InputError as error:
             print(f"{name}: {error}")
-            all_passed = False
-            continue
-        except Exception as error:  # a syntax error, or an import that fails, in the student's file
-            print(f"{name}: cannot load {relative(exercise.student_file)}: {type(error).__name__}: {error}"
-                  f"{where_in(error, [exercise.student_file])}")
             all_passed = False
             continue
         report = grade(name, function, [exercise.student_file])
@@ -104,28 +110,27 @@ def list_command(args) -> int:
 
 def run_command(args) -> int:
     if not args.target:
-        raise SystemExit("error: run needs a target after --: a lesson file, or -m and a module")
+        raise InputError("run needs a target after --: a lesson file, or -m and a module")
     names = [n.strip() for n in args.student.split(",") if n.strip()]
     names = list(EXERCISES) if names == ["all"] else names
     load_checks()
+    functions = {}
     for name in names:
         exercise = find(name)
-        first_check = CHECKS[name][0]
-        try:  # a stub would fail deep inside the run; say so now, in one line
-            first_check.run(exercise.student_function())
-        except NotImplementedError:
-            raise SystemExit(f"error: {name} is not implemented yet: edit {relative(exercise.student_file)} "
-                             f"(python -m exercises grade {name})") from None
-        except Exception:
-            pass  # a wrong version may still run: seeing what it does is part of the exercise
-    use_student_versions(names)
-    for name in names:
-        print(f"[exercises] your {name} ({relative(EXERCISES[name].student_file)}) is in use: "
-              f"{EXERCISES[name].used_by}", file=sys.stderr)
+        functions[name] = load_student_function(exercise)
+        report = grade(name, functions[name], [exercise.student_file])
+        if report.untouched:  # a stub would fail deep inside the run; say so now, in one line
+            raise InputError(f"{name} is not implemented yet: edit {relative(exercise.student_file)} "
+                             f"(python -m exercises grade {name})")
+        # A wrong version still runs: seeing what it does is part of the exercise.
+        passed = sum(r.passed for r in report.results)
+        print(f"[exercises] your {name} ({relative(exercise.student_file)}, passes {passed} of "
+              f"{len(report.results)} checks) is in use: {exercise.used_by}", file=sys.stderr)
+    use_versions(functions)
     target = args.target[1:] if args.target[0] == "--" else args.target
     if target[0] == "-m":
         if len(target) < 2:
-            raise SystemExit("error: -m needs a module name, e.g. -m minigpt.train")
+            raise InputError("-m needs a module name, e.g. -m minigpt.train")
         sys.argv = [target[1]] + target[2:]
         # The switch imported the modules that define the references (minigpt.train among
         # them, through align). Running one of them as __main__ executes a fresh copy, which
@@ -136,7 +141,7 @@ def run_command(args) -> int:
     else:
         script = Path(target[0])
         if not script.is_file():
-            raise SystemExit(f"error: {script}: no such file (give a lesson file, or -m and a module)")
+            raise InputError(f"{script}: no such file (give a lesson file, or -m and a module)")
         sys.argv = target
         sys.path.insert(0, str(script.resolve().parent))  # as `python script.py` does
         runpy.run_path(str(script), run_name="__main__")

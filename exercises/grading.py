@@ -36,7 +36,11 @@ def expect(condition: bool, message: str):
 
 
 def expect_close(actual, expected, what: str, atol: float = 1e-6, rtol: float = 1e-5):
-    """Fail unless two tensors have the same shape and close values; say where they differ most."""
+    """Fail unless two tensors have the same shape and close values; name the worst element.
+
+    Close means |yours − expected| ≤ atol + rtol·|expected| everywhere; the message shows
+    the element that breaks this by the most, with enough digits to see the difference.
+    """
     actual = torch.as_tensor(actual)
     expected = torch.as_tensor(expected)
     expect(tuple(actual.shape) == tuple(expected.shape),
@@ -46,11 +50,12 @@ def expect_close(actual, expected, what: str, atol: float = 1e-6, rtol: float = 
     if torch.allclose(actual, expected, atol=atol, rtol=rtol, equal_nan=True):
         return
     difference = (actual - expected).abs().nan_to_num(nan=float("inf"))
-    worst = tuple(int(i) for i in torch.unravel_index(difference.argmax(), difference.shape))
+    excess = (difference - (atol + rtol * expected.abs())).nan_to_num(nan=float("inf"))
+    worst = tuple(int(i) for i in torch.unravel_index(excess.argmax(), excess.shape))
+    where = f" at index {list(worst)}" if worst else ""
     raise CheckFailed(
-        f"{what}: max |yours − expected| = {difference.max().item():.3g}"
-        + (f" at index {list(worst)}: yours {actual[worst].item():.6g}, expected {expected[worst].item():.6g}"
-           if worst else f": yours {actual.item():.6g}, expected {expected.item():.6g}")
+        f"{what}: |yours − expected| = {difference[worst].item():.3g}{where} (allowed {atol:g} + "
+        f"{rtol:g}·|expected|): yours {actual[worst].item():.12g}, expected {expected[worst].item():.12g}"
     )
 
 
@@ -109,35 +114,62 @@ class Report:
         return [r for r in self.results if not r.passed]
 
 
+def frames_in(error: BaseException, files: list[Path]) -> list[traceback.FrameSummary]:
+    """The frames of error's traceback that lie in one of files, outermost first."""
+    resolved = {str(Path(f).resolve()) for f in files}
+    return [frame for frame in traceback.extract_tb(error.__traceback__)
+            if str(Path(frame.filename).resolve()) in resolved]
+
+
 def where_in(error: BaseException, files: list[Path]) -> str:
     """' (file, line N: code)' for the last traceback frame inside one of files, else ''."""
-    resolved = {str(Path(f).resolve()) for f in files}
-    found = ""
-    for frame in traceback.extract_tb(error.__traceback__):
-        if str(Path(frame.filename).resolve()) in resolved:
-            found = f" ({Path(frame.filename).name}, line {frame.lineno}: {(frame.line or '').strip()})"
-    return found
+    frames = frames_in(error, files)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" ({Path(frame.filename).name}, line {frame.lineno}: {(frame.line or '').strip()})"
+
+
+def raised_by_this_exercise(error: NotImplementedError, source_files: list[Path]) -> bool:
+    """True when the student's own file raised it (its TODO), not a function it calls.
+
+    A correct kv_cache_step calls the model, and in a student copy the model calls the
+    student's causal_attention: if that is still a stub, kv_cache_step is not at fault.
+    Without source files (a function defined elsewhere, as in the tests), it is trusted.
+    """
+    if not source_files:
+        return True
+    innermost = traceback.extract_tb(error.__traceback__)[-1]
+    return bool(frames_in(error, source_files)) and innermost in frames_in(error, source_files)
 
 
 def grade(exercise: str, function, source_files: list[Path] = ()) -> Report:
     """Run every check of exercise against function; never raises for the function's errors.
 
-    A stub whose first check hits NotImplementedError is reported as untouched, without
-    running the rest. Later, a check that hits NotImplementedError is a "todo" (a part
-    not written yet, such as DPO's variants) and the other checks still run.
+    A stub whose first check hits its own NotImplementedError is reported as untouched,
+    without running the rest. Later, a check that hits it is a "todo" (a part not written
+    yet, such as DPO's variants) and the other checks still run. A NotImplementedError
+    from another exercise's stub that this function calls is a failure that says so.
     """
+    source_files = list(source_files)
     report = Report(exercise)
     for item in CHECKS[exercise]:
         try:
             item.run(function)
         except NotImplementedError as error:
-            report.results.append(CheckResult(item, "todo", str(error) or "NotImplementedError"))
-            if report.untouched:
-                return report
+            if raised_by_this_exercise(error, source_files):
+                report.results.append(CheckResult(item, "todo", str(error) or "NotImplementedError"))
+                if report.untouched:
+                    return report
+            else:
+                frame = traceback.extract_tb(error.__traceback__)[-1]
+                report.results.append(CheckResult(item, "failed", (
+                    f"a function your code calls is not written yet: {error} "
+                    f"({Path(frame.filename).name}, line {frame.lineno}); do that exercise first")))
         except CheckFailed as error:
             report.results.append(CheckResult(item, "failed", str(error)))
         except Exception as error:  # the student's code crashed: say what and where
-            message = f"your code raised {type(error).__name__}: {error}{where_in(error, list(source_files))}"
+            message = f"your code raised {type(error).__name__}: {error}{where_in(error, source_files)}"
             report.results.append(CheckResult(item, "failed", message))
         else:
             report.results.append(CheckResult(item, "passed"))

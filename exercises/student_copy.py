@@ -13,9 +13,10 @@ and graders say what is still missing:
     from exercises.student.causal_attention import causal_attention as student_version
     return student_version(q, k, v, allowed, dropout)
 
-Only files that git tracks are copied (no runs/, no virtual environment); a STUDENT_COPY.md
-at the copy's root says what was done, and the test suite reads it to skip the checks that
-grade the reference itself.
+Only files that git tracks are copied (no runs/, no virtual environment). A marker line
+inside a string literal would count as a marker too: keep them out of strings. Imports that
+only the solution used stay, unused. A STUDENT_COPY.md at the copy's root says what was
+done, and the test suite reads it to skip the checks that grade the reference itself.
 """
 
 import ast
@@ -53,18 +54,35 @@ def tracked_files(root: Path) -> list[Path]:
     return files
 
 
-def call_of(source: str, line_number: int, name: str) -> str:
-    """`name(a, b, c=c)`: a call passing on the parameters of the function around line_number."""
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.FunctionDef) and node.lineno <= line_number <= node.end_lineno:
-            positional = [a.arg for a in node.args.posonlyargs + node.args.args]
-            keywords = [f"{a.arg}={a.arg}" for a in node.args.kwonlyargs]
-            return f"{name}({', '.join(positional + keywords)})"
-    raise InputError(f"the solution block of {name} (line {line_number}) is not inside a function")
+def enclosing_function(tree: ast.Module, line_number: int):
+    """The innermost function definition around line_number, or None."""
+    around = [node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+              and node.lineno <= line_number <= node.end_lineno]
+    return max(around, key=lambda node: node.lineno, default=None)
+
+
+def call_of(function: ast.FunctionDef) -> str:
+    """`(a, b, *args, c=c, **kwargs)`: the arguments that pass on function's parameters."""
+    arguments = function.args
+    passed = [a.arg for a in arguments.posonlyargs + arguments.args]
+    if arguments.vararg:
+        passed.append(f"*{arguments.vararg.arg}")
+    passed += [f"{a.arg}={a.arg}" for a in arguments.kwonlyargs]
+    if arguments.kwarg:
+        passed.append(f"**{arguments.kwarg.arg}")
+    return f"({', '.join(passed)})"
 
 
 def strip_solutions(source: str, where: str) -> tuple[str, list[str]]:
-    """source with every solution block replaced by a call to the student's version."""
+    """source with every solution block replaced by a call to the student's version.
+
+    A block must be the end of the function named like its exercise: the call returns
+    what the student's function returns, so nothing may follow it.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise InputError(f"{where}, line {error.lineno}: not valid Python: {error.msg}") from None
     lines = source.splitlines(keepends=True)
     out, names, index = [], [], 0
     while index < len(lines):
@@ -74,14 +92,20 @@ def strip_solutions(source: str, where: str) -> tuple[str, list[str]]:
             index += 1
             continue
         name, indent = start["name"], start["indent"]
+        place = f"{where}, line {index + 1}"
         if name not in EXERCISES:
-            raise InputError(f"{where}, line {index + 1}: solution block for unknown exercise {name!r}")
+            raise InputError(f"{place}: solution block for unknown exercise {name!r}")
         end = next((j for j in range(index + 1, len(lines)) if END.match(lines[j])), None)
         if end is None:
-            raise InputError(f"{where}, line {index + 1}: solution block {name!r} has no '# <<< solution' line")
+            raise InputError(f"{place}: solution block {name!r} has no '# <<< solution' line")
+        function = enclosing_function(tree, index + 1)
+        if function is None or function.name != name:
+            raise InputError(f"{place}: solution block {name!r} is not inside a function called {name}")
+        if function.end_lineno > end + 1 and any(line.strip() for line in lines[end + 1 : function.end_lineno]):
+            raise InputError(f"{place}: solution block {name!r} must end its function; code follows it")
         out += [f"{indent}# Student copy: this runs your version, exercises/student/{name}.py\n",
                 f"{indent}from exercises.student.{name} import {name} as student_version\n",
-                f"{indent}return student_version{call_of(source, index + 1, name)[len(name):]}\n"]
+                f"{indent}return student_version{call_of(function)}\n"]
         names.append(name)
         index = end + 1
     return "".join(out), names
@@ -94,20 +118,23 @@ def make_student_copy(destination: Path, root: Path = PROJECT_ROOT) -> int:
         raise InputError(f"{destination}: exists and is not empty; give a new folder")
     if destination.resolve().is_relative_to(Path(root).resolve()):
         raise InputError(f"{destination}: is inside the project; give a folder outside it")
-    replaced = []
-    for relative_path in tracked_files(root):
-        source_path, target = Path(root) / relative_path, destination / relative_path
-        target.parent.mkdir(parents=True, exist_ok=True)
+    stripped, replaced = {}, []  # every file is checked before anything is written
+    files = tracked_files(root)
+    for relative_path in files:
         if relative_path.suffix == ".py" and relative_path.parts[0] in ("minigpt", "align", "gridworld"):
-            text, names = strip_solutions(source_path.read_text(encoding="utf-8"), str(relative_path))
-            target.write_text(text, encoding="utf-8")
+            text = (Path(root) / relative_path).read_text(encoding="utf-8")
+            stripped[relative_path], names = strip_solutions(text, str(relative_path))
             replaced += names
-        else:
-            shutil.copy2(source_path, target)
     missing = sorted(set(EXERCISES) - set(replaced))
     if missing:
-        raise InputError(f"no solution block found for {', '.join(missing)}; the copy in {destination} "
-                         "still holds their reference code")
+        raise InputError(f"no solution block found for {', '.join(missing)}; no copy was made")
+    for relative_path in files:
+        target = destination / relative_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative_path in stripped:
+            target.write_text(stripped[relative_path], encoding="utf-8")
+        else:
+            shutil.copy2(Path(root) / relative_path, target)
     (destination / MARKER_FILE).write_text(
         "# Student copy\n\nMade by `python -m exercises student-copy`. The reference code of these functions "
         "was replaced by calls to your files in `exercises/student/`:\n\n"

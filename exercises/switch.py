@@ -48,14 +48,19 @@ def swapped(exercise_name: str, function):
         replace_everywhere(function, reference)
 
 
+def use_versions(functions: dict) -> None:
+    """Swap in {exercise name: function} for the rest of this process."""
+    for name, function in functions.items():
+        replace_everywhere(find(name).reference_function(), function)
+
+
 def use_student_versions(names: list[str]) -> list[str]:
     """Swap in the student's version of each named exercise for the rest of this process.
 
-    names may be ["all"]. Returns the names swapped. Raises KeyError for an unknown name.
+    names may be ["all"]. Returns the names swapped. Raises InputError for an unknown name
+    or a student file that cannot be loaded.
     """
     if names == ["all"]:
         names = list(EXERCISES)
-    for name in names:
-        exercise = find(name)
-        replace_everywhere(exercise.reference_function(), exercise.student_function())
+    use_versions({name: find(name).student_function() for name in names})
     return names

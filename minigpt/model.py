@@ -369,7 +369,7 @@ class GPT(nn.Module):
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             if use_cache and idx.size(1) <= block_size:
-                # The cache holds every token but the newest: feed only that one.
+                # The cache holds the tokens before the new ones (none at the first step).
                 logits = kv_cache_step(self, idx, cache, mask)  # (B, vocab)
             else:
                 # No cache, or a full context: (re)compute the last block_size tokens.

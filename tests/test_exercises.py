@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -26,8 +27,9 @@ SMOKE_ENV = {**os.environ, "LESSONS_SMOKE": "1", "PYTHONPATH": str(PROJECT_ROOT)
 
 
 def untouched(name: str) -> bool:
-    """The student's file is still the stub handed out (a student may have edited it)."""
-    return "raise NotImplementedError" in EXERCISES[name].student_file.read_text(encoding="utf-8")
+    """The student's file is still a stub (a student may have written it since)."""
+    exercise = EXERCISES[name]
+    return grade(name, exercise.student_function(), [exercise.student_file]).untouched
 
 
 def cli(*args, cwd=PROJECT_ROOT, env=None):
@@ -157,7 +159,7 @@ MISTAKES = [  # (exercise, wrong version, words from the descriptions of checks 
     ("top_p_filter", top_p_in_float32_without_the_boundary_token,
      ["brute-force nucleus", "most likely token", "p = 1", "only from the nucleus"]),
     ("get_batch_logps", logps_without_shift, ["shift:", "mask:", "on a GPT"]),
-    ("get_batch_logps", logps_masking_by_product, ["not NaN"]),
+    ("get_batch_logps", logps_masking_by_product, ["gives no NaN"]),
     ("sft_example", sft_with_shifted_labels, ["labels are -100", "data pipeline"]),
     ("bradley_terry_loss", bradley_terry_by_exponentials, ["large gaps"]),
     ("bradley_terry_loss", bradley_terry_swapped, ["the mean of", "recovers"]),
@@ -253,6 +255,35 @@ def test_run_refuses_a_stub_and_an_unknown_name_in_one_line():
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: no exercise called 'attention'")
 
 
+def test_a_student_file_that_does_not_load_is_one_line_for_grade_and_run(tmp_path):
+    (tmp_path / "reinforce_loss.py").write_text("def reinforce_loss(theta, states, actions, advantages)\n"
+                                                "    return 0\n", encoding="utf-8")
+    for args in (["grade", "reinforce_loss"], ["run", "--student", "reinforce_loss"]):
+        result = cli(*args, "--student-dir", str(tmp_path), "--", "-m", "gridworld") if args[0] == "run" \
+            else cli(*args, "--student-dir", str(tmp_path))
+        output = (result.stdout + result.stderr).strip()
+        assert result.returncode != 0 and "Traceback" not in output and len(output.splitlines()) == 1
+        assert "cannot load" in output and "SyntaxError" in output and "reinforce_loss.py" in output
+
+
+CORRECT_REINFORCE = """import torch
+
+def reinforce_loss(theta, states, actions, advantages):
+    dist = torch.distributions.Categorical(logits=theta[states])
+    return -(advantages * dist.log_prob(actions)).sum()
+"""
+
+
+def test_run_the_gridworld_command_with_the_students_reinforce(tmp_path):
+    (tmp_path / "reinforce_loss.py").write_text(CORRECT_REINFORCE, encoding="utf-8")
+    result = cli("run", "--student", "reinforce_loss", "--student-dir", str(tmp_path), "--", "-m", "gridworld",
+                 "--algorithm", "reinforce", "--episodes", "100", "--seed", "1", "--no-figures",
+                 "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "your reinforce_loss" in result.stderr and "passes 5 of 5 checks" in result.stderr
+    assert "47.83" in result.stdout  # V*(start) = 100·0.9⁷, found by the student's REINFORCE
+
+
 # ---------------------------------------------------------------------------- student copy
 @pytest.mark.skipif(IN_STUDENT_COPY, reason="already a student copy")
 def test_the_student_copy_has_no_solutions_and_runs_the_students_code(tmp_path):
@@ -272,14 +303,49 @@ def test_the_student_copy_has_no_solutions_and_runs_the_students_code(tmp_path):
         make_student_copy(copy)
 
 
+def test_a_part_left_as_todo_and_a_stub_called_from_a_correct_version(capsys):
+    def sigmoid_only(policy_chosen_logps, policy_rejected_logps, reference_chosen_logps,
+                     reference_rejected_logps, beta=0.1, label_smoothing=0.0, loss_type="sigmoid",
+                     reference_free=False):
+        if label_smoothing or loss_type != "sigmoid" or reference_free:
+            raise NotImplementedError("exercise dpo_loss, part 2")
+        h = (policy_chosen_logps - policy_rejected_logps) - (reference_chosen_logps - reference_rejected_logps)
+        return (-F.logsigmoid(beta * h), (beta * (policy_chosen_logps - reference_chosen_logps)).detach(),
+                (beta * (policy_rejected_logps - reference_rejected_logps)).detach())
+
+    report = grade("dpo_loss", sigmoid_only)
+    assert [r.status for r in report.results].count("todo") == 3 and not report.untouched
+    assert all(r.status in ("passed", "todo") for r in report.results)
+    print_report(EXERCISES["dpo_loss"], report)
+    assert "TODO values   loss_type 'ipo'" in capsys.readouterr().out
+
+    def stub_attention(q, k, v, allowed, dropout=None):
+        raise NotImplementedError("exercise causal_attention: write softmax(q Kᵀ/√d_k + mask) V")
+
+    correct_step = EXERCISES["kv_cache_step"].reference_function()  # as if a student had written it
+    with swapped("causal_attention", stub_attention):
+        report = grade("kv_cache_step", correct_step, [Path(inspect.getsourcefile(correct_step))])
+    assert not report.untouched and report.results[0].status == "failed"
+    assert "a function your code calls is not written yet: exercise causal_attention" in report.results[0].message
+
+
 def test_strip_solutions_reports_broken_markers():
     with pytest.raises(InputError, match="f.py, line 2: solution block 'dpo_loss' has no"):
         strip_solutions("def dpo_loss(a):\n    # >>> solution dpo_loss\n    return a\n", "f.py")
     with pytest.raises(InputError, match="unknown exercise 'attention'"):
-        strip_solutions("def f(a):\n    # >>> solution attention\n    # <<< solution\n", "f.py")
+        strip_solutions("def f(a):\n    # >>> solution attention\n    return a\n    # <<< solution\n", "f.py")
     text, names = strip_solutions("def top_p_filter(logits, p):\n    x = 1\n    # >>> solution top_p_filter\n"
                                   "    return logits\n    # <<< solution\n", "f.py")
     assert names == ["top_p_filter"] and "    x = 1\n" in text and "return student_version(logits, p)" in text
+    with pytest.raises(InputError, match="not inside a function called top_p_filter"):
+        strip_solutions("def outer(a):\n    def inner(b):\n        # >>> solution top_p_filter\n"
+                        "        return b\n        # <<< solution\n    return inner\n", "f.py")
+    with pytest.raises(InputError, match="must end its function; code follows it"):
+        strip_solutions("def top_p_filter(logits, p):\n    # >>> solution top_p_filter\n    x = 1\n"
+                        "    # <<< solution\n    return x\n", "f.py")
+    text, _ = strip_solutions("def top_p_filter(logits, *rest, p=1, **extra):\n    # >>> solution top_p_filter\n"
+                              "    return logits\n    # <<< solution\n", "f.py")
+    assert "return student_version(logits, *rest, p=p, **extra)" in text
 
 
 def test_outside_a_git_checkout_the_copy_walks_the_folder_but_skips_runs_and_caches(tmp_path, monkeypatch):

@@ -84,14 +84,26 @@ def logps_average(get_batch_logps):
        section="Step 4 — sum over the response")
 def logps_empty_row(get_batch_logps):
     logits = torch.randn(2, 5, 7)
-    logits[0, 1, 0] = float("-inf")  # a ruled-out token 0 at a position that is not scored
     labels = torch.full((2, 5), -100)
     labels[1, 3] = 2
     for average in (False, True):
         out = get_batch_logps(logits, labels, average_log_prob=average)
         expect(bool(torch.isfinite(out).all()) and out[0].item() == 0.0,
                f"average_log_prob={average}: a row with no counted token gave {out[0].item()}, expected 0 "
-               "(0 * -inf is NaN: select with torch.where, and divide by the count clamped to ≥ 1)")
+               "(for the average, divide by the count clamped to at least 1)")
+
+
+@check("get_batch_logps", "property", "a −inf logit at a masked position gives no NaN",
+       section="Step 4 — sum over the response")
+def logps_minus_infinity_masked(get_batch_logps):
+    logits = torch.zeros(1, 4, 5)
+    logits[0, 0, 0] = float("-inf")  # the model rules out token 0 after position 0, which is not scored
+    labels = torch.tensor([[-100, -100, 3, 1]])  # position 0 predicts a masked label
+    out = get_batch_logps(logits, labels)
+    expect(bool(torch.isfinite(out).all()) and abs(out.item() - 2 * math.log(0.2)) < 1e-6,
+           f"gave {out.tolist()}, expected [{2 * math.log(0.2):.6f}]: a masked position may gather a −inf "
+           "log-prob, and 0 · (−inf) is NaN; keep the counted positions with torch.where(mask, logps, 0) "
+           "instead of multiplying by the mask")
 
 
 @check("get_batch_logps", "property", "logits and labels are left unchanged", section="Step 2 — mask")
