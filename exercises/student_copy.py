@@ -13,7 +13,7 @@ and graders say what is still missing:
     from exercises.student.causal_attention import causal_attention as student_version
     return student_version(q, k, v, allowed, dropout)
 
-Only files that git tracks are copied (no runs/, no virtual environment). A marker line
+Only the files git tracks or does not ignore are copied (no runs/, no virtual environment). A marker line
 inside a string literal would count as a marker too: keep them out of strings. Imports that
 only the solution used stay, unused. A STUDENT_COPY.md at the copy's root says what was
 done, and the test suite reads it to skip the checks that grade the reference itself.
@@ -38,11 +38,14 @@ SKIPPED_FOLDERS = {"runs", "__pycache__", "venv"}  # and hidden folders but .ci 
 
 
 def tracked_files(root: Path) -> list[Path]:
-    """The project's files (relative paths): those git tracks, or, outside a git checkout
-    (an unpacked archive), every file but run outputs, caches and virtual environments."""
+    """The project's files (relative paths): those git tracks or would track (untracked but not
+    ignored, such as a new exercise not committed yet), or, outside a git checkout (an
+    unpacked archive), every file but run outputs, caches and virtual environments."""
     try:
-        listed = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
-        return [Path(p) for p in listed.decode().split("\0") if p]
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                                cwd=root, capture_output=True, check=True).stdout
+        names = sorted(set(p for p in listed.decode().split("\0") if p))
+        return [Path(p) for p in names if (Path(root) / p).is_file()]  # not the deleted ones
     except (OSError, subprocess.CalledProcessError):
         pass
     files = []

@@ -361,3 +361,21 @@ def test_outside_a_git_checkout_the_copy_walks_the_folder_but_skips_runs_and_cac
 
     monkeypatch.setattr(student_copy.subprocess, "run", no_git)
     assert sorted(map(str, student_copy.tracked_files(project))) == [".ci/run", "README.md", "minigpt/model.py"]
+
+
+def test_in_a_git_checkout_the_copy_takes_tracked_and_new_files_but_not_ignored_or_deleted(tmp_path):
+    from exercises.student_copy import tracked_files
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name, text in [(".gitignore", "runs/\n"), ("kept.py", "x"), ("gone.py", "x")]:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    (tmp_path / "gone.py").unlink()
+    (tmp_path / "new_exercise.py").write_text("x", encoding="utf-8")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "ckpt.pt").write_text("x", encoding="utf-8")
+    assert sorted(map(str, tracked_files(tmp_path))) == [".gitignore", "kept.py", "new_exercise.py"]
