@@ -55,12 +55,16 @@ def attention_shape(causal_attention):
            f"{tuple(y.shape)}, expected {(B, NH, 1, HS)}")
 
 
+def expect_like_loop(causal_attention, T, past, what, seed, attention_mask=None):
+    """Compare with the loop: T new queries after `past` cached tokens, optionally padded."""
+    q, k, v = random_qkv(T, past + T, seed)
+    allowed = attention_allowed(past, T, attention_mask)  # (B or 1, 1, T, T_k)
+    expect_close(causal_attention(q, k, v, allowed), attention_by_loop(q, k, v, allowed), what, atol=1e-10)
+
+
 @check("causal_attention", "values", "y equals a per-position loop of softmax(q·kᵀ/√d_k)·v (float64)")
 def attention_values(causal_attention):
-    q, k, v = random_qkv(5, 5, seed=1)
-    allowed = attention_allowed(0, 5, None)
-    expect_close(causal_attention(q, k, v, allowed), attention_by_loop(q, k, v, allowed),
-                 "y for 5 tokens, causal mask", atol=1e-10)
+    expect_like_loop(causal_attention, 5, 0, "y for 5 tokens, causal mask", seed=1)
 
 
 @check("causal_attention", "property", "causality: changing a later token's k or v changes no earlier output")
@@ -80,15 +84,10 @@ def attention_causality(causal_attention):
 
 @check("causal_attention", "values", "a cached step (T = 1 query, 7 keys) and left padding use the mask")
 def attention_cache_and_padding(causal_attention):
-    q, k, v = random_qkv(1, 7, seed=3)
-    allowed = attention_allowed(6, 1, None)  # one new query at index 6
-    expect_close(causal_attention(q, k, v, allowed), attention_by_loop(q, k, v, allowed),
-                 "y of one new query over 7 cached keys", atol=1e-10)
-    q, k, v = random_qkv(5, 5, seed=4)
-    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])  # row 0 has two pads on the left
-    allowed = attention_allowed(0, 5, mask)  # (B, 1, T, T_k)
-    expect_close(causal_attention(q, k, v, allowed), attention_by_loop(q, k, v, allowed),
-                 "y with a left-padded row (padding keys not allowed)", atol=1e-10)
+    expect_like_loop(causal_attention, 1, 6, "y of one new query over 7 cached keys", seed=3)
+    row_0_padded = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])  # two pads on the left of row 0
+    expect_like_loop(causal_attention, 5, 0, "y with a left-padded row (padding keys not allowed)", seed=4,
+                     attention_mask=row_0_padded)
 
 
 @check("causal_attention", "property", "dropout is applied to the weights A (rows summing to 1) before A·V")
