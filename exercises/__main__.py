@@ -109,7 +109,8 @@ def list_command(args) -> int:
 
 
 def run_command(args) -> int:
-    if not args.target:
+    target = args.target[1:] if args.target[:1] == ["--"] else args.target
+    if not target:
         raise InputError("run needs a target after --: a lesson file, or -m and a module")
     names = [n.strip() for n in args.student.split(",") if n.strip()]
     names = list(EXERCISES) if names == ["all"] else names
@@ -127,7 +128,6 @@ def run_command(args) -> int:
         print(f"[exercises] your {name} ({relative(exercise.student_file)}, passes {passed} of "
               f"{len(report.results)} checks) is in use: {exercise.used_by}", file=sys.stderr)
     use_versions(functions)
-    target = args.target[1:] if args.target[0] == "--" else args.target
     if target[0] == "-m":
         if len(target) < 2:
             raise InputError("-m needs a module name, e.g. -m minigpt.train")
