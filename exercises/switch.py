@@ -1,8 +1,8 @@
 """The switch: run the project's code with a student's version of a function.
 
-`use_student_versions(["causal_attention"])` puts exercises/student/causal_attention.py's
-function in place of minigpt.model.causal_attention, in the module that defines it and in
-every project module that imported it by name. Everything imported afterwards sees the
+`use_versions({"causal_attention": f})` puts f, the student's function from
+exercises/student/causal_attention.py, in place of minigpt.model.causal_attention: in the
+module that defines it and in every project module that imported it by name. Everything imported afterwards sees the
 student's version too, since Python looks names up in the defining module at import time.
 So a GPT built after the switch attends with the student's attention, `align.dpo` trains
 with the student's DPO loss, and a lesson shows what the student's code does.
@@ -14,7 +14,7 @@ puts the reference back afterwards (the graders use it to test a function in the
 import sys
 from contextlib import contextmanager
 
-from exercises.registry import EXERCISES, find
+from exercises.registry import find
 
 PROJECT_PACKAGES = ("minigpt", "align", "gridworld")
 SCRIPTS = ("__main__", "lesson_setup")  # a lesson or command being run, and the lessons' helper
@@ -52,15 +52,3 @@ def use_versions(functions: dict) -> None:
     """Swap in {exercise name: function} for the rest of this process."""
     for name, function in functions.items():
         replace_everywhere(find(name).reference_function(), function)
-
-
-def use_student_versions(names: list[str]) -> list[str]:
-    """Swap in the student's version of each named exercise for the rest of this process.
-
-    names may be ["all"]. Returns the names swapped. Raises InputError for an unknown name
-    or a student file that cannot be loaded.
-    """
-    if names == ["all"]:
-        names = list(EXERCISES)
-    use_versions({name: find(name).student_function() for name in names})
-    return names

@@ -13,7 +13,7 @@
 # the result equals `get_batch_logps`.
 
 # %%
-from lesson_setup import lesson_paths  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, pretrain_small_model  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -27,7 +27,6 @@ import torch
 from align.data import TruncationStats, collate, rows_from_dict_of_lists, tokenize_pair
 from align.world import LECTURE_DPO_DATASET
 from minigpt import get_batch_logps, load_model
-from minigpt.train import TrainConfig, train
 
 torch.manual_seed(0)
 
@@ -44,14 +43,7 @@ print(inspect.getsource(get_batch_logps))
 # mean something: likely text scores higher than unlikely text).
 
 # %%
-config = TrainConfig(
-    out_dir=str(OUT / "pretrain"), tokenizer="byte",
-    n_layer=1 if SMOKE else 2, n_head=4, n_embd=32 if SMOKE else 64, block_size=64,
-    batch_size=12, learning_rate=3e-3, min_lr=3e-4, warmup_iters=5 if SMOKE else 30,
-    max_iters=20 if SMOKE else 500, eval_interval=20 if SMOKE else 250, eval_iters=2 if SMOKE else 10,
-    sample_tokens=0, seed=1337, device="cpu", overwrite=True,
-)
-summary = train(config, progress=not SMOKE)
+summary = pretrain_small_model(OUT, SMOKE, block_size=64, max_iters=20 if SMOKE else 500)
 model, tokenizer, _ = load_model(summary["run"])
 print(f"pre-trained {summary['step']} steps, val loss {summary['val_loss']:.3f}")
 
