@@ -11,8 +11,8 @@ name, not here, so that `python -m align.sft` runs them cleanly.
 from align.data import read_jsonl, rows_from_dict_of_lists, tokenize_example, tokenize_pair
 from align.gold import gold_reward, preference_probability
 from align.losses import bradley_terry_loss, dpo_loss
-from align.template import format_dialogue, format_prompt
-from align.world import LECTURE_DPO_DATASET, LECTURE_PROMPTS
+from toyworld.template import format_dialogue, format_prompt
+from toyworld.world import LECTURE_DPO_DATASET, LECTURE_PROMPTS
 
 __all__ = [
     "bradley_terry_loss", "dpo_loss", "gold_reward", "preference_probability",

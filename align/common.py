@@ -25,7 +25,7 @@ from minigpt.cli import check_ranges
 from minigpt.errors import InputError
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
 from minigpt.runlog import RunFolder
-from minigpt.train import autocast_for
+from minigpt.device import autocast_for
 
 
 @dataclass

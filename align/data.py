@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from align.common import require
-from align.template import format_prompt
+from toyworld.template import format_prompt
 from minigpt.checkpoint import write_atomically
 from minigpt.errors import InputError
 

@@ -29,7 +29,7 @@ from minigpt.logps import get_batch_logps
 from minigpt.runlog import column
 from minigpt.errors import InputError
 from minigpt.model import GPT
-from minigpt.train import autocast_for, pick_device
+from minigpt.device import autocast_for, pick_device
 
 
 @dataclass

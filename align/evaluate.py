@@ -16,7 +16,7 @@ import torch
 
 from align.data import collate
 from align.reward import score_sequences
-from align.template import format_prompt
+from toyworld.template import format_prompt
 from minigpt.errors import InputError
 from minigpt.logps import get_batch_logps
 from minigpt.model import pad_left

@@ -1,7 +1,7 @@
 """The gold reward r*(x, y) of the toy world: "a good answer", written as a program.
 
 "Modelo de recompensa para los LLMs" says nobody can write down a universally accepted
-reward for text. In the toy world of `align.world` we can, and that is what lets us
+reward for text. In the toy world of `toyworld.world` we can, and that is what lets us
 *measure* alignment, as the DPO paper measured it with a sentiment classifier. r*(x, y)
 is the sum of six components, one per goal of "Alineación de IA":
 
@@ -45,7 +45,7 @@ import functools
 import math
 import re
 
-from align.world import (ASSISTANT_NAME, COUNTRIES, LANGUAGE_SCORES, NONSENSE, OTHER_NAMES,
+from toyworld.world import (ASSISTANT_NAME, COUNTRIES, LANGUAGE_SCORES, NONSENSE, OTHER_NAMES,
                          TOPICS, Question, parse_prompt, pretraining_corpus)
 
 CORRECT, WRONG = 2.0, -2.0

@@ -36,13 +36,14 @@ from align.preferences import make_preference_pairs
 from align.report import plot_pipeline, write_report
 from align.reward import RewardConfig, load_reward_model, train_reward
 from align.sft import SFTConfig, train_sft
-from align.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
+from toyworld.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
                          sft_demonstrations, train_prompts)
 from minigpt.checkpoint import load_model
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
 from minigpt.runlog import RunFolder, column
-from minigpt.train import TrainConfig, pick_device, train
+from minigpt.device import pick_device
+from minigpt.train import TrainConfig, train
 
 # Each preset: the toy world's sizes and every stage's settings.
 PRESETS = {

@@ -23,11 +23,11 @@ from align.common import load_stage, require
 from align.data import read_jsonl, write_jsonl
 from align.evaluate import generate_responses
 from align.gold import gold_reward, preference_probability
-from align.world import answer_candidates, train_prompts
+from toyworld.world import answer_candidates, train_prompts
 from minigpt.checkpoint import model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
-from minigpt.train import pick_device
+from minigpt.device import pick_device
 
 
 def label_pairs(prompt, answers, rng: random.Random, counts: dict) -> list[dict]:

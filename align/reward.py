@@ -29,7 +29,7 @@ from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.model import GPT
 from minigpt.runlog import column
-from minigpt.train import pick_device
+from minigpt.device import pick_device
 
 
 class RewardModel(nn.Module):

@@ -25,7 +25,7 @@ from minigpt.checkpoint import model_from_checkpoint
 from minigpt.errors import InputError
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.runlog import column
-from minigpt.train import pick_device
+from minigpt.device import pick_device
 
 
 @dataclass

@@ -124,7 +124,7 @@ def make_student_copy(destination: Path, root: Path = PROJECT_ROOT) -> int:
     stripped, replaced = {}, []  # every file is checked before anything is written
     files = tracked_files(root)
     for relative_path in files:
-        if relative_path.suffix == ".py" and relative_path.parts[0] in ("minigpt", "align", "gridworld"):
+        if relative_path.suffix == ".py" and relative_path.parts[0] in ("minigpt", "align", "gridworld", "toyworld"):
             text = (Path(root) / relative_path).read_text(encoding="utf-8")
             stripped[relative_path], names = strip_solutions(text, str(relative_path))
             replaced += names

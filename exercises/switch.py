@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from exercises.registry import find
 
-PROJECT_PACKAGES = ("minigpt", "align", "gridworld")
+PROJECT_PACKAGES = ("minigpt", "align", "gridworld", "toyworld")
 SCRIPTS = ("__main__", "lesson_setup")  # a lesson or command being run, and the lessons' helper
 
 

@@ -11,7 +11,7 @@
 #
 # We look at that list for one context twice: from a freshly initialised model (θ random:
 # the list is almost uniform) and from a tiny model pre-trained for a few hundred steps on
-# the toy world's corpus (`align.world.pretraining_corpus`).
+# the toy world's corpus (`toyworld.world.pretraining_corpus`).
 
 # %%
 from lesson_setup import lesson_paths  # lessons/lesson_setup.py

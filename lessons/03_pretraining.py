@@ -7,7 +7,7 @@
 #     L(θ) = −1/N Σ_t log p_θ(w_t | w_{1:t-1})
 #
 # Nothing tells the model what a "good answer" is: it only learns to continue text like
-# its corpus. Here the corpus is the toy world's "web" (`align.world.pretraining_corpus`):
+# its corpus. Here the corpus is the toy world's "web" (`toyworld.world.pretraining_corpus`):
 # facts, a few of them false, and dialogues with good, wrong, rude and unhelpful answers.
 # We run `minigpt.train.train`, read its loss curve, and sample before and after.
 
@@ -26,7 +26,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from align.world import pretraining_corpus
+from toyworld.world import pretraining_corpus
 from minigpt import GPT, TokenData, load_model
 from minigpt.tokenizer import CharTokenizer
 from minigpt.train import TrainConfig, train

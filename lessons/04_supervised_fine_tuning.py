@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from align.data import TruncationStats, collate, sft_example, tokenize_example
 from align.sft import response_loss
-from align.template import format_prompt
-from align.world import sft_demonstrations
+from toyworld.template import format_prompt
+from toyworld.world import sft_demonstrations
 from minigpt import GPT, ByteTokenizer, GPTConfig
 
 torch.manual_seed(0)
@@ -108,7 +108,7 @@ assert torch.allclose(loss, by_hand, atol=1e-5)
 # A plain loop: the same loss, an optimiser step. The model (random θ here, to keep the
 # lesson short; `align.sft` starts from a pre-trained one) learns the answers of the
 # demonstrations, never their questions. It imitates whatever they say: the toy world's
-# demonstrations are of mixed quality (`align.world.SFT_MIX`: some wrong, rude or
+# demonstrations are of mixed quality (`toyworld.world.SFT_MIX`: some wrong, rude or
 # unhelpful), and SFT copies those too. That is the work left for alignment.
 
 # %%

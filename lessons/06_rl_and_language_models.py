@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from align.template import format_prompt
+from toyworld.template import format_prompt
 from minigpt import get_batch_logps, load_model
 
 torch.manual_seed(0)
@@ -52,7 +52,7 @@ print(f"pre-trained {summary['step']} steps: val loss {summary['val_loss']:.3f} 
 # %% [markdown]
 # ## The state: the prompt (el estado)
 #
-# s_0 is the prompt in the template every stage uses (`align.template.format_prompt`).
+# s_0 is the prompt in the template every stage uses (`toyworld.template.format_prompt`).
 
 # %%
 prompt = "What is 2+2?"

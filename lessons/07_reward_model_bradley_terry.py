@@ -30,7 +30,7 @@ from align.gold import gold_components, gold_reward, preference_probability
 from align.losses import bradley_terry_loss
 from align.preferences import pairs_from_world
 from align.reward import RewardConfig, load_reward_model, score_sequences, train_reward
-from align.world import (LECTURE_PREFERENCE_TABLE, answer_candidates, heldout_prompts,
+from toyworld.world import (LECTURE_PREFERENCE_TABLE, answer_candidates, heldout_prompts,
                          train_prompts)
 
 torch.manual_seed(0)
@@ -114,7 +114,7 @@ for x, y_w, y_l in LECTURE_PREFERENCE_TABLE:
 #
 # 1. Pre-train a tiny byte-level GPT (the trunk of r_φ) for a few steps.
 # 2. Make pairs: for each training prompt, one answer of each quality (good, wrong, rude,
-#    unhelpful) from `align.world`, shuffled and paired two by two; `label_pairs` picks
+#    unhelpful) from `toyworld.world`, shuffled and paired two by two; `label_pairs` picks
 #    the winner with the Bradley-Terry probability of r*, as a noisy human would.
 # 3. `train_reward` fits r_φ = GPT trunk + a linear head on the last token, with the loss
 #    above.

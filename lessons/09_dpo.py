@@ -31,7 +31,7 @@ from align.evaluate import generate_responses
 from align.gold import gold_reward
 from align.preferences import pairs_from_world
 from align.sft import SFTConfig, train_sft
-from align.world import (LECTURE_DPO_DATASET, heldout_prompts,
+from toyworld.world import (LECTURE_DPO_DATASET, heldout_prompts,
                          sft_demonstrations, train_prompts)
 from minigpt import load_model
 from minigpt.runlog import RunFolder
@@ -115,7 +115,7 @@ for prompt, b, a in zip(lecture_prompts, before, after):
 # ## The toy world: many pairs, labelled by the gold reward r*
 #
 # For each training prompt, one answer of each quality (good, wrong, rude, unhelpful)
-# from `align.world`, shuffled and paired; `align.preferences.pairs_from_world` picks y_w
+# from `toyworld.world`, shuffled and paired; `align.preferences.pairs_from_world` picks y_w
 # with the Bradley-Terry probability σ(r*(y_1) − r*(y_2)). Held-out prompts give held-out
 # pairs. (The pipeline samples the answers from π_ref instead, as the DPO paper did.)
 

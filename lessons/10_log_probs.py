@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from align.data import TruncationStats, collate, rows_from_dict_of_lists, tokenize_pair
-from align.world import LECTURE_DPO_DATASET
+from toyworld.world import LECTURE_DPO_DATASET
 from minigpt import get_batch_logps, load_model
 
 torch.manual_seed(0)

@@ -29,7 +29,7 @@ def pretrain_small_model(out: pathlib.Path, smoke: bool, block_size: int, max_it
     a small byte-level GPT pre-trained briefly on the toy world's corpus, so that it prefers
     the world's text to random bytes. Its run folder is out/pretrain; returns train()'s summary.
     """
-    from align.world import pretraining_corpus
+    from toyworld.world import pretraining_corpus
     from minigpt.train import TrainConfig, train
 
     corpus = out / "corpus.txt"

@@ -19,7 +19,7 @@ import torch
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.model import GPT, GPTConfig
 from minigpt.optim import make_optimizer
-from minigpt.train import autocast_for, pick_device
+from minigpt.device import autocast_for, pick_device
 
 DEFAULT_MODEL = GPTConfig()
 

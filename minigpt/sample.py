@@ -15,7 +15,7 @@ import torch
 from minigpt.checkpoint import load_model
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
-from minigpt.train import pick_device
+from minigpt.device import pick_device
 
 
 @dataclass

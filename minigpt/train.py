@@ -3,7 +3,7 @@
     L(θ) = -1/N Σ_t log p_θ(w_t | w_{1:t-1})
 
 Run:
-    python -m minigpt.train                          # the built-in corpus (align.world's)
+    python -m minigpt.train                          # the built-in corpus (toyworld.world's)
     python -m minigpt.train --data input.txt --out-dir runs/shakespeare
     python -m minigpt.train --out-dir runs/shakespeare --resume --max-iters 4000
 
@@ -13,7 +13,6 @@ The run folder gets config.json, metrics.jsonl, loss.png, ckpt.pt, tokenizer.jso
 report.md; the final validation loss is printed last.
 """
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -28,11 +27,13 @@ from minigpt.checkpoint import (CHECKPOINT_NAME, check_same_config, load_checkpo
                                 load_weights, save_checkpoint)
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.data import TokenData, read_text_file
+from minigpt.device import autocast_for, pick_device
 from minigpt.errors import InputError
 from minigpt.model import ATTENTION_KINDS, GPT, GPTConfig
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
 from minigpt.runlog import RunFolder, column
 from minigpt.tokenizer import TOKENIZER_KINDS, make_tokenizer, tokenizer_from_dict
+from toyworld.world import pretraining_corpus
 
 MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attention")
 
@@ -91,26 +92,6 @@ class TrainConfig:
         return GPTConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in MODEL_FIELDS})
 
 
-def pick_device(name: str) -> str:
-    """auto: CUDA if present, else CPU. Apple's MPS only when asked for by name."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name not in ("cpu", "cuda", "mps"):
-        raise InputError(f"--device must be auto, cpu, cuda or mps, got {name!r}")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA device is available")
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise InputError("--device mps: Apple's MPS backend is not available here")
-    return name
-
-
-def autocast_for(device: str):
-    """bf16 autocast on CUDA (matrix products in bfloat16, weights in float32); none elsewhere."""
-    if device == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def estimate_loss(model, data, config, device):
     """Mean loss over eval_iters batches of each split; the same batches at every evaluation."""
@@ -165,12 +146,7 @@ def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
 
 
 def builtin_corpus() -> str:
-    """The default text: the toy world's pre-training corpus (1M characters, generated).
-
-    Imported here rather than at the top: the align package itself imports minigpt.train.
-    """
-    from align.world import pretraining_corpus
-
+    """The default text: the toy world's pre-training corpus (1M characters, generated)."""
     return pretraining_corpus()
 
 
@@ -181,7 +157,7 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
     run = RunFolder(config.out_dir)
 
     text = read_text_file(config.data) if config.data else builtin_corpus()
-    source = config.data or "<built-in corpus: the toy world of align.world>"
+    source = config.data or "<built-in corpus: the toy world of toyworld.world>"
     if checkpoint is not None:
         tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
     else:

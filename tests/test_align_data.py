@@ -4,7 +4,7 @@ import pytest
 
 from align.data import (PREFERENCE_KEYS, SFT_KEYS, TruncationStats, collate, read_jsonl,
                         rows_from_dict_of_lists, tokenize_example, tokenize_pair, write_jsonl)
-from align.template import format_prompt
+from toyworld.template import format_prompt
 from minigpt import ByteTokenizer, CharTokenizer
 from minigpt.errors import InputError
 

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from align.gold import gold_components, gold_reward, preference_probability, sigmoid
-from align.world import (LECTURE_DPO_DATASET, LECTURE_PREFERENCE_TABLE, prompt_pool,
+from toyworld.world import (LECTURE_DPO_DATASET, LECTURE_PREFERENCE_TABLE, prompt_pool,
                          sft_demonstrations, write_answer)
 
 
@@ -132,7 +132,7 @@ def test_every_word_the_world_writes_is_in_its_vocabulary():
     import re
 
     from align.gold import world_vocabulary
-    from align.world import prompt_pool, write_answer
+    from toyworld.world import prompt_pool, write_answer
     rng = random.Random(0)
     for split in ("train", "heldout"):
         for prompts in prompt_pool(split).values():

@@ -9,7 +9,7 @@ from align.dpo import main as dpo_main
 from align.pipeline import PipelineConfig, run_pipeline
 from align.reward import main as reward_main
 from align.sft import main as sft_main
-from align.world import LECTURE_DPO_DATASET
+from toyworld.world import LECTURE_DPO_DATASET
 from align.data import rows_from_dict_of_lists, write_jsonl
 from minigpt import GPT, ByteTokenizer, CharTokenizer, save_checkpoint
 from minigpt.cli import run_main

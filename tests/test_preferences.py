@@ -76,7 +76,7 @@ def test_bad_settings_and_no_pairs_leave_the_output_file_alone(tmp_path, capsys)
 
 def test_pairs_from_world_pair_the_worlds_own_answers():
     from align.preferences import pairs_from_world
-    from align.world import train_prompts
+    from toyworld.world import train_prompts
     prompts = train_prompts(200, seed=0)
     rows = pairs_from_world(prompts, seed=0)
     assert rows == pairs_from_world(prompts, seed=0)  # deterministic

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from align.world import pretraining_corpus
+from toyworld.world import pretraining_corpus
 from minigpt import GPT, learning_rate_at, load_model, make_optimizer
 from minigpt.errors import InputError
 from minigpt.train import TrainConfig, main, resolve_config, train
@@ -153,7 +153,7 @@ def test_every_command_has_help(capsys):
 
 
 def test_cpu_autocast_is_a_no_op_and_device_auto_picks_cpu_without_cuda():
-    from minigpt.train import autocast_for, pick_device
+    from minigpt.device import autocast_for, pick_device
     if not torch.cuda.is_available():
         assert pick_device("auto") == "cpu"
         with pytest.raises(InputError, match="no CUDA device"):

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from align.gold import gold_components
-from align.template import format_dialogue
-from align.world import (CITIES, HELDOUT_CITIES, HELDOUT_TOPICS, KINDS, LECTURE_DPO_DATASET,
+from toyworld.template import format_dialogue
+from toyworld.world import (CITIES, HELDOUT_CITIES, HELDOUT_TOPICS, KINDS, LECTURE_DPO_DATASET,
                          LECTURE_PREFERENCE_TABLE, LECTURE_PROMPTS, SFT_MIX, SLOPPY_RATE,
                          TOPICS, Question, heldout_prompts, is_heldout_sum, parse_prompt,
                          pretraining_corpus, prompt_pool, sft_demonstrations, train_prompts,

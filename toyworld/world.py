@@ -23,7 +23,7 @@ live in this world. Every generator is deterministic given its seed: each one ha
 
 Example:
     >>> import random
-    >>> from align.world import heldout_prompts, parse_prompt, write_answer
+    >>> from toyworld.world import heldout_prompts, parse_prompt, write_answer
     >>> write_answer("Where is Lima?", "good", random.Random(0))
     'Lima is in Peru.'
     >>> write_answer("Where is Lima?", "rude", random.Random(2))
@@ -38,7 +38,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from align.template import format_dialogue
+from toyworld.template import format_dialogue
 
 # --------------------------------------------------------------------------------------
 # The lecture's examples
