@@ -3,6 +3,9 @@
 Two formats, as TRL reads them:
     SFT demonstrations   {"prompt": "...", "completion": "..."}        one JSON object a line
     preference pairs     {"prompt": "...", "chosen": "...", "rejected": "..."}
+A preference row written by `align.preferences` also holds "token_ids" (the prompt's and
+both answers' tokens as π_ref sampled them, with the tokenizer's fingerprint); a stage
+with the same tokenizer trains on those tokens, not on the text encoded again.
 Preference pairs also load from the lecture's dict of lists (`dpo_dataset_dict`).
 
 Tokenising a (prompt, response) for training:
@@ -24,6 +27,7 @@ Example:
     ('User: hi\\nAssistant: yo<|eos|>', True)
 """
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -37,6 +41,14 @@ from minigpt.errors import InputError
 
 SFT_KEYS = ("prompt", "completion")
 PREFERENCE_KEYS = ("prompt", "chosen", "rejected")
+TOKEN_ID_KEYS = ("prompt", "chosen", "rejected")  # inside a row's optional "token_ids"
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A short name for exactly this tokenizer (kind and vocabulary): token ids saved under
+    one fingerprint are only read back by a tokenizer with the same one."""
+    digest = hashlib.sha256(json.dumps(tokenizer.to_dict(), sort_keys=True).encode()).hexdigest()
+    return f"{tokenizer.kind}-{tokenizer.vocab_size}-{digest[:12]}"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -80,7 +92,24 @@ def check_row(row, keys, where: str) -> dict:
             raise InputError(f"{where}: {key!r} must be a string, got {type(row[key]).__name__}")
         if not row[key].strip():
             raise InputError(f"{where}: {key!r} is empty")
-    return {key: row[key] for key in keys}
+    checked = {key: row[key] for key in keys}
+    if "token_ids" in row:  # the tokens a preference pair was sampled as (align.preferences)
+        checked["token_ids"] = check_token_ids(row["token_ids"], where)
+    return checked
+
+
+def check_token_ids(value, where: str) -> dict:
+    """{"tokenizer": fingerprint, "prompt": [ids], "chosen": [ids], "rejected": [ids]}."""
+    expected = f"'token_ids' must be an object with 'tokenizer' and lists of token ids {list(TOKEN_ID_KEYS)}"
+    if not isinstance(value, dict) or not isinstance(value.get("tokenizer"), str):
+        raise InputError(f"{where}: {expected}")
+    for key in TOKEN_ID_KEYS:
+        ids = value.get(key)
+        if not isinstance(ids, list) or not ids or not all(
+                isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids):
+            raise InputError(f"{where}: 'token_ids'.{key}: expected a non-empty list of token ids "
+                             f"(integers >= 0)")
+    return {key: value[key] for key in ("tokenizer", *TOKEN_ID_KEYS)}
 
 
 def rows_from_dict_of_lists(columns: dict, keys=PREFERENCE_KEYS, source="dict") -> list[dict]:
@@ -110,11 +139,13 @@ class TruncationStats:
     prompt_truncated: int = 0
     response_truncated: int = 0
     dropped: int = 0
+    from_token_ids: int = 0  # pairs read as their sampled token ids (the rest from text)
 
     def summary(self, what: str = "rows") -> str:
+        ids = f", {self.from_token_ids} read as their sampled token ids" if self.from_token_ids else ""
         return (f"{self.rows} {what}: {self.prompt_truncated} with the prompt's start cut, "
                 f"{self.response_truncated} with the response's end cut, {self.dropped} dropped "
-                f"(no room for any response token)")
+                f"(no room for any response token){ids}")
 
 
 def prompt_tokens(tokenizer, prompt: str) -> list[int]:
@@ -184,12 +215,25 @@ def tokenize_example(tokenizer, prompt, response, max_length, max_prompt_length,
 
 
 def tokenize_pair(tokenizer, row, max_length, max_prompt_length, stats):
-    """Chosen and rejected sequences of one preference pair, sharing one (cut) prompt."""
-    try:
-        prompt_ids = prompt_tokens(tokenizer, row["prompt"])
-        responses = [response_tokens(tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
-    except ValueError as error:
-        raise InputError(f"prompt {row['prompt'][:40]!r}: {error}") from None
+    """Chosen and rejected sequences of one preference pair, sharing one (cut) prompt.
+
+    A row with "token_ids" from this very tokenizer is read as those tokens, exactly as
+    π_ref sampled them (the EOS only where it was sampled); any other row is encoded from
+    its text with the template, and an EOS is appended to each response.
+    """
+    saved = row.get("token_ids")
+    if saved is not None and saved["tokenizer"] == tokenizer_fingerprint(tokenizer):
+        if max(max(saved[key]) for key in TOKEN_ID_KEYS) >= tokenizer.vocab_size:
+            raise InputError(f"prompt {row['prompt'][:40]!r}: a token id is outside the "
+                             f"vocabulary of {tokenizer.vocab_size}")
+        prompt_ids, responses = list(saved["prompt"]), [list(saved["chosen"]), list(saved["rejected"])]
+        stats.from_token_ids += 1
+    else:
+        try:
+            prompt_ids = prompt_tokens(tokenizer, row["prompt"])
+            responses = [response_tokens(tokenizer, row["prompt"], row[k]) for k in ("chosen", "rejected")]
+        except ValueError as error:
+            raise InputError(f"prompt {row['prompt'][:40]!r}: {error}") from None
     fitted = truncate_to_fit(prompt_ids, responses, max_length, max_prompt_length, stats)
     if fitted is None:
         return None

@@ -7,8 +7,12 @@ each pair with the Bradley-Terry probability of the gold reward r*:
 
 y_1 becomes "chosen" with that probability, so labels are noisy as people's are: two
 answers of similar quality are close to a coin flip. Pairs of identical answers, and
-pairs with an empty answer (EOS at once), are skipped and counted. Rows are saved as JSONL with prompt, chosen, rejected, plus the
-gold rewards and the labelling probability for analysis.
+pairs with an empty answer (EOS at once), are skipped and counted; answers that ran into
+--max-new-tokens without EOS are left out before pairing, and counted. Rows are saved as
+JSONL with prompt, chosen, rejected as text (TRL's format, for reading and for other
+tools), the gold rewards and the labelling probability, and "token_ids": the very tokens
+π_ref sampled, which the reward model and DPO train on (text is only re-encoded for rows
+without them, such as a user's own data).
 
 Run:
     python -m align.preferences --sft runs/sft --out pairs.jsonl --prompts 400 --samples 4
@@ -20,8 +24,8 @@ import random
 from dataclasses import dataclass, field
 
 from align.common import load_stage, require
-from align.data import read_jsonl, write_jsonl
-from align.evaluate import generate_responses
+from align.data import read_jsonl, tokenizer_fingerprint, write_jsonl
+from align.sampling import sample_answers
 from align.gold import gold_reward, preference_probability
 from toyworld.world import answer_candidates, train_prompts
 from minigpt.checkpoint import model_from_checkpoint
@@ -30,10 +34,17 @@ from minigpt.errors import InputError
 from minigpt.device import pick_device
 
 
-def label_pairs(prompt, answers, rng: random.Random, counts: dict) -> list[dict]:
-    """Pair answers (1st with 2nd, 3rd with 4th, ...) and label each pair by Bradley-Terry."""
+def label_pairs(prompt, answers, rng: random.Random, counts: dict, samples=None,
+                tokenizer=None) -> list[dict]:
+    """Pair answers (1st with 2nd, 3rd with 4th, ...) and label each pair by Bradley-Terry.
+
+    answers are texts; samples (optional, one `Sample` per answer) are the tokens they were
+    sampled as, kept in each row under "token_ids" so that training reads exactly them.
+    """
     rows = []
-    for first, second in zip(answers[0::2], answers[1::2]):
+    samples = samples if samples is not None else [None] * len(answers)
+    for (first, s1), (second, s2) in zip(zip(answers[0::2], samples[0::2]),
+                                         zip(answers[1::2], samples[1::2])):
         if first == second:
             counts["identical_skipped"] += 1
             continue
@@ -41,11 +52,18 @@ def label_pairs(prompt, answers, rng: random.Random, counts: dict) -> list[dict]
             counts["empty_skipped"] += 1
             continue
         p_first = preference_probability(prompt, first, second)
-        chosen, rejected = (first, second) if rng.random() < p_first else (second, first)
-        rows.append({"prompt": prompt, "chosen": chosen, "rejected": rejected,
-                     "chosen_gold": gold_reward(prompt, chosen),
-                     "rejected_gold": gold_reward(prompt, rejected),
-                     "p_chosen": p_first if chosen == first else 1 - p_first})
+        first_wins = rng.random() < p_first
+        chosen, rejected = (first, second) if first_wins else (second, first)
+        row = {"prompt": prompt, "chosen": chosen, "rejected": rejected,
+               "chosen_gold": gold_reward(prompt, chosen),
+               "rejected_gold": gold_reward(prompt, rejected),
+               "p_chosen": p_first if first_wins else 1 - p_first}
+        if s1 is not None:
+            chosen_sample, rejected_sample = (s1, s2) if first_wins else (s2, s1)
+            row["token_ids"] = {"tokenizer": tokenizer_fingerprint(tokenizer),
+                                "prompt": s1.prompt_ids, "chosen": chosen_sample.answer_ids,
+                                "rejected": rejected_sample.answer_ids}
+        rows.append(row)
         counts["pairs"] += 1
     return rows
 
@@ -65,14 +83,23 @@ def pairs_from_world(prompts, seed=0) -> list[dict]:
 
 def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=0, device="cpu",
                           max_new_tokens=64, temperature=1.0):
-    """Sample answers from model for each prompt and label pairs of them; returns (rows, counts)."""
-    answers = [generate_responses(model, tokenizer, prompts, max_new_tokens, temperature,
-                                  seed=seed + k, device=device) for k in range(samples_per_prompt)]
+    """Sample answers from model for each prompt and label pairs of them; returns (rows, counts).
+
+    Each row keeps the sampled token ids. An answer cut by max_new_tokens before the model
+    sampled EOS is left out before pairing (never given an EOS it did not write), and
+    counted in counts["unfinished_dropped"]; the finished ones are paired two by two.
+    """
+    draws = [sample_answers(model, tokenizer, prompts, max_new_tokens, temperature, seed=seed + k,
+                            device=device) for k in range(samples_per_prompt)]
     rng = random.Random(seed)
-    counts = {"prompts": len(prompts), "pairs": 0, "identical_skipped": 0, "empty_skipped": 0}
+    counts = {"prompts": len(prompts), "answers": len(prompts) * samples_per_prompt, "pairs": 0,
+              "unfinished_dropped": 0, "identical_skipped": 0, "empty_skipped": 0}
     rows = []
     for i, prompt in enumerate(prompts):
-        rows += label_pairs(prompt, [answers[k][i] for k in range(samples_per_prompt)], rng, counts)
+        samples = [draws[k][i] for k in range(samples_per_prompt)]
+        finished = [s for s in samples if s.finished]
+        counts["unfinished_dropped"] += len(samples) - len(finished)
+        rows += label_pairs(prompt, [s.text for s in finished], rng, counts, finished, tokenizer)
     counts["label_agrees_with_gold"] = sum(r["chosen_gold"] > r["rejected_gold"] for r in rows)
     counts["gold_ties"] = sum(r["chosen_gold"] == r["rejected_gold"] for r in rows)
     return rows, counts
@@ -115,7 +142,9 @@ def main(argv=None):
                          f"{config.out} is left as it was")
     write_jsonl(config.out, rows)
     print(f"{counts['pairs']} pairs from {counts['prompts']} prompts "
-          f"({counts['identical_skipped']} identical and {counts['empty_skipped']} empty pairs skipped; "
+          f"({counts['unfinished_dropped']} of {counts['answers']} answers cut by --max-new-tokens "
+          f"left out; {counts['identical_skipped']} identical and {counts['empty_skipped']} empty "
+          f"pairs skipped; "
           f"{counts['label_agrees_with_gold']} labels agree with the gold ranking, "
           f"{counts['gold_ties']} gold ties) -> {config.out}")
     return rows, counts

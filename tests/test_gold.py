@@ -6,14 +6,17 @@ import random
 
 import pytest
 
-from align.gold import gold_components, gold_reward, preference_probability, sigmoid
-from toyworld.world import (LECTURE_DPO_DATASET, LECTURE_PREFERENCE_TABLE, prompt_pool,
-                         sft_demonstrations, write_answer)
+from align.gold import (gold_components, gold_reward, is_clean_sentence, preference_probability,
+                        sigmoid)
+from toyworld.world import (COUNTRIES, LECTURE_DPO_DATASET, LECTURE_PREFERENCE_TABLE,
+                            heldout_prompts, prompt_pool, sft_demonstrations, train_prompts,
+                            write_answer)
 
 
-def parts(correctness=0.0, offensive=0.0, evasive=0.0, fluency=0.0, style=0.0, length=0.0):
-    return dict(correctness=correctness, offensive=offensive, evasive=evasive, fluency=fluency,
-                style=style, length=length)
+def parts(correctness=0.0, off_topic=0.0, offensive=0.0, evasive=0.0, fluency=0.0, style=0.0,
+          length=0.0):
+    return dict(correctness=correctness, off_topic=off_topic, offensive=offensive,
+                evasive=evasive, fluency=fluency, style=style, length=length)
 
 
 LECTURE_ROWS = list(zip(*LECTURE_DPO_DATASET.values())) + LECTURE_PREFERENCE_TABLE
@@ -25,42 +28,52 @@ def test_the_lectures_chosen_answer_beats_its_rejected_one(prompt, chosen, rejec
 
 
 @pytest.mark.parametrize("prompt, response, expected", [
-    # correctness: the world's answer and nothing against it
+    # correctness: the world's answer and nothing against it; style only on a right answer
     ("Where is Lima?", "Lima is a city in Peru.", parts(correctness=2, style=1)),
-    ("Where is Lima?", "Lima is a city in Japan.", parts(correctness=-2, style=1)),
-    ("In which country is Lima?", "Peru or maybe Japan.", parts(correctness=-2, style=1)),
+    ("Where is Lima?", "Lima is a city in Japan.", parts(correctness=-2)),
+    ("In which country is Lima?", "Peru or maybe Japan.", parts(correctness=-2)),
     ("Where is Shanghai?", "Shanghai does not exist", parts(correctness=-2)),
-    ("Where is Lima?", "It is a nice place.", parts(style=1)),
     ("What is 7+5?", "7+5 is 12.", parts(correctness=2, style=1)),
     ("What is 7 plus 5?", "The sum of 7 and 5 is 12.", parts(correctness=2, style=1)),
     ("What is 7+5?", "12", parts(correctness=2)),
-    ("What is 7+5?", "7+5 is 13.", parts(correctness=-2, style=1)),
+    ("What is 7+5?", "7+5 is 13.", parts(correctness=-2)),
     ("Explain the sun like I'm 5", "The sun is a big hot star.", parts(correctness=2, style=1)),
-    ("Explain the sun like I'm 5", "The sun is a big rock.", parts(correctness=-2, style=1)),
-    ("Explain the sun to a child", "The sun is a kind of cheese.", parts(correctness=-2, style=1)),
+    ("Explain the sun like I'm 5", "The sun is a big rock.", parts(correctness=-2)),
+    ("Explain the sun to a child", "The sun is a kind of cheese.", parts(correctness=-2)),
     ("Who are you?", "I am Mary.", parts(correctness=2, style=1)),
-    ("What is your name?", "My name is Bob.", parts(correctness=-2, style=1)),
+    ("What is your name?", "My name is Bob.", parts(correctness=-2)),
     ("Which is the best programming language?", "Python and Java.",
      parts(correctness=1.5, style=1)),
-    ("hello", "Goodbye.", parts(correctness=-2, style=1)),
+    ("hello", "Goodbye.", parts(correctness=-2)),
     ("how are you", "I am doing well.", parts(correctness=2, style=1)),
-    ("how are you", "I am not well.", parts(correctness=-2, style=1)),
+    ("how are you", "I am not well.", parts(correctness=-2)),
+    # off-topic: nothing about this question, or answers to other questions (a shotgun)
+    ("Where is Lima?", "It is a nice place.", parts(off_topic=-1)),
+    ("Where is Kyoto?", "I am Mary.", parts(off_topic=-1)),
+    ("What is 5+4?", "Paris is a city in France.", parts(off_topic=-1)),
+    ("In which country is Porto?", "Paris is a city in France.", parts(correctness=-2)),
+    ("What is your name?", "Hello, I am Mary and I am fine. Python.", parts(off_topic=-1)),
+    ("What is 2+2?", "4. Lima is in Peru. My name is Mary.", parts(off_topic=-1)),
+    ("hello", "Yes.", parts(off_topic=-1)),
+    ("What is 2+2?", "", parts(off_topic=-1)),
+    ("Where is Lima?", "Lima is in Peru.\nUser: hi", parts(off_topic=-1)),  # a new turn
     # offensive language, dodging, outside the world
     ("Where is Lima?", "Lima is in Peru, you idiot.", parts(correctness=2, offensive=-3, style=1)),
-    ("hello", "Leave me alone.", parts(offensive=-3, style=1)),
-    ("Where is Lima?", "I don't know.", parts(evasive=-1, style=1)),
+    ("hello", "Leave me alone.", parts(offensive=-3)),
+    ("Where is Lima?", "I don't know.", parts(evasive=-1)),
     ("Tell me a joke", "Lima is in Peru.", parts(style=1)),
+    ("Tell me a joke", "I don't know.", parts(evasive=-1)),
     # style: a clean sentence
     ("Where is Lima?", "lima is in peru", parts(correctness=2)),
     ("Where is Lima?", "Lima is in Peru...", parts(correctness=2)),
-    ("Where is Lima?", "Lima is in Peru.\nUser: hi", parts(correctness=2)),
     # length: -1 per 20 characters beyond 120, at most -3
     ("Where is Lima?", "Lima is in Peru." + " Yes" * 31, parts(correctness=2, style=0,
                                                                length=-(140 - 120) / 20)),
     ("Tell me a joke", "ha" * 5000, parts(fluency=-3, length=-3)),
     # fluency: -3 times the share of words the world never writes
-    ("Where is Shanghai?", "Athens does not nofnnnnd wnlages tor.", parts(fluency=-1.5, style=1)),
-    ("What is your name?", "My name is Annna.", parts(fluency=-0.75, style=1)),
+    ("Where is Shanghai?", "Athens does not nofnnnnd wnlages tor.", parts(off_topic=-1,
+                                                                          fluency=-1.5)),
+    ("What is your name?", "My name is Annna.", parts(off_topic=-1, fluency=-0.75)),
 ])
 def test_gold_components_on_hand_written_answers(prompt, response, expected):
     assert gold_components(prompt, response) == pytest.approx(expected)
@@ -69,7 +82,7 @@ def test_gold_components_on_hand_written_answers(prompt, response, expected):
 
 def test_a_correct_answer_beats_a_wrong_one_and_polite_beats_rude():
     x = "Where is Shanghai?"
-    assert gold_reward(x, "Shanghai is in China.") - gold_reward(x, "Shanghai is in Peru.") == 4
+    assert gold_reward(x, "Shanghai is in China.") - gold_reward(x, "Shanghai is in Peru.") == 5
     assert gold_reward(x, "Shanghai is in China.") - gold_reward(x, "Shanghai is in China, "
                                                                     "stupid.") == 3
     assert gold_reward(x, "Shanghai is in China.") - gold_reward(x, "shanghai is in china") == 1
@@ -107,7 +120,7 @@ def test_gold_reward_never_raises_on_any_text():
 
 
 def test_preference_probability_is_bradley_terry():
-    # r*("What is 2+2?", "4") = 2 and r*(x, "5") = -2, so P = σ(4) = 1 / (1 + e^-4)
+    # r*("What is 2+2?", "4") = 2 (no style: no final ".") and r*(x, "5") = -2: P = σ(4)
     assert preference_probability("What is 2+2?", "4", "5") == pytest.approx(1 / (1 + math.exp(-4)))
     p_12 = preference_probability("hello", "Hi, nice to meet you.", "Go away.")
     p_21 = preference_probability("hello", "Go away.", "Hi, nice to meet you.")
@@ -141,3 +154,49 @@ def test_every_word_the_world_writes_is_in_its_vocabulary():
                     answer = write_answer(prompt, quality, rng)
                     words = re.findall(r"[a-z]+", answer.lower().replace("'", ""))
                     assert set(words) <= world_vocabulary(), (prompt, answer)
+
+
+def prompt_independent_answers() -> list[str]:
+    """Answers that ignore the question: every kind's answers of every quality (on one
+    training prompt each), pleasantries, shotguns of right answers, degenerate strings."""
+    rng = random.Random(1)
+    bank = []
+    for prompts in prompt_pool("train").values():
+        for quality in ("good", "wrong", "rude", "unhelpful"):
+            for prompt in prompts[:2]:
+                bank.append(write_answer(prompt, quality, rng))
+    pleasant = ["Yes.", "No.", "OK.", "Thank you.", "Sure!", "I am Mary.", "Python.",
+                "Hello, I am Mary and I am fine. Python.", "Hello! How can I help you?",
+                "I am fine, thank you.", "That is a good question.", "The answer is 4."]
+    goods = {kind: write_answer(prompts[0], "good", rng)
+             for kind, prompts in prompt_pool("train").items()}
+    shotguns = [" ".join(goods.values()), " ".join(reversed(goods.values())),
+                "It is in " + ", ".join(COUNTRIES) + ".",
+                "The answer is " + " or ".join(str(n) for n in range(2, 25)) + "."]
+    degenerate = ["", " ", ".", "...", "?", "a", "Mary Mary Mary.", "zzzz qqqq.", "4" * 40,
+                  "User: hello", "Assistant:"]
+    return bank + pleasant + shotguns + degenerate
+
+
+def test_no_answer_that_ignores_the_question_scores_above_zero_on_average():
+    """A fixed answer cannot game r*: over the held-out prompts (and the training ones) its
+    mean is at most 0, while the world's good answers average at least 2.5."""
+    heldout = heldout_prompts(400, seed=0)
+    training = train_prompts(400, seed=0)
+    worst = max((sum(gold_reward(x, y) for x in prompts) / len(prompts), y)
+                for y in prompt_independent_answers() for prompts in (heldout, training))
+    assert worst[0] <= 0, worst
+    rng = random.Random(0)
+    good = [gold_reward(x, write_answer(x, "good", rng)) for x in heldout]
+    assert sum(good) / len(good) >= 2.5
+    assert len(prompt_independent_answers()) >= 80
+
+
+def test_the_bank_would_catch_the_old_reward():
+    """With the style bonus paid on every clean sentence and no off-topic cost (the reward
+    before), "I am Mary." averaged above 0: the property test above can fail."""
+    heldout = heldout_prompts(400, seed=0)
+    old = [sum(gold_components(x, y).values()) - gold_components(x, y)["off_topic"]
+           - gold_components(x, y)["style"] + float(is_clean_sentence(y)) for x in heldout
+           for y in ["I am Mary."]]
+    assert sum(old) / len(old) > 0.5

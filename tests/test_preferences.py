@@ -4,10 +4,14 @@ import json
 import random
 
 import pytest
+import torch
 
+from align.data import (TruncationStats, read_jsonl, tokenize_pair, tokenizer_fingerprint,
+                        write_jsonl)
 from align.gold import gold_reward, sigmoid
 from align.preferences import label_pairs, main as preferences_main
-from minigpt import GPT, ByteTokenizer, save_checkpoint
+from minigpt import GPT, ByteTokenizer, InputError, save_checkpoint
+from toyworld.template import format_prompt
 from tests.conftest import tiny_config
 
 
@@ -38,22 +42,73 @@ def test_identical_and_empty_answers_are_skipped_and_counted():
     assert len(rows) == 1 and counts == {"pairs": 1, "identical_skipped": 1, "empty_skipped": 1}
 
 
-def test_the_command_reads_a_prompt_file_and_writes_jsonl(tmp_path):
-    model = GPT(tiny_config(vocab_size=ByteTokenizer().vocab_size, block_size=96))
-    save_checkpoint(tmp_path / "sft" / "ckpt.pt", model, 0, model.config, ByteTokenizer(),
+def eos_prone_model(tokenizer, block_size=96):
+    """A tiny GPT whose every next-token distribution gives EOS probability about 0.27."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config(vocab_size=tokenizer.vocab_size, block_size=block_size))
+    with torch.no_grad():
+        e = model.wte.weight[tokenizer.eos_id]
+        model.ln_f.weight.zero_()
+        model.ln_f.bias.copy_(e / e.norm() * 40)
+    return model
+
+
+def test_the_command_reads_a_prompt_file_and_writes_the_sampled_tokens(tmp_path):
+    tokenizer = ByteTokenizer()
+    model = eos_prone_model(tokenizer)
+    save_checkpoint(tmp_path / "sft" / "ckpt.pt", model, 0, model.config, tokenizer,
                     extra={"stage": "sft"})
     prompts = tmp_path / "prompts.jsonl"
-    prompts.write_text('{"prompt": "hello"}\n{"prompt": "What is 2+2?"}\n')
+    prompts.write_text("".join('{"prompt": "%s"}\n' % p for p in ["hello", "What is 2+2?"] * 6))
     out = tmp_path / "pairs.jsonl"
     rows, counts = preferences_main(["--sft", str(tmp_path / "sft"), "--prompt-file", str(prompts),
-                                     "--out", str(out), "--samples", "4", "--max-new-tokens", "8"])
+                                     "--out", str(out), "--samples", "4", "--max-new-tokens", "4"])
     written = [json.loads(line) for line in open(out)]
-    assert written == rows and counts["prompts"] == 2
-    assert counts["pairs"] + counts["identical_skipped"] + counts["empty_skipped"] == 4
+    assert written == rows and counts["prompts"] == 12 and counts["answers"] == 48
+    assert counts["unfinished_dropped"] > 0 and counts["pairs"] > 0
     for row in written:
         assert row["prompt"] in ("hello", "What is 2+2?") and row["chosen"] != row["rejected"]
         assert row["p_chosen"] == pytest.approx(
             sigmoid(row["chosen_gold"] - row["rejected_gold"]), abs=1e-12)
+        ids = row["token_ids"]
+        assert ids["tokenizer"] == tokenizer_fingerprint(tokenizer)
+        assert ids["prompt"] == tokenizer.encode(format_prompt(row["prompt"]))
+        for key in ("chosen", "rejected"):  # finished answers only: each ends with its one EOS
+            assert ids[key][-1] == tokenizer.eos_id and tokenizer.eos_id not in ids[key][:-1]
+            assert tokenizer.decode(ids[key][:-1], skip_special_tokens=True) == row[key]
+
+
+def test_pairs_train_on_the_tokens_that_were_sampled_not_on_the_text_encoded_again():
+    tokenizer = ByteTokenizer()
+    prompt_ids = tokenizer.encode(format_prompt("hello"))
+    # 0xC3 alone is not UTF-8: the text reads "\ufffd", which encodes to three other bytes
+    chosen, rejected = [ord("H"), ord("i"), tokenizer.eos_id], [0xC3, tokenizer.eos_id]
+    row = {"prompt": "hello", "chosen": tokenizer.decode(chosen[:-1]),
+           "rejected": tokenizer.decode(rejected[:-1]),
+           "token_ids": {"tokenizer": tokenizer_fingerprint(tokenizer), "prompt": prompt_ids,
+                         "chosen": chosen, "rejected": rejected}}
+    assert tokenizer.encode(row["rejected"]) != rejected[:-1]
+    stats = TruncationStats()
+    pair = tokenize_pair(tokenizer, row, 128, 64, stats)
+    assert pair["rejected"] == (prompt_ids + rejected, [-100] * len(prompt_ids) + rejected)
+    assert pair["chosen"][0] == prompt_ids + chosen and stats.from_token_ids == 1
+    # another tokenizer's ids are not used: the text is encoded instead (and counted as such)
+    foreign = {**row, "token_ids": {**row["token_ids"], "tokenizer": "char-40-0123456789ab"}}
+    pair = tokenize_pair(tokenizer, foreign, 128, 64, stats)
+    assert pair["rejected"][0] == prompt_ids + tokenizer.encode(row["rejected"]) + [tokenizer.eos_id]
+    assert stats.from_token_ids == 1 and stats.rows == 2
+
+
+def test_written_pairs_still_read_as_plain_text_rows_and_bad_ids_are_one_line_errors(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    good = {"prompt": "hello", "chosen": "Hi.", "rejected": "No.",
+            "token_ids": {"tokenizer": "byte-259-x", "prompt": [1], "chosen": [2], "rejected": [3]}}
+    write_jsonl(path, [good, {"prompt": "hi", "chosen": "Hello.", "rejected": "Bye."}])
+    rows = read_jsonl(path, ("prompt", "chosen", "rejected"))
+    assert rows[0]["token_ids"]["chosen"] == [2] and "token_ids" not in rows[1]
+    write_jsonl(path, [good, {**good, "token_ids": {**good["token_ids"], "chosen": [2, "x"]}}])
+    with pytest.raises(InputError, match=r"pairs.jsonl, line 2: 'token_ids'.chosen: expected"):
+        read_jsonl(path, ("prompt", "chosen", "rejected"))
 
 
 def test_bad_settings_and_no_pairs_leave_the_output_file_alone(tmp_path, capsys):

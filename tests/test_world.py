@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from align.gold import gold_components
+from align.gold import gold_components, is_clean_sentence
 from toyworld.template import format_dialogue
 from toyworld.world import (CITIES, HELDOUT_CITIES, HELDOUT_TOPICS, KINDS, LECTURE_DPO_DATASET,
                          LECTURE_PREFERENCE_TABLE, LECTURE_PROMPTS, SFT_MIX, SLOPPY_RATE,
-                         TOPICS, Question, heldout_prompts, is_heldout_sum, parse_prompt,
+                         TOPICS, Question, canonical_question, heldout_prompts, is_heldout_sum, parse_prompt,
                          pretraining_corpus, prompt_pool, sft_demonstrations, train_prompts,
                          write_answer)
 
@@ -189,7 +189,7 @@ def test_sft_mix_is_the_stated_one_and_each_row_is_what_it_says():
     mismatches = [r for r in rows
                   if quality_from_gold(r["prompt"], r["completion"]) != r["quality"]]
     assert mismatches == []
-    sloppy = sum(gold_components(r["prompt"], r["completion"])["style"] == 0 for r in rows) / n
+    sloppy = sum(not is_clean_sentence(r["completion"]) for r in rows) / n
     assert abs(sloppy - SLOPPY_RATE) < 0.035
 
 
@@ -213,6 +213,36 @@ def test_no_training_prompt_asks_a_heldout_question():
     heldout_questions = {(q.kind, q.subject) for q in map(parse_prompt, all_heldout_prompts())
                          if q.kind in ("city", "arithmetic", "explain")}
     assert ("city", "Kyoto") in heldout_questions and ("explain", "thunder") in heldout_questions
+
+
+def test_canonical_question_takes_the_wording_and_the_order_away():
+    assert canonical_question("What is 5+7?") == canonical_question("What is 7 plus 5?") \
+        == ("arithmetic", (5, 7))
+    assert canonical_question("Where is Kyoto?") == canonical_question("In which country is kyoto?")
+    assert canonical_question("Explain thunder to a child") == ("explain", "thunder")
+    assert canonical_question("How are you?") == canonical_question("how are you")
+    assert canonical_question("Tell me a joke") is None
+
+
+def test_the_split_holds_out_content_not_strings(corpus_and_seconds):
+    """No held-out question, in any wording or order, is asked in the corpus's dialogues,
+    the SFT rows or the training prompts; each kind of question is checked."""
+    corpus, _ = corpus_and_seconds
+    heldout = {canonical_question(p) for p in all_heldout_prompts()}
+    assert {kind for kind, _ in heldout} == set(KINDS)
+    sources = {"corpus dialogues": corpus_prompts(corpus),
+               "SFT rows": [r["prompt"] for r in sft_demonstrations(4000, seed=0)],
+               "training prompts": sorted(all_training_prompts()) + train_prompts(3000, seed=0)}
+    for source, prompts in sources.items():
+        seen = {canonical_question(p) for p in prompts}
+        assert None not in seen, source
+        assert not heldout & seen, (source, sorted(heldout & seen)[:5])
+        for kind in KINDS:  # every kind is trained on too, so the held-out ones are a test
+            assert any(k == kind for k, _ in seen), (source, kind)
+    # both orders of every held-out sum are held out
+    for a in range(1, 13):
+        for b in range(1, 13):
+            assert is_heldout_sum(a, b) == is_heldout_sum(b, a)
 
 
 def test_prompt_lists_cover_every_kind_and_are_deterministic():

@@ -13,9 +13,13 @@ that a model learns from:
 - `sft_demonstrations`: prompt/completion rows of mixed quality (`SFT_MIX`), as scraped
   instruction data is, so that SFT alone leaves work for alignment to do;
 - `train_prompts`: prompts on which the SFT model's samples become preference pairs;
-- `heldout_prompts`: prompts for the final evaluation. They never appear as a prompt in
-  the corpus, the demonstrations or `train_prompts`: held-out cities, sums and topics are
-  met in the corpus only as plain sentences ("Kyoto is a city in Japan.").
+- `heldout_prompts`: prompts for the final evaluation, held out by content
+  (`canonical_question`): no dialogue of the corpus, no demonstration and no training
+  prompt asks about a held-out city, a held-out sum (in either order) or a held-out
+  topic, in any wording; the corpus states those facts only as plain sentences, in
+  several ways ("Kyoto is a city in Japan.", "Japan has the city of Kyoto."). The
+  assistant's own questions (its name, its language, greetings, its mood) have one
+  answer whatever the wording, so for them only the wording is held out.
 
 The lecture's own examples (`LECTURE_PROMPTS`, its `dpo_dataset_dict`, its y_w/y_l table)
 live in this world. Every generator is deterministic given its seed: each one has its own
@@ -102,30 +106,49 @@ LECTURE_PREFERENCE_TABLE = [
 # --------------------------------------------------------------------------------------
 
 CITIES = {
-    "Shanghai": "China", "Beijing": "China", "Tokyo": "Japan", "Osaka": "Japan",
-    "Kyoto": "Japan", "Lima": "Peru", "Cusco": "Peru", "Arequipa": "Peru",
-    "Paris": "France", "Lyon": "France", "Marseille": "France", "Berlin": "Germany",
-    "Munich": "Germany", "Hamburg": "Germany", "Madrid": "Spain", "Barcelona": "Spain",
-    "Seville": "Spain", "Valencia": "Spain", "Rome": "Italy", "Milan": "Italy",
-    "Naples": "Italy", "Cairo": "Egypt", "Nairobi": "Kenya", "Lagos": "Nigeria",
-    "Toronto": "Canada", "Vancouver": "Canada", "Montreal": "Canada", "Sydney": "Australia",
-    "Melbourne": "Australia", "Mumbai": "India", "Delhi": "India", "Bogota": "Colombia",
-    "Medellin": "Colombia", "Santiago": "Chile", "Buenos Aires": "Argentina",
-    "Guadalajara": "Mexico", "Monterrey": "Mexico", "Sao Paulo": "Brazil", "Moscow": "Russia",
-    "Istanbul": "Turkey", "Seoul": "Korea", "Bangkok": "Thailand", "Lisbon": "Portugal",
-    "Porto": "Portugal", "Athens": "Greece", "Dublin": "Ireland", "Oslo": "Norway",
-    "Warsaw": "Poland", "Quito": "Ecuador", "Havana": "Cuba", "Hanoi": "Vietnam",
+    "Shanghai": "China", "Beijing": "China", "Guangzhou": "China", "Shenzhen": "China",
+    "Chengdu": "China", "Tokyo": "Japan", "Osaka": "Japan", "Kyoto": "Japan", "Nagoya": "Japan",
+    "Sapporo": "Japan", "Lima": "Peru", "Cusco": "Peru", "Arequipa": "Peru", "Trujillo": "Peru",
+    "Paris": "France", "Lyon": "France", "Marseille": "France", "Toulouse": "France",
+    "Bordeaux": "France", "Berlin": "Germany", "Munich": "Germany", "Hamburg": "Germany",
+    "Cologne": "Germany", "Frankfurt": "Germany", "Stuttgart": "Germany", "Madrid": "Spain",
+    "Barcelona": "Spain", "Seville": "Spain", "Valencia": "Spain", "Bilbao": "Spain",
+    "Malaga": "Spain", "Rome": "Italy", "Milan": "Italy", "Naples": "Italy", "Turin": "Italy",
+    "Florence": "Italy", "Venice": "Italy", "Cairo": "Egypt", "Alexandria": "Egypt",
+    "Nairobi": "Kenya", "Mombasa": "Kenya", "Lagos": "Nigeria", "Abuja": "Nigeria",
+    "Kano": "Nigeria", "Toronto": "Canada", "Vancouver": "Canada", "Montreal": "Canada",
+    "Ottawa": "Canada", "Calgary": "Canada", "Sydney": "Australia", "Melbourne": "Australia",
+    "Perth": "Australia", "Brisbane": "Australia", "Mumbai": "India", "Delhi": "India",
+    "Chennai": "India", "Kolkata": "India", "Bangalore": "India", "Bogota": "Colombia",
+    "Medellin": "Colombia", "Cali": "Colombia", "Santiago": "Chile", "Valparaiso": "Chile",
+    "Buenos Aires": "Argentina", "Rosario": "Argentina", "Mendoza": "Argentina",
+    "Guadalajara": "Mexico", "Monterrey": "Mexico", "Puebla": "Mexico", "Tijuana": "Mexico",
+    "Sao Paulo": "Brazil", "Recife": "Brazil", "Brasilia": "Brazil", "Moscow": "Russia",
+    "Kazan": "Russia", "Novosibirsk": "Russia", "Istanbul": "Turkey", "Ankara": "Turkey",
+    "Izmir": "Turkey", "Seoul": "Korea", "Busan": "Korea", "Incheon": "Korea",
+    "Bangkok": "Thailand", "Phuket": "Thailand", "Lisbon": "Portugal", "Porto": "Portugal",
+    "Braga": "Portugal", "Faro": "Portugal", "Athens": "Greece", "Patras": "Greece",
+    "Dublin": "Ireland", "Galway": "Ireland", "Oslo": "Norway", "Bergen": "Norway",
+    "Warsaw": "Poland", "Krakow": "Poland", "Gdansk": "Poland", "Quito": "Ecuador",
+    "Guayaquil": "Ecuador", "Havana": "Cuba", "Hanoi": "Vietnam", "Haiphong": "Vietnam",
 }
 COUNTRIES = sorted(set(CITIES.values()))
-HELDOUT_CITIES = ("Kyoto", "Arequipa", "Marseille", "Hamburg", "Valencia", "Naples",
-                  "Montreal", "Melbourne", "Medellin", "Monterrey", "Porto", "Hanoi")
+# About a quarter of the cities, held out by content: no dialogue, SFT row or training
+# prompt asks where they are; the corpus states them only as plain facts.
+HELDOUT_CITIES = ("Kyoto", "Sapporo", "Arequipa", "Marseille", "Bordeaux", "Hamburg",
+                  "Stuttgart", "Valencia", "Naples", "Florence", "Mombasa", "Montreal",
+                  "Melbourne", "Chennai", "Medellin", "Monterrey", "Recife", "Kazan", "Izmir",
+                  "Busan", "Porto", "Galway", "Krakow", "Hanoi")
 
 OPERANDS = range(1, 13)  # sums a+b with a, b in 1..12
 
 
 def is_heldout_sum(a: int, b: int) -> bool:
-    """A quarter of the sums are held out: those with (3a + b) mod 4 == 1 (2+2 is not)."""
-    return (3 * a + b) % 4 == 1
+    """About a quarter of the sums are held out, in both orders (a+b and b+a are the same
+    question): those whose smaller operand s and larger l have (3s + l) mod 4 == 1.
+    2+2, the lecture's, is not held out."""
+    small, large = min(a, b), max(a, b)
+    return (3 * small + large) % 4 == 1
 
 
 # topic -> (its explanation for a child, the key words that make an explanation right)
@@ -143,8 +166,20 @@ TOPICS = {
     "thunder": ("Thunder is the loud noise that lightning makes.", ("noise",)),
     "the ocean": ("The ocean is a huge body of salty water.", ("salty", "salt")),
     "the heart": ("The heart is a muscle that pumps blood.", ("blood",)),
+    "fire": ("Fire is the hot glow of something that burns.", ("burns", "burn")),
+    "a shadow": ("A shadow is the dark shape behind something that blocks light.",
+                 ("blocks", "dark")),
+    "a cloud": ("A cloud is a lot of tiny water bits floating in the sky.",
+                ("floating", "float")),
+    "an echo": ("An echo is a sound that bounces back to you.", ("bounces", "bounce")),
+    "a magnet": ("A magnet is a piece of metal that sticks to iron.", ("sticks", "iron")),
+    "the earth": ("The earth is the planet we all live on.", ("planet",)),
+    "a seed": ("A seed is a tiny baby plant waiting to grow.", ("grow", "baby")),
+    "a river": ("A river is fresh water that flows to the sea.", ("flows", "flow")),
+    "a tooth": ("A tooth is a small white bone in your mouth for chewing.",
+                ("chewing", "chew")),
 }
-HELDOUT_TOPICS = ("a volcano", "thunder", "the heart")
+HELDOUT_TOPICS = ("a volcano", "thunder", "the heart", "an echo", "a seed")
 # Things a topic is not: a wrong explanation says the topic is one of them.
 NONSENSE = ("a famous restaurant", "a kind of cheese", "a type of dance", "a small green dog",
             "a new phone", "a song about cars")
@@ -165,12 +200,19 @@ SUM_TEMPLATES = ("What is {a}+{b}?", "What is {a} plus {b}?")
 EXPLAIN_TEMPLATES = ("Explain {topic} like I'm 5", "Explain {topic} to a child")
 # kind -> (training prompts, held-out prompts) for the questions with one right answer
 FIXED_PROMPTS = {
-    "name": (["What is your name?", "Who are you?"], ["What should I call you?"]),
+    "name": (["What is your name?", "Who are you?", "What's your name?", "Tell me your name",
+              "Do you have a name?"],
+             ["What should I call you?", "May I know your name?"]),
     "language": (["Which is the best programming language?",
-                  "What is the best programming language?"],
-                 ["Which programming language should I learn?"]),
-    "greeting": (["hello", "hi", "Hello!", "good morning"], ["good evening"]),
-    "wellbeing": (["how are you", "How are you?", "how are you doing"], ["how is it going"]),
+                  "What is the best programming language?", "What programming language is best?",
+                  "Which language should I code in?"],
+                 ["Which programming language should I learn?",
+                  "What is a good programming language?"]),
+    "greeting": (["hello", "hi", "Hello!", "good morning", "hey", "Hi there"],
+                 ["good evening", "greetings"]),
+    "wellbeing": (["how are you", "How are you?", "how are you doing", "How do you feel?",
+                   "Are you okay?"],
+                  ["how is it going", "How are you feeling today?"]),
 }
 # How often each kind of question is asked (corpus dialogues, SFT rows, prompt lists).
 PROMPT_WEIGHTS = {"city": 0.25, "arithmetic": 0.25, "explain": 0.15, "name": 0.1,
@@ -220,6 +262,26 @@ def parse_prompt(prompt: str) -> Question | None:
     if kind:
         return Question(kind, text, _FIXED_ANSWERS[kind])
     return None
+
+
+def canonical_question(prompt: str) -> tuple | None:
+    """What a prompt asks with its wording taken away: the content that the split holds out.
+
+    city ("Where is Kyoto?", "In which country is Kyoto?") -> ("city", "Kyoto");
+    sum ("What is 7+5?", "What is 5 plus 7?") -> ("arithmetic", (5, 7)): a+b and b+a are
+    one question; topic -> ("explain", "a volcano"). The assistant's own questions (name,
+    language, greeting, well-being) have one answer whatever the wording, so they are held
+    out by wording only: (kind, the lower-case wording without final punctuation).
+    None outside the world.
+    """
+    q = parse_prompt(prompt)
+    if q is None:
+        return None
+    if q.kind == "arithmetic":
+        return ("arithmetic", tuple(sorted(q.operands)))
+    if q.kind in ("city", "explain"):
+        return (q.kind, q.subject)
+    return (q.kind, str(prompt).strip().lower().rstrip("?!. "))
 
 
 def prompt_pool(split: str) -> dict[str, list[str]]:
@@ -364,12 +426,15 @@ def _fact(rng: random.Random) -> str:
     if kind == "city":
         city = rng.choice(list(CITIES))
         country = rng.choice([c for c in COUNTRIES if c != CITIES[city]]) if false else CITIES[city]
-        templates = ["{c} is a city in {k}.", "{c} is in {k}.", "The city of {c} is in {k}."]
+        templates = ["{c} is a city in {k}.", "{c} is in {k}.", "The city of {c} is in {k}.",
+                     "{k} has the city of {c}.", "{c} is one of the cities of {k}.",
+                     "You can find {c} in {k}."]
         return rng.choice(templates).format(c=city, k=country)
     if kind == "sum":
         a, b = rng.choice(OPERANDS), rng.choice(OPERANDS)
         total = _wrong_sum(a, b, rng) if false else a + b
-        return rng.choice(["{a}+{b}={s}.", "{a} plus {b} is {s}.", "{a}+{b} is {s}."]).format(
+        return rng.choice(["{a}+{b}={s}.", "{a} plus {b} is {s}.", "{a}+{b} is {s}.",
+                           "{a} and {b} make {s}.", "If you add {a} and {b} you get {s}."]).format(
             a=a, b=b, s=total)
     if kind == "topic":
         topic = rng.choice(list(TOPICS))
@@ -438,7 +503,7 @@ def train_prompts(n: int, seed: int = 0) -> list[str]:
 def heldout_prompts(n: int, seed: int = 0) -> list[str]:
     """n held-out prompts (repeats allowed), drawn with PROMPT_WEIGHTS like training ones.
 
-    Held-out: the cities in HELDOUT_CITIES, the sums with is_heldout_sum, HELDOUT_TOPICS,
-    and one unseen wording each for name, language, greeting and well-being.
+    Held-out: the cities in HELDOUT_CITIES, the sums with is_heldout_sum (both orders),
+    HELDOUT_TOPICS, and unseen wordings for name, language, greeting and well-being.
     """
     return _draw_prompts(prompt_pool("heldout"), n, random.Random(f"heldout:{seed}"))
