@@ -1,0 +1,89 @@
+"""Bootstrap intervals, against the normal approximation, an unpaired interval and coverage."""
+
+import numpy as np
+import pytest
+
+from align.evaluate import win_rate
+from align.stats import bootstrap_mean, paired_bootstrap
+
+
+def normal_interval(values):
+    """mean ± 1.96·s/√n, computed here by hand."""
+    values = np.asarray(values, dtype=np.float64)
+    half = 1.96 * values.std(ddof=1) / np.sqrt(values.size)
+    return values.mean(), values.mean() - half, values.mean() + half
+
+
+def test_mean_difference_agrees_with_the_normal_interval_on_large_data():
+    rng = np.random.default_rng(0)
+    difficulty = rng.normal(0.0, 3.0, size=2000)  # one per prompt, shared by both policies
+    ours = difficulty + rng.exponential(1.0, size=2000) + 0.2  # skewed noise
+    theirs = difficulty + rng.exponential(1.0, size=2000)
+    estimate, low, high = paired_bootstrap(ours, theirs, n_resamples=10_000, seed=1)
+    mean, normal_low, normal_high = normal_interval(ours - theirs)
+    half = (normal_high - normal_low) / 2
+    print(f"\nmean difference {estimate:.4f}: bootstrap [{low:.4f}, {high:.4f}], "
+          f"normal [{normal_low:.4f}, {normal_high:.4f}]")
+    assert estimate == pytest.approx(mean, abs=1e-12)
+    assert abs(low - normal_low) < 0.05 * half and abs(high - normal_high) < 0.05 * half
+    single = bootstrap_mean(ours - theirs, n_resamples=10_000, seed=1)
+    assert single == pytest.approx((estimate, low, high), abs=1e-12)  # the same resamples
+
+
+def test_pairing_removes_the_prompts_difficulty_from_the_width():
+    rng = np.random.default_rng(2)
+    difficulty = rng.normal(0.0, 10.0, size=300)  # a large per-prompt offset
+    ours = difficulty + 0.5 + rng.normal(0.0, 1.0, size=300)
+    theirs = difficulty + rng.normal(0.0, 1.0, size=300)
+    _, low, high = paired_bootstrap(ours, theirs, seed=0)
+    # unpaired: the two lists resampled independently, as if from different prompts
+    pick = np.random.default_rng(3)
+    unpaired = [ours[pick.integers(0, 300, 300)].mean() - theirs[pick.integers(0, 300, 300)].mean()
+                for _ in range(2000)]
+    unpaired_low, unpaired_high = np.quantile(unpaired, [0.025, 0.975])
+    print(f"\npaired width {high - low:.3f}, unpaired width {unpaired_high - unpaired_low:.3f}")
+    assert high - low < 0.2 * (unpaired_high - unpaired_low)
+    assert low > 0.0 > unpaired_low  # only the paired interval sees that ours is better
+
+
+def test_the_95_percent_interval_covers_the_true_difference_about_95_percent_of_the_time():
+    rng = np.random.default_rng(4)
+    true_difference, covered = 0.3, 0
+    for dataset in range(200):
+        difficulty = rng.normal(0.0, 2.0, size=60)
+        ours = difficulty + true_difference + rng.normal(0.0, 1.0, size=60)
+        theirs = difficulty + rng.normal(0.0, 1.0, size=60)
+        _, low, high = paired_bootstrap(ours, theirs, n_resamples=500, seed=dataset)
+        covered += low <= true_difference <= high
+    print(f"\ncoverage {covered / 200:.3f} over 200 data sets")
+    assert 0.90 <= covered / 200 <= 0.99
+
+
+def test_win_rate_counts_ties_as_half_and_all_ties_give_a_point():
+    ours, theirs = [3, 1, 2, 0, 4], [1, 1, 5, -1, 4]
+    estimate, low, high = paired_bootstrap(ours, theirs, "win_rate")
+    assert estimate == pytest.approx(win_rate(ours, theirs)) and 0.0 <= low <= estimate <= high <= 1.0
+    assert paired_bootstrap([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], "win_rate") == (0.5, 0.5, 0.5)
+
+
+def test_the_same_seed_gives_the_same_interval():
+    rng = np.random.default_rng(5)
+    ours, theirs = rng.normal(size=50).tolist(), rng.normal(size=50).tolist()
+    assert paired_bootstrap(ours, theirs, seed=7) == paired_bootstrap(ours, theirs, seed=7)
+    assert paired_bootstrap(ours, theirs, seed=7) != paired_bootstrap(ours, theirs, seed=8)
+    assert bootstrap_mean(ours, seed=7) == bootstrap_mean(ours, seed=7)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: paired_bootstrap([1, 2, 3], [1, 2]), "equally long"),
+    (lambda: paired_bootstrap([], []), "empty"),
+    (lambda: bootstrap_mean([]), "empty"),
+    (lambda: paired_bootstrap([1, float("nan")], [1, 2]), "NaN"),
+    (lambda: paired_bootstrap([1, 2], [1, 2], statistic="median"), "statistic must be one of"),
+    (lambda: paired_bootstrap([1, 2], [1, 2], confidence=95), "confidence"),
+    (lambda: bootstrap_mean([1, 2], n_resamples=0), "n_resamples"),
+], ids=["unequal-lengths", "empty-pair", "empty-list", "nan", "unknown-statistic",
+        "confidence-in-percent", "no-resamples"])
+def test_bad_input_is_refused_with_the_reason(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
