@@ -5,7 +5,14 @@
 Run:
     python -m minigpt.train                          # the built-in corpus (toyworld.world's)
     python -m minigpt.train --data input.txt --out-dir runs/shakespeare
-    python -m minigpt.train --out-dir runs/shakespeare --resume --max-iters 4000
+    python -m minigpt.train --out-dir runs/shakespeare --resume      # continue it, exactly
+
+A resumed run gives the losses of an uninterrupted one, so --resume refuses a changed
+setting that shapes the optimisation (the schedule, the batch, the data, the model...):
+`--resume --max-iters 4000` on a run saved at 2000 is an error naming the change. Pass
+--allow-changes to resume anyway (a warning lists the changes); the run is then no longer
+exact. Evaluation, sampling and bookkeeping flags (--eval-interval, --stop-after, ...)
+may change freely.
 
 The defaults are nanoGPT's CPU recipe for character-level Shakespeare (4 layers, 4
 heads, 128 dims, block 64, batch 12, lr 1e-3 → 1e-4, warm-up 100, 2000 steps).
@@ -17,6 +24,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -36,6 +44,11 @@ from minigpt.tokenizer import TOKENIZER_KINDS, make_tokenizer, tokenizer_from_di
 from toyworld.world import pretraining_corpus
 
 MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attention")
+# Settings a resumed run may change and still be exact: they decide what is evaluated,
+# printed and saved, and when to stop, not the steps taken. Every other field of
+# TrainConfig shapes the optimisation trajectory (a new field does too, until listed here).
+FREE_ON_RESUME = ("eval_interval", "eval_iters", "sample_tokens", "stop_after", "device",
+                  "out_dir", "overwrite", "resume", "allow_changes")
 
 
 @dataclass
@@ -75,6 +88,10 @@ class TrainConfig:
     resume: bool = field(default=False, metadata={"help": "continue the run in --out-dir from its checkpoint"})
     overwrite: bool = field(default=False, metadata={"help": "start afresh even if --out-dir holds a checkpoint"})
     stop_after: int = field(default=0, metadata={"help": "stop (with a checkpoint) after this many steps of this invocation; 0: run to --max-iters"})
+    allow_changes: bool = field(default=False, metadata={
+        "help": "with --resume: accept changed optimisation settings (--max-iters, "
+                "--learning-rate, ...); the resumed run is then not exact: its losses differ "
+                "from an uninterrupted run's"})
 
     def __post_init__(self):
         check_ranges(self, at_least_one=("batch_size", "grad_accum", "eval_interval", "eval_iters",
@@ -135,14 +152,51 @@ def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
         raise InputError(f"{checkpoint['path']}: cannot resume from it: it has no {' or '.join(missing)} "
                          f"state (a model-only checkpoint); start a new run from it instead")
     saved = json.loads(checkpoint["extra"]).get("train_config", {})
-    config = TrainConfig(**{**saved, **flags, "resume": True})
+    # --allow-changes is this invocation's choice, never inherited from the saved run
+    config = TrainConfig(**{**saved, **flags, "resume": True,
+                            "allow_changes": flags.get("allow_changes", False)})
     saved_model = json.loads(checkpoint["model_config"])
     wanted_model = config.model_config(saved_model["vocab_size"]).to_dict()
     check_same_config(checkpoint["path"], saved_model, wanted_model, "model config")
     saved_kind = json.loads(checkpoint["tokenizer"])["kind"]
     check_same_config(checkpoint["path"], {"tokenizer": saved_kind},
                       {"tokenizer": config.tokenizer}, "tokenizer")
+    changes = trajectory_changes(saved, flags)
+    if changes and not config.allow_changes:
+        raise InputError(f"{checkpoint['path']}: cannot resume exactly: {changes} change the "
+                         f"optimisation; pass --allow-changes to resume anyway (the losses will "
+                         f"then differ from an uninterrupted run), or start a new run")
+    if changes:
+        print(f"warning: {checkpoint['path']}: resuming with changed settings ({changes}); "
+              f"the losses will differ from an uninterrupted run", file=sys.stderr)
     return config, checkpoint
+
+
+def trajectory_changes(saved: dict, flags: dict) -> str:
+    """The typed flags that change the optimisation of a saved run, as
+    "--max-iters 2000 → 3000, ..." in the order typed; "" when there are none.
+
+    Typing a setting's saved value again is no change; --data counts as changed only if it
+    names another file. (The model fields and the tokenizer are already checked against
+    the checkpoint itself; a change there is refused even with --allow-changes.)"""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+
+    def same(name, old, new):
+        if name == "data":  # "corpus.txt" and "./corpus.txt" are one file
+            return (os.path.realpath(old) if old else "") == (os.path.realpath(new) if new else "")
+        return old == new
+
+    def show(value):
+        return repr(value) if isinstance(value, str) else str(value)
+
+    changes = []
+    for name, new in flags.items():
+        if name in FREE_ON_RESUME or name not in defaults:
+            continue
+        old = saved.get(name, defaults[name])
+        if not same(name, old, new):
+            changes.append(f"--{name.replace('_', '-')} {show(old)} → {show(new)}")
+    return ", ".join(changes)
 
 
 def builtin_corpus() -> str:
@@ -174,6 +228,10 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
     if checkpoint is not None:
         load_weights(model, checkpoint["model"], checkpoint["path"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        # load_state_dict also brings back the saved run's hyperparameters; the ones asked
+        # for now win (they differ only under --allow-changes). lr is set at every step.
+        for group, decay in zip(optimizer.param_groups, (config.weight_decay, 0.0)):
+            group["weight_decay"], group["betas"] = decay, (config.beta1, config.beta2)
         start_step = checkpoint["step"]
         torch.set_rng_state(checkpoint["rng"]["torch"])
         batch_generator.set_state(checkpoint["rng"]["batches"])
