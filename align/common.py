@@ -2,6 +2,7 @@
 
 Each stage is a plain loop over optimiser steps:
 
+    evaluate at step 0: the starting point (log 2 for DPO, the SFT model's loss, ...)
     for step in 1..max_iters:
         lr ← warm-up then cosine (minigpt.optim)
         batch ← the next shuffled batch of examples
@@ -10,6 +11,12 @@ Each stage is a plain loop over optimiser steps:
         every eval_interval steps: evaluate, checkpoint, plot
 
 `train_steps` below is that loop, written once; each stage passes its loss function.
+
+metrics.jsonl holds two kinds of rows, named as TRL and the Hugging Face Trainer name
+them: one per training step (`loss`, `lr` and the stage's batch metrics, unprefixed) and
+one per evaluation, whose names carry the prefix of the rows they were measured on:
+`eval_` for the held-out set (`eval_loss`, ...), `train_` for training rows, which a stage
+evaluates on when it has no held-out set (SFT always reports both).
 """
 
 import json
@@ -84,13 +91,24 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, d
     """The shared loop: schedule, forward/backward, clip, AdamW step, log, evaluate, save.
 
     loss_on_batch(indices) -> (loss, metrics dict) is the stage's own loss.
-    evaluate(step) -> metrics dict and save(step) run every eval_interval steps and at the end.
+    evaluate(step) -> metrics dict (names already prefixed eval_ or train_) runs at step 0,
+    before any update, then with save(step) every eval_interval steps and at the end.
     """
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
                                device_type=device)
-    model.train()
     started = time.time()
+
+    def log_evaluation(step):
+        model.eval()
+        row = evaluate(step)
+        model.train()
+        run.log({"step": step, **row})
+        tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
+
+    if evaluate is not None:
+        log_evaluation(0)  # the baseline every curve starts from
+    model.train()
     bar = tqdm(range(1, config.max_iters + 1), desc=desc, disable=not progress, dynamic_ncols=True)
     for step in bar:
         lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
@@ -107,11 +125,7 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, d
         bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
         if step % config.eval_interval == 0 or step == config.max_iters:
             if evaluate is not None:
-                model.eval()
-                row = evaluate(step)
-                model.train()
-                run.log({"step": step, **row})
-                tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
+                log_evaluation(step)
             if save is not None:
                 save(step)
     bar.close()

@@ -5,9 +5,27 @@
 
 π_θ starts as a copy of the SFT model; π_ref is the SFT model itself, frozen (eval mode,
 no gradients). Each log π(y|x) is a sum of per-token log-probabilities over the response
-(minigpt.get_batch_logps, the lecture's "¿Cómo calculamos las log-probs?"). Because
-π_ref never changes, its log-probabilities are computed once for the whole dataset and
-cached. Chosen and rejected answers go through π_θ in one concatenated forward pass.
+(minigpt.get_batch_logps, the lecture's "¿Cómo calculamos las log-probs?"), except:
+
+  --loss-type ipo     log π(y|x) is the mean per-token log-prob, for π_θ and π_ref alike
+                      (IPO's paper and TRL): IPO fits h to the target 1/(2β), and on sums
+                      that target would mean something different at every answer length.
+                      --ipo-summed keeps IPO on summed log-probs.
+  --average-log-prob  the mean for the sigmoid and hinge losses too; β then weighs a
+                      per-token log-ratio, so a β tuned on sums is far too small here.
+
+Because π_ref never changes, its log-probabilities are computed once for the whole
+dataset and cached, under the same precision (autocast_for) as every forward pass of
+π_θ that is compared with them: training steps and evaluation alike, so π_θ = π_ref gives
+implicit rewards of exactly 0 and a loss of exactly log 2. Chosen and rejected answers go
+through π_θ in one concatenated forward pass.
+
+metrics.jsonl: each training step logs `loss`, `rewards/chosen`, `rewards/rejected`,
+`rewards/accuracies`, `rewards/margins`, `logps/chosen`, `logps/rejected` (TRL's names);
+each evaluation (step 0, every --eval-interval steps, the last step) logs the same with
+the `eval_` prefix on the held-out pairs (`eval_loss`, `eval_rewards/accuracies`, ...),
+or with the `train_` prefix on the first 256 training pairs when there is no --eval-data.
+A tie r̂(y_w) = r̂(y_l) is not a win: at step 0 the accuracy is 0, not 0.5.
 
 Run:
     python -m align.dpo --init runs/sft --data pairs.jsonl --eval-data heldout_pairs.jsonl --beta 0.1
@@ -34,15 +52,26 @@ from minigpt.device import autocast_for, pick_device
 
 @dataclass
 class DPOConfig(StageConfig):
-    """DPO's settings; `DPOConfig(beta=0.1)` is the lecture's example."""
+    """DPO's settings; `DPOConfig(beta=0.1)` is the lecture's example.
+
+    Which log π(y|x) the loss sees (`mean_log_probs`): the sum over response tokens for
+    sigmoid and hinge, the per-token mean for ipo; --average-log-prob switches sigmoid and
+    hinge to the mean, --ipo-summed switches ipo to the sum.
+    """
 
     out_dir: str = field(default="runs/dpo", metadata={"help": "run folder to write"})
     beta: float = field(default=0.1, metadata={"help": "β: how far π_θ may move from π_ref"})
-    loss_type: str = field(default="sigmoid", metadata={"help": "sigmoid (the lecture's), ipo or hinge",
-                                                       "choices": DPO_LOSS_TYPES})
+    loss_type: str = field(default="sigmoid", metadata={
+        "help": "sigmoid (the lecture's), ipo (on mean token log-probs) or hinge",
+        "choices": DPO_LOSS_TYPES})
     label_smoothing: float = field(default=0.0, metadata={"help": "conservative DPO: P(label flipped)"})
     reference_free: bool = field(default=False, metadata={"help": "take π_ref as uniform"})
-    average_log_prob: bool = field(default=False, metadata={"help": "mean instead of sum of token log-probs (β then weighs per-token ratios)"})
+    average_log_prob: bool = field(default=False, metadata={
+        "help": "sigmoid/hinge: mean instead of sum of token log-probs (β then weighs a per-token "
+                "log-ratio: a β tuned on sums is too small); ipo uses the mean already"})
+    ipo_summed: bool = field(default=False, metadata={
+        "help": "ipo on summed token log-probs instead of IPO's per-token mean (its target "
+                "1/(2β) then means something different at every answer length)"})
     learning_rate: float = field(default=1e-4, metadata={"help": "peak learning rate"})
     min_lr: float = field(default=1e-5, metadata={"help": "learning rate at the end"})
 
@@ -54,6 +83,18 @@ class DPOConfig(StageConfig):
             raise InputError(f"--label-smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if self.label_smoothing > 0 and self.loss_type != "sigmoid":
             raise InputError("--label-smoothing goes with --loss-type sigmoid only")
+        if self.ipo_summed and self.loss_type != "ipo":
+            raise InputError("--ipo-summed goes with --loss-type ipo only")
+        if self.ipo_summed and self.average_log_prob:
+            raise InputError("--ipo-summed (sums) and --average-log-prob (means) contradict each other; "
+                             "give one")
+
+    @property
+    def mean_log_probs(self) -> bool:
+        """True: log π(y|x) is the mean per-token log-prob; False: the sum over the response."""
+        if self.loss_type == "ipo":
+            return not self.ipo_summed
+        return self.average_log_prob
 
 
 def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False):
@@ -70,21 +111,41 @@ def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False):
     return logps[: len(pairs)], logps[len(pairs):]
 
 
+# Pairs per forward pass when caching π_ref and when evaluating: the same batches of the
+# same pairs give π_θ = π_ref bit for bit the same log-probs (other shapes may round apart).
+FORWARD_BATCH_SIZE = 64
+
+
 @torch.no_grad()
-def add_reference_logps(reference, pairs, pad_id, device, average_log_prob, batch_size=64):
-    """Compute log π_ref(y_w|x), log π_ref(y_l|x) once per pair and keep them in the pair."""
+def add_reference_logps(reference, pairs, pad_id, device, average_log_prob,
+                        batch_size=FORWARD_BATCH_SIZE):
+    """Compute log π_ref(y_w|x), log π_ref(y_l|x) once per pair and keep them in the pair.
+
+    average_log_prob: the per-token mean instead of the sum (DPOConfig.mean_log_probs);
+    recorded in the pair, so dpo_batch refuses to compare π_θ's sums with π_ref's means.
+    """
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
-        with autocast_for(device):  # the same precision as π_θ's forward passes in training
+        with autocast_for(device):  # the precision of every π_θ forward pass in dpo_batch
             chosen, rejected = concatenated_forward(reference, batch, pad_id, device, average_log_prob)
         for pair, c, r in zip(batch, chosen.tolist(), rejected.tolist()):
             pair["reference_chosen_logps"], pair["reference_rejected_logps"] = c, r
+            pair["reference_mean_log_probs"] = bool(average_log_prob)
 
 
 def dpo_batch(policy, pairs, config, pad_id, device):
-    """The DPO loss of a batch and the metrics people read (named as in TRL)."""
-    policy_chosen, policy_rejected = concatenated_forward(policy, pairs, pad_id, device,
-                                                          config.average_log_prob)
+    """The DPO loss of a batch and the metrics people read (named as in TRL).
+
+    π_θ runs under autocast_for(device), the precision π_ref's cached log-probs were
+    computed in (bf16 on CUDA), in training and in evaluation alike.
+    """
+    mean = config.mean_log_probs
+    if any(p.get("reference_mean_log_probs", mean) != mean for p in pairs):
+        raise ValueError(f"π_ref's cached log-probs are {'sums' if mean else 'means'} but this "
+                         f"loss needs {'means' if mean else 'sums'}: call add_reference_logps with "
+                         f"average_log_prob={mean} (config.mean_log_probs)")
+    with autocast_for(device):
+        policy_chosen, policy_rejected = concatenated_forward(policy, pairs, pad_id, device, mean)
     as_tensor = dict(dtype=policy_chosen.dtype, device=device)
     reference_chosen = torch.tensor([p["reference_chosen_logps"] for p in pairs], **as_tensor)
     reference_rejected = torch.tensor([p["reference_rejected_logps"] for p in pairs], **as_tensor)
@@ -104,8 +165,12 @@ def dpo_batch(policy, pairs, config, pad_id, device):
 
 
 @torch.no_grad()
-def evaluate_dpo(policy, pairs, config, pad_id, device, batch_size=64) -> dict:
-    """Mean loss and implicit-reward metrics over a whole set of pairs."""
+def evaluate_dpo(policy, pairs, config, pad_id, device, batch_size=FORWARD_BATCH_SIZE) -> dict:
+    """Mean loss and implicit-reward metrics over a whole set of pairs (unprefixed names).
+
+    Under the precision of π_ref's cache (dpo_batch): with π_θ = π_ref every implicit reward
+    is exactly 0, the loss is log 2 and the accuracy 0 (a tie is not a win).
+    """
     totals, n = {}, 0
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
@@ -139,16 +204,18 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
     pairs, eval_pairs, stats = load_pairs(config, tokenizer, "DPO")
     run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
-    add_reference_logps(reference, pairs + eval_pairs, pad_id, device, config.average_log_prob)
+    for subset in (pairs, eval_pairs):  # each set in the batches evaluate_dpo will use
+        add_reference_logps(reference, subset, pad_id, device, config.mean_log_probs)
     batches = shuffled_batches(len(pairs), config.batch_size, torch.Generator().manual_seed(config.seed))
 
     def loss_on_batch(indices):
         return dpo_batch(policy, [pairs[i] for i in indices], config, pad_id, device)
 
+    prefix = "eval" if eval_pairs else "train"  # no held-out pairs: evaluate on training pairs
+
     def evaluate(step):
         result = evaluate_dpo(policy, eval_pairs or pairs[:256], config, pad_id, device)
-        prefix = "eval" if eval_pairs else "train"
-        return {f"{prefix}/{key}": value for key, value in result.items()}
+        return {f"{prefix}_{key}": value for key, value in result.items()}
 
     def save(step):
         save_stage(run, policy, step, policy.config, tokenizer, "dpo", config)
@@ -156,33 +223,42 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
     seconds = train_steps(policy, config, loss_on_batch, batches, run, device, "DPO",
                           evaluate, save, progress)
     rows = run.read_metrics()
-    plot_dpo(run, rows)
-    prefix = "eval" if eval_pairs else "train"
-    final = [row for row in rows if f"{prefix}/loss" in row][-1]
+    plot_dpo(run, rows, prefix)
+    final = [row for row in rows if f"{prefix}_loss" in row][-1]
     summary = {"run": run.path, "seconds": seconds, "evaluated_on": prefix,
-               **{key.removeprefix(prefix + "/"): value for key, value in final.items() if key != "step"},
+               **{key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"},
                "truncation": stats}
     run.write_json("summary.json", summary)
     return summary
 
 
-def plot_dpo(run, rows):
-    run.plot("loss.png", {"DPO loss": column(rows, "loss")}, title="DPO loss (log 2 ≈ 0.693 at the start)")
+def plot_dpo(run, rows, prefix="eval"):
+    """loss.png, rewards.png, accuracies.png: training batches, then the evaluation in front.
+
+    prefix: "eval" (held-out pairs) or "train" (training pairs, when there is no held-out
+    set). The evaluation curves start at step 0, where π_θ = π_ref.
+    """
+    where = "held-out" if prefix == "eval" else "training pairs"
+    run.plot("loss.png", {"DPO loss (batch)": column(rows, "loss"),
+                          f"{prefix}_loss ({where})": column(rows, f"{prefix}_loss")},
+             title="DPO loss (log 2 ≈ 0.693 at step 0)")
     run.plot("rewards.png", {"rewards/chosen": column(rows, "rewards/chosen"),
                              "rewards/rejected": column(rows, "rewards/rejected"),
-                             "rewards/margins": column(rows, "rewards/margins")},
+                             "rewards/margins": column(rows, "rewards/margins"),
+                             f"{prefix}_rewards/margins ({where})": column(rows, f"{prefix}_rewards/margins")},
              title="DPO implicit rewards β·log π_θ/π_ref", ylabel="reward")
     run.plot("accuracies.png", {"rewards/accuracies (batch)": column(rows, "rewards/accuracies"),
-                                "held-out": column(rows, "eval/rewards/accuracies"),
-                                "training pairs (eval)": column(rows, "train/rewards/accuracies")},
-             title="DPO: share of pairs with r̂(y_w) > r̂(y_l)", ylabel="fraction")
+                                f"{prefix}_rewards/accuracies ({where})":
+                                    column(rows, f"{prefix}_rewards/accuracies")},
+             title="DPO: share of pairs with r̂(y_w) > r̂(y_l) (a tie is no win)", ylabel="fraction")
 
 
 def main(argv=None):
     parser = parser_from_dataclass(DPOConfig, __doc__)
     summary = train_dpo(DPOConfig(**given_flags(parser.parse_args(argv))))
     print(f"run folder: {summary['run']}")
-    print(f"{summary['evaluated_on']} pairs: loss {summary['loss']:.4f}, implicit-reward accuracy "
+    where = summary["evaluated_on"]  # eval: held-out pairs; train: training pairs
+    print(f"{where} pairs: {where}_loss {summary['loss']:.4f}, implicit-reward accuracy "
           f"{summary['rewards/accuracies']:.3f}, margin {summary['rewards/margins']:.3f}")
     return summary
 

@@ -50,13 +50,17 @@ def dpo_loss(
 ):
     """The DPO loss for a batch of preference pairs, one value per pair.
 
-    Inputs are (B,) sequence log-probabilities log π(y|x) (see minigpt.get_batch_logps).
+    Inputs are (B,) sequence log-probabilities log π(y|x) (see minigpt.get_batch_logps):
+    sums over the response tokens for sigmoid and hinge (the DPO paper, TRL), per-token
+    means for ipo (IPO's paper, TRL: on sums its target 1/(2β) would mean something
+    different at every answer length). align.dpo passes those by default; this function
+    takes whichever it is given (--average-log-prob, --ipo-summed choose the other).
     With h = (log π_θ(y_w|x) − log π_θ(y_l|x)) − (log π_ref(y_w|x) − log π_ref(y_l|x)):
 
       sigmoid (the lecture's L_DPO):  −log σ(β h)
       with label_smoothing ε (conservative DPO, labels flipped with probability ε):
                                       −(1 − ε) log σ(β h) − ε log σ(−β h)
-      ipo (Azar et al.):              (h − 1/(2β))²
+      ipo (Azar et al.):              (h − 1/(2β))²     (h of per-token mean log-probs)
       hinge (SLiC):                   max(0, 1 − β h)
       reference_free:                 π_ref is taken as uniform: h = log π_θ(y_w|x) − log π_θ(y_l|x)
 

@@ -9,6 +9,12 @@ r_φ is the GPT trunk (initialised from the SFT model) with a linear head that r
 hidden state of the last real token of prompt + response (its EOS): that position has
 seen the whole answer. Padding after it cannot change the score (attention is causal).
 
+metrics.jsonl: each training step logs `loss` (Bradley-Terry on the batch), `accuracy`
+and `margin`; each evaluation (step 0, every --eval-interval steps, the last step) logs
+`eval_loss`, `eval_accuracy`, `eval_margin`, `eval_gold_agreement` and
+`eval_gold_comparable_pairs` on the held-out pairs, or the same with the `train_` prefix
+on the first 256 training pairs when there is no --eval-data. A tie r_w = r_l is no win.
+
 Run:
     python -m align.reward --init runs/sft --data pairs.jsonl --eval-data heldout_pairs.jsonl
 """
@@ -66,14 +72,16 @@ def score_pairs(model: RewardModel, pairs, pad_id, device):
 
 @torch.no_grad()
 def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
-    """Held-out accuracy P(r_w > r_l), mean margin r_w − r_l, and agreement with r*.
+    """Bradley-Terry loss, accuracy P(r_w > r_l), mean margin r_w − r_l, agreement with r*.
 
-    Agreement counts the pairs whose gold rewards differ: does r_φ order them as r* does?
+    Unprefixed names (the stage adds eval_ or train_). Agreement counts the pairs whose
+    gold rewards differ: does r_φ order them as r* does?
     """
-    correct, margins, agree, comparable = 0, [], 0, 0
+    loss_sum, correct, margins, agree, comparable = 0.0, 0, [], 0, 0
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
         chosen, rejected = score_pairs(model, batch, pad_id, device)
+        loss_sum += bradley_terry_loss(chosen, rejected).item() * len(batch)
         correct += (chosen > rejected).sum().item()
         margins += (chosen - rejected).tolist()
         for pair, r_w, r_l in zip(batch, chosen.tolist(), rejected.tolist()):
@@ -82,7 +90,7 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
             if gold_w != gold_l:
                 comparable += 1
                 agree += (r_w > r_l) == (gold_w > gold_l)
-    return {"accuracy": correct / max(len(pairs), 1),
+    return {"loss": loss_sum / max(len(pairs), 1), "accuracy": correct / max(len(pairs), 1),
             "margin": sum(margins) / max(len(margins), 1),
             "gold_agreement": agree / max(comparable, 1), "gold_comparable_pairs": comparable}
 
@@ -126,9 +134,10 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
                    "margin": (r_w - r_l).mean().item()}
         return bradley_terry_loss(r_w, r_l), metrics
 
+    prefix = "eval" if eval_pairs else "train"  # no held-out pairs: evaluate on training pairs
+
     def evaluate(step):
         result = evaluate_pairs(model, eval_pairs or train_pairs[:256], pad_id, device)
-        prefix = "eval" if eval_pairs else "train"
         return {f"{prefix}_{key}": value for key, value in result.items()}
 
     def save(step):
@@ -137,19 +146,26 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
     seconds = train_steps(model, config, loss_on_batch, batches, run, device, "reward model",
                           evaluate, save, progress)
     rows = run.read_metrics()
-    prefix = "eval" if eval_pairs else "train"
-    run.plot("loss.png", {"Bradley-Terry loss": column(rows, "loss")},
-             title="Reward model: −log σ(r_w − r_l)")
-    run.plot("accuracy.png", {"batch accuracy": column(rows, "accuracy"),
-                              f"{prefix} accuracy": column(rows, f"{prefix}_accuracy"),
-                              f"{prefix} agreement with r*": column(rows, f"{prefix}_gold_agreement")},
-             title="Reward model: accuracy", ylabel="fraction")
-    final = [row for row in rows if f"{prefix}_accuracy" in row][-1]
+    plot_reward(run, rows, prefix)
+    final = [row for row in rows if f"{prefix}_loss" in row][-1]
     summary = {"run": run.path, "seconds": seconds, "evaluated_on": prefix,
                **{key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"},
                "truncation": stats}
     run.write_json("summary.json", summary)
     return summary
+
+
+def plot_reward(run, rows, prefix="eval"):
+    """loss.png and accuracy.png: training batches, then the evaluation (from step 0) in front."""
+    where = "held-out" if prefix == "eval" else "training pairs"
+    run.plot("loss.png", {"Bradley-Terry loss (batch)": column(rows, "loss"),
+                          f"{prefix}_loss ({where})": column(rows, f"{prefix}_loss")},
+             title="Reward model: −log σ(r_w − r_l) (log 2 ≈ 0.693: no preference)")
+    run.plot("accuracy.png", {"accuracy (batch)": column(rows, "accuracy"),
+                              f"{prefix}_gold_agreement ({where}, with r*)":
+                                  column(rows, f"{prefix}_gold_agreement"),
+                              f"{prefix}_accuracy ({where})": column(rows, f"{prefix}_accuracy")},
+             title="Reward model: share of pairs with r_w > r_l (a tie is no win)", ylabel="fraction")
 
 
 def main(argv=None):

@@ -9,6 +9,12 @@ The prompt's labels are −100, so the model is not trained to write questions, 
 answer them, and to stop: the EOS after each response is a trained target. The
 fine-tuned model is π_ref for the reward model and DPO.
 
+metrics.jsonl: each training step logs `loss` (the response loss of its batch) and `lr`;
+each evaluation (step 0, the pre-trained model's loss, then every --eval-interval steps
+and the last step) logs `train_loss`, the response loss over up to 512 training
+demonstrations, and, with --eval-data, `eval_loss`, the held-out response loss.
+The summary keeps the names train_response_loss and eval_response_loss.
+
 Run:
     python -m align.sft --init runs/pretrain --data sft.jsonl --out-dir runs/sft
 """
@@ -93,9 +99,9 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
         return response_loss(model, [train_examples[i] for i in indices], pad_id, device), {}
 
     def evaluate(step):
-        row = {"train_response_loss": evaluate_loss(model, train_examples[:512], pad_id, device)}
+        row = {"train_loss": evaluate_loss(model, train_examples[:512], pad_id, device)}
         if eval_examples:
-            row["eval_response_loss"] = evaluate_loss(model, eval_examples, pad_id, device)
+            row["eval_loss"] = evaluate_loss(model, eval_examples, pad_id, device)
         return row
 
     def save(step):
@@ -104,17 +110,22 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
     seconds = train_steps(model, config, loss_on_batch, batches, run, device, "SFT",
                           evaluate, save, progress)
     rows = run.read_metrics()
-    run.plot("loss.png", {"response loss (each step)": column(rows, "loss"),
-                          "train response loss (eval)": column(rows, "train_response_loss"),
-                          "held-out response loss": column(rows, "eval_response_loss")},
-             title="SFT: loss on response tokens")
-    final = [row for row in rows if "train_response_loss" in row][-1]
+    plot_sft(run, rows)
+    final = [row for row in rows if "train_loss" in row][-1]
     summary = {"run": run.path, "seconds": seconds, "step": final["step"],
-               "train_response_loss": final["train_response_loss"],
-               "eval_response_loss": final.get("eval_response_loss"),
+               "train_response_loss": final["train_loss"],
+               "eval_response_loss": final.get("eval_loss"),
                "truncation": truncation}
     run.write_json("summary.json", summary)
     return summary
+
+
+def plot_sft(run, rows):
+    """loss.png: the batch loss, then the evaluations (from step 0), held-out in front."""
+    run.plot("loss.png", {"loss (batch)": column(rows, "loss"),
+                          "train_loss (training demonstrations)": column(rows, "train_loss"),
+                          "eval_loss (held-out)": column(rows, "eval_loss")},
+             title="SFT: loss on response tokens")
 
 
 def main(argv=None):

@@ -1,5 +1,6 @@
 """SFT, the reward model and DPO on tiny models: the properties the lecture's formulas promise."""
 
+import json
 import math
 
 import pytest
@@ -8,11 +9,17 @@ import torch.nn.functional as F
 
 from align.common import load_stage
 from align.data import TruncationStats, collate, tokenize_example, write_jsonl
-from align.dpo import DPOConfig, add_reference_logps, concatenated_forward, dpo_batch, train_dpo
+import align.common
+import align.dpo
+from align.dpo import (DPOConfig, add_reference_logps, concatenated_forward, dpo_batch, evaluate_dpo,
+                       train_dpo)
 from align.data import tokenize_pairs
-from align.reward import RewardConfig, RewardModel, score_sequences, train_reward
+from align.losses import bradley_terry_loss, dpo_loss
+from align.reward import (RewardConfig, RewardModel, load_reward_model, score_pairs, score_sequences,
+                          train_reward)
 from align.sft import SFTConfig, response_loss, train_sft
-from minigpt import GPT, ByteTokenizer, load_model, save_checkpoint
+from minigpt import GPT, ByteTokenizer, get_batch_logps, load_model, save_checkpoint
+from minigpt.cli import run_main
 from minigpt.errors import InputError
 from minigpt.optim import make_optimizer
 from tests.conftest import tiny_config
@@ -38,9 +45,24 @@ def pretrained(tmp_path):
     return tmp_path / "pretrain"
 
 
+HELD_OUT_PAIRS = [{"prompt": "Capital of France?", "chosen": "Paris", "rejected": "Rome, I think"},
+                  {"prompt": "hello", "chosen": "hello there", "rejected": "go away"},
+                  {"prompt": "2+2?", "chosen": "4", "rejected": "5"}]
+LOG_2_FLOAT32 = torch.tensor(math.log(2)).item()  # −log σ(0) as the float32 loss computes it
+
+
 def examples_of(rows):
     return [tokenize_example(ByteTokenizer(), r["prompt"], r["completion"], 64, 32, TruncationStats())
             for r in rows]
+
+
+def metrics_of(folder):
+    return [json.loads(line) for line in open(folder / "metrics.jsonl")]
+
+
+def evaluation_rows(rows):
+    """The rows logged by an evaluation (their names carry eval_ or train_), not by a step."""
+    return [row for row in rows if "loss" not in row]
 
 
 # ------------------------------------------------------------------------------------ SFT
@@ -78,11 +100,33 @@ def test_sft_learns_to_answer_and_to_emit_eos(pretrained, tmp_path):
                                   eval_interval=150), progress=False)
     assert summary["train_response_loss"] < 0.05
     model, tokenizer, checkpoint = load_model(tmp_path / "sft")
-    from align.evaluate import generate_responses
+    from align.sampling import generate_responses
     prompts = [d["prompt"] for d in DEMOS]
     answers = generate_responses(model, tokenizer, prompts, max_new_tokens=20, temperature=0.0)
     assert answers == [d["completion"] for d in DEMOS]  # it stops: EOS, not 20 tokens
     assert load_stage(tmp_path / "sft", ("sft",))[1] == "sft"
+
+
+def test_sft_logs_train_loss_and_held_out_eval_loss_from_step_0(pretrained, tmp_path):
+    write_jsonl(tmp_path / "sft.jsonl", DEMOS)
+    write_jsonl(tmp_path / "sft_eval.jsonl", DEMOS[:2])
+    summary = train_sft(SFTConfig(init=str(pretrained), data=str(tmp_path / "sft.jsonl"),
+                                  eval_data=str(tmp_path / "sft_eval.jsonl"), out_dir=str(tmp_path / "sft"),
+                                  max_length=64, max_prompt_length=32, batch_size=4, max_iters=4,
+                                  learning_rate=3e-3, eval_interval=2), progress=False)
+    rows = metrics_of(tmp_path / "sft")
+    evaluations = evaluation_rows(rows)
+    assert [row["step"] for row in evaluations] == [0, 2, 4]
+    assert all(set(row) == {"step", "train_loss", "eval_loss"} for row in evaluations)
+    assert all(set(row) == {"step", "loss", "lr"} for row in rows if row not in evaluations)
+    start = byte_model().eval()  # the pre-trained model, before any update
+    with torch.no_grad():
+        initial = response_loss(start, examples_of(DEMOS[:2]), ByteTokenizer().pad_id, "cpu").item()
+    assert evaluations[0]["eval_loss"] == pytest.approx(initial, rel=1e-5)
+    assert evaluations[-1]["eval_loss"] < evaluations[0]["eval_loss"]
+    # the summary keeps its names (align.pipeline reads them)
+    assert summary["eval_response_loss"] == evaluations[-1]["eval_loss"]
+    assert summary["train_response_loss"] == evaluations[-1]["train_loss"] and summary["step"] == 4
 
 
 # ------------------------------------------------------------------------------- reward model
@@ -110,6 +154,34 @@ def test_reward_model_learns_the_pairs_and_checks_its_init_stage(pretrained, tmp
         train_reward(RewardConfig(**{**config.__dict__, "init": str(tmp_path / "reward")}), progress=False)
 
 
+def test_reward_model_logs_its_held_out_bradley_terry_loss_from_step_0(pretrained, tmp_path):
+    write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    write_jsonl(tmp_path / "heldout.jsonl", HELD_OUT_PAIRS)
+    summary = train_reward(RewardConfig(init=str(pretrained), data=str(tmp_path / "pairs.jsonl"),
+                                        eval_data=str(tmp_path / "heldout.jsonl"),
+                                        out_dir=str(tmp_path / "reward"), max_length=64,
+                                        max_prompt_length=32, batch_size=4, max_iters=4,
+                                        learning_rate=1e-3, eval_interval=2), progress=False)
+    rows = metrics_of(tmp_path / "reward")
+    evaluations = evaluation_rows(rows)
+    assert [row["step"] for row in evaluations] == [0, 2, 4]
+    names = {"eval_loss", "eval_accuracy", "eval_margin", "eval_gold_agreement", "eval_gold_comparable_pairs"}
+    assert all(set(row) == {"step", *names} for row in evaluations)
+    assert all(set(row) == {"step", "loss", "lr", "accuracy", "margin"} for row in rows if row not in evaluations)
+    # eval_loss is Bradley-Terry on the held-out pairs, here recomputed from the saved r_φ
+    model, tokenizer = load_reward_model(tmp_path / "reward")
+    held_out, _ = tokenize_pairs(HELD_OUT_PAIRS, tokenizer, RewardConfig(max_length=64, max_prompt_length=32),
+                                 "test")
+    with torch.no_grad():
+        r_w, r_l = score_pairs(model, held_out, tokenizer.pad_id, "cpu")
+    assert evaluations[-1]["eval_loss"] == pytest.approx(bradley_terry_loss(r_w, r_l).item(), rel=1e-5)
+    assert evaluations[-1]["eval_accuracy"] == pytest.approx((r_w > r_l).double().mean().item())
+    # the summary keeps its names (align.pipeline reads them), and gains the held-out loss
+    assert summary["evaluated_on"] == "eval"
+    for key in ("accuracy", "margin", "gold_agreement", "gold_comparable_pairs", "loss"):
+        assert summary[key] == evaluations[-1][f"eval_{key}"]
+
+
 # ------------------------------------------------------------------------------------ DPO
 def dpo_setup(dtype=torch.float64):
     policy = byte_model(dtype=dtype)
@@ -117,6 +189,27 @@ def dpo_setup(dtype=torch.float64):
     pairs, _ = tokenize_pairs(PAIRS, ByteTokenizer(), DPOConfig(max_length=64, max_prompt_length=32), "test")
     add_reference_logps(reference, pairs, ByteTokenizer().pad_id, "cpu", average_log_prob=False)
     return policy, reference, pairs
+
+
+@pytest.fixture
+def dpo_loss_calls(monkeypatch):
+    """Every call align.dpo makes to dpo_loss: the four log-prob inputs and the two rewards."""
+    calls = []
+
+    def recording(*args, **kwargs):
+        out = dpo_loss(*args, **kwargs)
+        calls.append({"logps": [a.detach().clone() for a in args[:4]], "rewards": out[1:]})
+        return out
+
+    monkeypatch.setattr(align.dpo, "dpo_loss", recording)
+    return calls
+
+
+def cpu_bf16_autocast(monkeypatch):
+    """CPU bf16 autocast stands in for CUDA's: align.dpo and align.common use it as on a GPU."""
+    bf16 = lambda device: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    monkeypatch.setattr(align.dpo, "autocast_for", bf16)
+    monkeypatch.setattr(align.common, "autocast_for", bf16)
 
 
 def test_dpo_loss_is_log_2_when_the_policy_is_the_reference():
@@ -146,7 +239,6 @@ def test_one_step_raises_the_chosen_minus_rejected_log_ratio():
 def test_concatenated_forward_equals_separate_forwards_and_the_cache():
     policy, reference, pairs = dpo_setup()
     chosen, rejected = concatenated_forward(policy, pairs, ByteTokenizer().pad_id, "cpu")
-    from minigpt import get_batch_logps
     for i, pair in enumerate(pairs):
         for key, value in (("chosen", chosen[i]), ("rejected", rejected[i])):
             ids, labels = pair[key]
@@ -156,21 +248,140 @@ def test_concatenated_forward_equals_separate_forwards_and_the_cache():
             assert pair[f"reference_{key}_logps"] == pytest.approx(direct.item(), abs=1e-10)
 
 
+DPO_METRICS = ("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+               "logps/chosen", "logps/rejected")
+
+
 def test_dpo_run_logs_the_usual_metrics_and_freezes_the_reference(pretrained, tmp_path):
     write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    write_jsonl(tmp_path / "heldout.jsonl", HELD_OUT_PAIRS)
     summary = train_dpo(DPOConfig(init=str(pretrained), data=str(tmp_path / "pairs.jsonl"),
+                                  eval_data=str(tmp_path / "heldout.jsonl"),
                                   out_dir=str(tmp_path / "dpo"), max_length=64, max_prompt_length=32,
-                                  batch_size=4, max_iters=30, learning_rate=1e-3, eval_interval=30),
+                                  batch_size=4, max_iters=30, learning_rate=1e-3, eval_interval=15),
                         progress=False)
-    import json
-    rows = [json.loads(line) for line in open(tmp_path / "dpo" / "metrics.jsonl")]
-    first = rows[0]
-    for key in ("loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies",
-                "rewards/margins", "logps/chosen", "logps/rejected"):
-        assert key in first
-    assert first["loss"] == pytest.approx(math.log(2), abs=1e-5)  # step 1: π_θ = π_ref
-    assert summary["rewards/accuracies"] == 1.0 and summary["loss"] < 0.6
-    assert (tmp_path / "dpo" / "rewards.png").exists() and (tmp_path / "dpo" / "ckpt.pt").exists()
+    rows = metrics_of(tmp_path / "dpo")
+    evaluations = evaluation_rows(rows)
+    steps = [row for row in rows if row not in evaluations]
+    assert [row["step"] for row in evaluations] == [0, 15, 30]
+    assert all(set(row) == {"step", "eval_loss", *(f"eval_{key}" for key in DPO_METRICS)} for row in evaluations)
+    assert all(set(row) == {"step", "loss", "lr", *DPO_METRICS} for row in steps)  # rewards/accuracies kept
+    assert steps[0]["loss"] == pytest.approx(math.log(2), abs=1e-5)  # step 1: π_θ = π_ref
+    # the summary keeps its unprefixed names (align.pipeline reads them)
+    assert summary["evaluated_on"] == "eval"
+    for key in ("loss", *DPO_METRICS):
+        assert summary[key] == evaluations[-1][f"eval_{key}"]
+    assert summary["rewards/accuracies"] > 0.5 and summary["loss"] < evaluations[0]["eval_loss"]
+    for name in ("loss.png", "rewards.png", "accuracies.png", "ckpt.pt"):
+        assert (tmp_path / "dpo" / name).exists()
+
+
+def test_dpo_evaluates_at_step_0_where_the_loss_is_log_2_and_a_tie_is_no_win(pretrained, tmp_path):
+    """Before any update π_θ = π_ref: h = 0 for every pair, so −log σ(0) = log 2, and the
+    accuracy (share of pairs with r̂(y_w) > r̂(y_l)) is 0, not 0.5: every pair is a tie."""
+    write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    write_jsonl(tmp_path / "heldout.jsonl", HELD_OUT_PAIRS)
+    common = dict(init=str(pretrained), data=str(tmp_path / "pairs.jsonl"), max_length=64,
+                  max_prompt_length=32, batch_size=4, max_iters=2, eval_interval=2)
+    for eval_data, prefix in ((str(tmp_path / "heldout.jsonl"), "eval"), ("", "train")):
+        train_dpo(DPOConfig(**common, eval_data=eval_data, out_dir=str(tmp_path / prefix)), progress=False)
+        start = metrics_of(tmp_path / prefix)[0]
+        assert start["step"] == 0 and "loss" not in start  # an evaluation row, logged first
+        assert start[f"{prefix}_loss"] == pytest.approx(math.log(2), abs=1e-6)
+        assert start[f"{prefix}_rewards/accuracies"] == 0.0
+        assert start[f"{prefix}_rewards/margins"] == 0.0 and start[f"{prefix}_rewards/chosen"] == 0.0
+
+
+def test_ipo_compares_per_token_mean_logps_and_ipo_summed_the_sums(pretrained, tmp_path, dpo_loss_calls):
+    write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    common = dict(init=str(pretrained), data=str(tmp_path / "pairs.jsonl"), max_length=64,
+                  max_prompt_length=32, batch_size=4, max_iters=1, eval_interval=1, loss_type="ipo")
+    pairs, _ = tokenize_pairs(PAIRS, ByteTokenizer(), DPOConfig(max_length=64, max_prompt_length=32), "test")
+    model = byte_model().eval()  # the checkpoint: π_θ = π_ref before the first update
+
+    def one_by_one(average_log_prob):  # log π(y_w|x), log π(y_l|x), each pair in its own forward pass
+        with torch.no_grad():
+            return [torch.cat([get_batch_logps(model(torch.tensor([p[key][0]]))[0], torch.tensor([p[key][1]]),
+                                               average_log_prob=average_log_prob) for p in pairs])
+                    for key in ("chosen", "rejected")]
+
+    means, sums = one_by_one(True), one_by_one(False)
+    assert not torch.allclose(means[0], sums[0])  # answers of several tokens: the two differ
+    for ipo_summed, expected in ((False, means), (True, sums)):
+        dpo_loss_calls.clear()
+        train_dpo(DPOConfig(**common, ipo_summed=ipo_summed, out_dir=str(tmp_path / f"ipo{ipo_summed}")),
+                  progress=False)
+        step_0 = dpo_loss_calls[0]["logps"]  # the evaluation at step 0: every pair, in file order
+        for got, want in zip(step_0, expected * 2):  # π_θ(y_w), π_θ(y_l), π_ref(y_w), π_ref(y_l)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+        step_1 = dpo_loss_calls[1]["logps"]  # a training batch: the same pairs, shuffled
+        for got, want in zip(step_1, expected * 2):
+            torch.testing.assert_close(got.sort().values, want.sort().values, rtol=1e-5, atol=1e-5)
+
+
+def test_dpo_flags_say_which_log_probs_the_loss_compares(pretrained, capsys):
+    assert not DPOConfig().mean_log_probs and DPOConfig(average_log_prob=True).mean_log_probs
+    assert DPOConfig(loss_type="hinge", average_log_prob=True).mean_log_probs
+    assert DPOConfig(loss_type="ipo").mean_log_probs  # IPO's default: per-token means
+    assert not DPOConfig(loss_type="ipo", ipo_summed=True).mean_log_probs
+    with pytest.raises(InputError, match="--ipo-summed goes with --loss-type ipo only"):
+        DPOConfig(ipo_summed=True)
+    with pytest.raises(InputError, match="--ipo-summed .* and --average-log-prob .* contradict"):
+        DPOConfig(loss_type="ipo", ipo_summed=True, average_log_prob=True)
+    for argv in (["--ipo-summed"], ["--loss-type", "hinge", "--ipo-summed"],
+                 ["--loss-type", "ipo", "--ipo-summed", "--average-log-prob"]):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as stop:
+            run_main(align.dpo.main, ["--init", str(pretrained), "--data", "x.jsonl", *argv])
+        err = capsys.readouterr().err.strip()
+        assert stop.value.code == 2 and err.startswith("error: --ipo-summed") and "\n" not in err
+
+
+def test_dpo_batch_refuses_a_reference_cache_of_the_other_kind():
+    policy, _, pairs = dpo_setup()  # π_ref's log-probs cached as sums
+    with pytest.raises(ValueError, match="cached log-probs are sums but this loss needs means"):
+        dpo_batch(policy, pairs, DPOConfig(loss_type="ipo"), ByteTokenizer().pad_id, "cpu")
+
+
+def test_evaluation_runs_in_the_precision_of_the_cached_reference(monkeypatch, dpo_loss_calls):
+    """π_ref's log-probs are cached under autocast (bf16 on CUDA): π_θ = π_ref must then give
+    implicit rewards of exactly 0 in evaluation too, not bf16-against-float32 noise."""
+    cpu_bf16_autocast(monkeypatch)
+    pad = ByteTokenizer().pad_id
+    policy, reference = byte_model(), byte_model().eval().requires_grad_(False)  # float32, π_θ = π_ref
+    pairs, _ = tokenize_pairs(PAIRS, ByteTokenizer(), DPOConfig(max_length=64, max_prompt_length=32), "test")
+    add_reference_logps(reference, pairs, pad, "cpu", average_log_prob=False)
+    with torch.no_grad():  # float32: the cache really holds bf16-rounded values
+        float32_chosen, _ = concatenated_forward(policy, pairs, pad, "cpu")
+    cached = torch.tensor([p["reference_chosen_logps"] for p in pairs])
+    assert (float32_chosen - cached).abs().max() > 1e-3
+
+    config = DPOConfig(beta=0.1)
+    policy.eval()
+    result = evaluate_dpo(policy, pairs, config, pad, "cpu")
+    with torch.no_grad():
+        loss, metrics = dpo_batch(policy, pairs, config, pad, "cpu")
+    for call in dpo_loss_calls:  # evaluate_dpo's batch, then dpo_batch's
+        for rewards in call["rewards"]:  # β(log π_θ − log π_ref), chosen and rejected, every pair
+            assert rewards.abs().max().item() == 0.0
+    for values in (result, {"loss": loss.item(), **metrics}):
+        assert values["loss"] == LOG_2_FLOAT32
+        assert values["rewards/margins"] == 0.0 and values["rewards/chosen"] == 0.0
+        assert values["rewards/rejected"] == 0.0 and values["rewards/accuracies"] == 0.0
+
+
+def test_a_dpo_run_under_bf16_autocast_starts_at_exactly_log_2(pretrained, tmp_path, monkeypatch):
+    cpu_bf16_autocast(monkeypatch)
+    write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    write_jsonl(tmp_path / "heldout.jsonl", HELD_OUT_PAIRS)
+    train_dpo(DPOConfig(init=str(pretrained), data=str(tmp_path / "pairs.jsonl"),
+                        eval_data=str(tmp_path / "heldout.jsonl"), out_dir=str(tmp_path / "dpo"),
+                        max_length=64, max_prompt_length=32, batch_size=4, max_iters=1), progress=False)
+    start = metrics_of(tmp_path / "dpo")[0]
+    assert start["step"] == 0
+    assert start["eval_loss"] == LOG_2_FLOAT32
+    for key in ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"):
+        assert start[f"eval_{key}"] == 0.0, key
 
 
 def test_the_reference_is_a_frozen_copy_and_its_cached_logps_stay_valid(pretrained):
@@ -193,7 +404,8 @@ def test_the_reference_is_a_frozen_copy_and_its_cached_logps_stay_valid(pretrain
     assert chosen.tolist() != before  # while π_θ moved
 
 
-@pytest.mark.parametrize("options", [dict(loss_type="ipo"), dict(loss_type="hinge"),
+@pytest.mark.parametrize("options", [dict(loss_type="ipo"), dict(loss_type="ipo", ipo_summed=True),
+                                     dict(loss_type="hinge"),
                                      dict(label_smoothing=0.1), dict(reference_free=True),
                                      dict(average_log_prob=True)])
 def test_every_dpo_option_trains_end_to_end(pretrained, tmp_path, options):
@@ -202,10 +414,9 @@ def test_every_dpo_option_trains_end_to_end(pretrained, tmp_path, options):
                                   out_dir=str(tmp_path / "dpo"), max_length=64, max_prompt_length=32,
                                   batch_size=4, max_iters=20, learning_rate=1e-3, eval_interval=20,
                                   **options), progress=False)
-    import json
-    losses = [row["loss"] for row in map(json.loads, open(tmp_path / "dpo" / "metrics.jsonl"))
-              if "rewards/margins" in row]
-    assert summary["loss"] < losses[0]  # the option's own loss went down on the pairs
+    rows = metrics_of(tmp_path / "dpo")
+    assert rows[0]["step"] == 0 and "train_loss" in rows[0]  # no held-out set: train_ names
+    assert summary["evaluated_on"] == "train" and summary["loss"] < rows[0]["train_loss"]
     assert summary["rewards/margins"] > 0  # and the chosen answers gained on the rejected ones
 
 

@@ -31,7 +31,7 @@ def dpo_loss(
     and the two rewards. Grade it: the first checks cover this part.
     TODO, part 2 (the variants):
       label_smoothing ε:   −(1 − ε) log σ(β h) − ε log σ(−β h)
-      loss_type "ipo":     (h − 1/(2β))²
+      loss_type "ipo":     (h − 1/(2β))²   (align.dpo passes per-token mean log-probs here)
       loss_type "hinge":   max(0, 1 − β h)
       reference_free:      π_ref uniform: log π_ref taken as 0 for both answers, in h and
                            in the two rewards
