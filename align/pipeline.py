@@ -27,40 +27,51 @@ from dataclasses import dataclass, field
 
 import torch
 
+from align.breakdown import kind_of
+from align.compare import compare_policies, proportion_interval
 from align.data import write_jsonl
 from align.dpo import DPOConfig, train_dpo
-from align.evaluate import (best_of_n, generate_responses, mean_and_ci, sample_answers,
-                            sequence_kl, win_rate)
-from align.gold import gold_reward
 from align.preferences import make_preference_pairs
 from align.report import plot_pipeline, write_report
 from align.reward import RewardConfig, load_reward_model, train_reward
+from align.sampling import generate_responses
 from align.sft import SFTConfig, train_sft
-from toyworld.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
-                         sft_demonstrations, train_prompts)
 from minigpt.checkpoint import load_model
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.device import pick_device
 from minigpt.errors import InputError
 from minigpt.runlog import RunFolder, column
-from minigpt.device import pick_device
 from minigpt.train import TrainConfig, train
+from toyworld.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
+                         sft_demonstrations, train_prompts)
 
 # Each preset: the toy world's sizes and every stage's settings.
 PRESETS = {
     "quick": dict(
         corpus_chars=150_000, sft_rows=600, pair_prompts=48, heldout_pairs_prompts=24,
         samples_per_prompt=4, eval_prompts=32, best_of=2,
+        unfinished="keep",  # its tiny model seldom writes EOS yet: keep cut answers as sampled
         pretrain=dict(n_layer=2, n_head=2, n_embd=64, block_size=128, batch_size=16,
                       max_iters=150, warmup_iters=20, eval_interval=75, eval_iters=5),
         sft=dict(max_iters=60, batch_size=16, eval_interval=30),
         reward=dict(max_iters=40, batch_size=16, eval_interval=20),
         dpo=dict(max_iters=40, batch_size=16, eval_interval=20, learning_rate=3e-4),
     ),
+    # Large enough that DPO's effect can be measured, small enough for the test suite.
+    "small": dict(
+        corpus_chars=600_000, sft_rows=2000, pair_prompts=400, heldout_pairs_prompts=120,
+        samples_per_prompt=4, eval_prompts=120, best_of=2,
+        pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16,
+                      max_iters=600, warmup_iters=50, eval_interval=300, eval_iters=5),
+        sft=dict(max_iters=150, batch_size=32, eval_interval=75),
+        reward=dict(max_iters=100, batch_size=32, eval_interval=50),
+        dpo=dict(max_iters=120, batch_size=32, eval_interval=40),
+    ),
     "default": dict(
         corpus_chars=1_000_000, sft_rows=4000, pair_prompts=1500, heldout_pairs_prompts=300,
         samples_per_prompt=4, eval_prompts=300, best_of=4,
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16,
-                      max_iters=1500, warmup_iters=100, eval_interval=250, eval_iters=10),
+                      max_iters=2500, warmup_iters=100, eval_interval=500, eval_iters=10),
         sft=dict(max_iters=400, batch_size=32, eval_interval=100),
         reward=dict(max_iters=300, batch_size=32, eval_interval=100),
         dpo=dict(max_iters=300, batch_size=32, eval_interval=50),
@@ -136,12 +147,17 @@ def run_pipeline(config: PipelineConfig) -> dict:
     clock = time.time()
     reference, tokenizer, _ = load_model(path("sft"), device)
     sampling = dict(max_new_tokens=config.max_new_tokens, device=device)
+    unfinished = preset.get("unfinished", "drop")
     pairs, pair_counts = make_preference_pairs(reference, tokenizer,
                                                train_prompts(preset["pair_prompts"], seed),
-                                               preset["samples_per_prompt"], seed, **sampling)
+                                               preset["samples_per_prompt"], seed, **sampling,
+                                               unfinished=unfinished)
     heldout_pairs, heldout_counts = make_preference_pairs(
         reference, tokenizer, heldout_prompts(preset["heldout_pairs_prompts"], seed + 1),
-        preset["samples_per_prompt"], seed + 1, **sampling)
+        preset["samples_per_prompt"], seed + 1, **sampling, unfinished=unfinished)
+    if not pairs or not heldout_pairs:
+        raise InputError(f"π_ref's samples made no preference pair ({pair_counts} {heldout_counts}); "
+                         f"a model that never writes EOS within --max-new-tokens needs more SFT")
     write_jsonl(path("data/pairs_train.jsonl"), pairs)
     write_jsonl(path("data/pairs_heldout.jsonl"), heldout_pairs)
     timings["preferences"] = time.time() - clock
@@ -160,19 +176,13 @@ def run_pipeline(config: PipelineConfig) -> dict:
                     progress=config.progress)
     timings["dpo"] = time.time() - clock
 
-    # 6. evaluation on held-out prompts with the gold reward
+    # 6. evaluation on held-out prompts with the gold reward (align.compare)
     clock = time.time()
     policy, _, _ = load_model(path("dpo"), device)
     reward_model, _ = load_reward_model(path("reward"), device)
     prompts = heldout_prompts(preset["eval_prompts"], seed + 2)
-    dpo_samples = sample_answers(policy, tokenizer, prompts, seed=seed, **sampling)
-    answers = {"SFT": generate_responses(reference, tokenizer, prompts, seed=seed, **sampling),
-               "DPO": [s.text for s in dpo_samples],
-               f"best-of-{preset['best_of']} (r_φ)": best_of_n(
-                   reference, reward_model, tokenizer, prompts, preset["best_of"], device,
-                   seed=seed + 100, max_new_tokens=config.max_new_tokens)}
-    gold = {name: [gold_reward(p, a) for p, a in zip(prompts, texts)] for name, texts in answers.items()}
-    difference = [d - s for d, s in zip(gold["DPO"], gold["SFT"])]
+    comparison = compare_policies(reference, {"DPO": policy}, reward_model, tokenizer, prompts,
+                                  preset["best_of"], config.max_new_tokens, device, seed=seed)
     lecture = {name: generate_responses(model, tokenizer, LECTURE_PROMPTS, temperature=0.0, **sampling)
                for name, model in (("SFT", reference), ("DPO", policy))}
     timings["evaluation"] = time.time() - clock
@@ -185,21 +195,41 @@ def run_pipeline(config: PipelineConfig) -> dict:
         "reward_accuracy": reward["accuracy"], "reward_gold_agreement": reward["gold_agreement"],
         "reward_comparable_pairs": reward["gold_comparable_pairs"],
         "dpo_heldout_accuracy": dpo["rewards/accuracies"],
+        "dpo_heldout_pairs": heldout_pairs_used(dpo["truncation"]),
+        "dpo_heldout_accuracy_interval": proportion_interval(
+            dpo["rewards/accuracies"], heldout_pairs_used(dpo["truncation"])),
         "dpo_train_accuracy_start_end": train_accuracy_start_end(path("dpo")),
-        "gold": {name: mean_and_ci(values) for name, values in gold.items()},
-        "gold_difference_dpo_minus_sft": mean_and_ci(difference),
-        "dpo_win_rate": win_rate(gold["DPO"], gold["SFT"]),
-        "kl": sequence_kl(policy, reference, dpo_samples, tokenizer.pad_id, device),
+        "evaluation": without_texts(comparison),
         "pairs": pair_counts, "heldout_pairs": heldout_counts,
         "truncation": {"sft": sft["truncation"], "reward": reward["truncation"], "dpo": dpo["truncation"]},
     }
-    write_jsonl(path("samples.jsonl"), [{"prompt": p, **{n: answers[n][i] for n in answers},
-                                         **{f"gold/{n}": gold[n][i] for n in gold}}
-                                        for i, p in enumerate(prompts)])
+    rows = []
+    for i, prompt in enumerate(prompts):
+        row = {"prompt": prompt, "kind": kind_of(prompt)}
+        for mode in ("sampled", "greedy"):
+            for name, summary in comparison[mode].items():
+                row[f"{mode}/{name}"] = summary["texts"][i]
+                row[f"gold/{mode}/{name}"] = summary["gold"][i]
+        rows.append(row)
+    write_jsonl(path("samples.jsonl"), rows)
     run.write_json("results.json", {**results, "lecture_answers": lecture})
-    plot_pipeline(run, gold)
+    plot_pipeline(run, comparison)
     write_report(run, results, lecture, LECTURE_PROMPTS)
     return results
+
+
+def heldout_pairs_used(truncation: dict) -> int:
+    """How many held-out pairs a stage evaluated on (those that fit max_length)."""
+    return truncation["held_out"]["rows"] - truncation["held_out"]["dropped"]
+
+
+def without_texts(comparison: dict) -> dict:
+    """The comparison without per-prompt lists (those go to samples.jsonl)."""
+    out = {key: value for key, value in comparison.items() if key not in ("sampled", "greedy")}
+    for mode in ("sampled", "greedy"):
+        out[mode] = {name: {k: v for k, v in summary.items() if k not in ("gold", "texts")}
+                     for name, summary in comparison[mode].items()}
+    return out
 
 
 def train_accuracy_start_end(dpo_dir) -> tuple[float, float]:

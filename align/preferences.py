@@ -81,25 +81,38 @@ def pairs_from_world(prompts, seed=0) -> list[dict]:
     return rows
 
 
+UNFINISHED_CHOICES = ("drop", "keep")
+
+
 def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=0, device="cpu",
-                          max_new_tokens=64, temperature=1.0):
+                          max_new_tokens=64, temperature=1.0, unfinished="drop"):
     """Sample answers from model for each prompt and label pairs of them; returns (rows, counts).
 
     Each row keeps the sampled token ids. An answer cut by max_new_tokens before the model
-    sampled EOS is left out before pairing (never given an EOS it did not write), and
-    counted in counts["unfinished_dropped"]; the finished ones are paired two by two.
+    sampled EOS is never given an EOS it did not write: with unfinished="drop" (the
+    default) it is left out before pairing and counted in counts["unfinished_dropped"],
+    and the finished answers are paired two by two; with "keep" it is paired as it was
+    sampled, without an EOS (for a model too small to end its answers yet), and counted
+    in counts["unfinished_kept"].
     """
+    if unfinished not in UNFINISHED_CHOICES:
+        raise ValueError(f"unfinished must be one of {UNFINISHED_CHOICES}, got {unfinished!r}")
     draws = [sample_answers(model, tokenizer, prompts, max_new_tokens, temperature, seed=seed + k,
                             device=device) for k in range(samples_per_prompt)]
     rng = random.Random(seed)
     counts = {"prompts": len(prompts), "answers": len(prompts) * samples_per_prompt, "pairs": 0,
-              "unfinished_dropped": 0, "identical_skipped": 0, "empty_skipped": 0}
+              "unfinished_dropped": 0, "unfinished_kept": 0, "identical_skipped": 0,
+              "empty_skipped": 0}
     rows = []
     for i, prompt in enumerate(prompts):
         samples = [draws[k][i] for k in range(samples_per_prompt)]
-        finished = [s for s in samples if s.finished]
-        counts["unfinished_dropped"] += len(samples) - len(finished)
-        rows += label_pairs(prompt, [s.text for s in finished], rng, counts, finished, tokenizer)
+        cut = sum(not s.finished for s in samples)
+        if unfinished == "drop":
+            samples = [s for s in samples if s.finished]
+            counts["unfinished_dropped"] += cut
+        else:
+            counts["unfinished_kept"] += cut
+        rows += label_pairs(prompt, [s.text for s in samples], rng, counts, samples, tokenizer)
     counts["label_agrees_with_gold"] = sum(r["chosen_gold"] > r["rejected_gold"] for r in rows)
     counts["gold_ties"] = sum(r["chosen_gold"] == r["rejected_gold"] for r in rows)
     return rows, counts
@@ -114,6 +127,9 @@ class PreferenceConfig:
     samples: int = field(default=4, metadata={"help": "answers sampled per prompt (paired two by two)"})
     max_new_tokens: int = field(default=64, metadata={"help": "longest answer"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    unfinished: str = field(default="drop", metadata={
+        "help": "answers cut by --max-new-tokens before EOS: drop them, or keep them as sampled "
+                "(never with an EOS they did not write)", "choices": UNFINISHED_CHOICES})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
 
@@ -136,14 +152,17 @@ def main(argv=None):
     else:
         prompts = train_prompts(config.prompts, config.seed)
     rows, counts = make_preference_pairs(model.to(device), tokenizer, prompts, config.samples,
-                                         config.seed, device, config.max_new_tokens, config.temperature)
+                                         config.seed, device, config.max_new_tokens, config.temperature,
+                                         config.unfinished)
     if not rows:
-        raise InputError(f"no pair could be made (all answers identical or empty); "
+        raise InputError(f"no pair could be made ({counts['unfinished_dropped']} answers cut by "
+                         f"--max-new-tokens left out, the rest identical or empty; "
+                         f"--unfinished keep pairs cut answers as sampled); "
                          f"{config.out} is left as it was")
     write_jsonl(config.out, rows)
     print(f"{counts['pairs']} pairs from {counts['prompts']} prompts "
           f"({counts['unfinished_dropped']} of {counts['answers']} answers cut by --max-new-tokens "
-          f"left out; {counts['identical_skipped']} identical and {counts['empty_skipped']} empty "
+          f"left out, {counts['unfinished_kept']} kept without EOS; {counts['identical_skipped']} identical and {counts['empty_skipped']} empty "
           f"pairs skipped; "
           f"{counts['label_agrees_with_gold']} labels agree with the gold ranking, "
           f"{counts['gold_ties']} gold ties) -> {config.out}")

@@ -27,7 +27,7 @@ import torch
 import align.losses
 from align.data import rows_from_dict_of_lists, write_jsonl
 from align.dpo import DPOConfig, train_dpo
-from align.evaluate import generate_responses
+from align.sampling import generate_responses
 from align.gold import gold_reward
 from align.preferences import pairs_from_world
 from align.sft import SFTConfig, train_sft
@@ -144,12 +144,12 @@ print(f"held-out pairs: loss {world_summary['loss']:.4f}, implicit-reward accura
 # %%
 rows = RunFolder(OUT / "dpo_world").read_metrics()
 train_rows = [row for row in rows if "rewards/margins" in row]
-eval_rows = [row for row in rows if "eval/rewards/margins" in row]
+eval_rows = [row for row in rows if "eval_rewards/margins" in row]
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
 steps = [row["step"] for row in train_rows]
 for key in ("rewards/chosen", "rewards/rejected", "rewards/margins"):
     left.plot(steps, [row[key] for row in train_rows], label=key)
-left.plot([row["step"] for row in eval_rows], [row["eval/rewards/margins"] for row in eval_rows],
+left.plot([row["step"] for row in eval_rows], [row["eval_rewards/margins"] for row in eval_rows],
           "o--", label="held-out rewards/margins")
 left.axhline(0, color="gray", lw=0.8)
 left.set_xlabel("step")
@@ -157,7 +157,7 @@ left.set_ylabel("β·log π_θ/π_ref")
 left.set_title("DPO implicit rewards (toy world)")
 left.legend(fontsize=8)
 right.plot(steps, [row["loss"] for row in train_rows], label="DPO loss (batch)")
-right.plot([row["step"] for row in eval_rows], [row["eval/loss"] for row in eval_rows], "o--",
+right.plot([row["step"] for row in eval_rows], [row["eval_loss"] for row in eval_rows], "o--",
            label="held-out loss")
 right.axhline(np.log(2), color="gray", lw=0.8, ls=":", label="log 2")
 right.set_xlabel("step")
@@ -168,8 +168,8 @@ fig.savefig(path, dpi=120)
 plt.close(fig)
 print("figure:", path)
 for row in eval_rows:
-    print(f"  step {row['step']:4d}: held-out loss {row['eval/loss']:.4f}, "
-          f"accuracy {row['eval/rewards/accuracies']:.3f}, margin {row['eval/rewards/margins']:+.4f}")
+    print(f"  step {row['step']:4d}: held-out loss {row['eval_loss']:.4f}, "
+          f"accuracy {row['eval_rewards/accuracies']:.3f}, margin {row['eval_rewards/margins']:+.4f}")
 
 # %% [markdown]
 # ## Answers before (π_ref) and after (π_θ) on held-out prompts, scored by r*

@@ -1,0 +1,116 @@
+"""Comparing policies on held-out prompts with the gold reward r*: the report's numbers.
+
+For each policy (SFT = π_ref, DPO = π_θ, best-of-N over π_ref's samples picked by r_φ):
+
+- answers sampled at temperature 1 (the policy itself) and greedy answers (temperature 0);
+- the mean r* with a 95% bootstrap interval, and the breakdown beside it
+  (`align.breakdown`: right / wrong / offensive / evasive / off-topic shares, the mean of
+  each component, distinct answers, right answers by kind of question);
+- paired comparisons with SFT on the same prompts (`align.stats.paired_bootstrap`): the
+  difference of mean r*, the win rate (ties ½) and the difference of right-answer shares,
+  each with its interval;
+- KL(π_θ‖π_ref) on π_θ's own samples, sampled and exact per token (`align.kl`);
+- the best fixed answers: a handful of answers that ignore the question, scored on the same
+  prompts, so that a policy's mean can be read against what a collapse would get.
+
+Best-of-N: N answers y ~ π_ref(·|x), scored by r_φ(x, y) at their EOS as the reward model
+was trained; an answer cut by max_new_tokens (no EOS) is something r_φ never saw, so it is
+picked only when no candidate finished.
+"""
+
+import math
+
+import torch
+
+from align.breakdown import answer_breakdown, right_flags
+from align.gold import gold_reward
+from align.kl import kl_report
+from align.reward import score_sequences
+from align.sampling import sample_answers
+from align.stats import bootstrap_mean, paired_bootstrap
+
+FIXED_ANSWERS = ("I am Mary.", "Yes.", "Python.", "Hello! How can I help you?",
+                 "I am fine, thank you.", "Hello, I am Mary and I am fine. Python.",
+                 "I don't know.", "")
+
+
+def proportion_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's 95% interval for a share of n independent yes/no outcomes (e.g. accuracy)."""
+    if n < 1:
+        return (float("nan"), float("nan"))
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+@torch.no_grad()
+def best_of_n_samples(policy, reward_model, tokenizer, prompts, n, device, seed=0, **sampling):
+    """For each prompt, N samples of the policy and the one r_φ scores highest."""
+    candidates = [sample_answers(policy, tokenizer, prompts, seed=seed + k, device=device, **sampling)
+                  for k in range(n)]  # n lists of len(prompts)
+    best = []
+    for i in range(len(prompts)):
+        answers = [candidates[k][i] for k in range(n)]
+        scores = score_sequences(reward_model, [s.prompt_ids + s.answer_ids for s in answers],
+                                 tokenizer.pad_id, device)  # (n,)
+        unfinished = torch.tensor([not s.finished for s in answers], device=scores.device)
+        if not bool(unfinished.all()):
+            scores = scores.masked_fill(unfinished, float("-inf"))
+        best.append(answers[int(scores.argmax())])
+    return best
+
+
+def summarise(prompts, samples, seed) -> dict:
+    """Mean r* with its bootstrap interval and the breakdown, for one set of answers."""
+    texts = [s.text for s in samples]
+    gold = [gold_reward(p, t) for p, t in zip(prompts, texts)]
+    mean, low, high = bootstrap_mean(gold, seed=seed)
+    right_mean, right_low, right_high = bootstrap_mean(right_flags(prompts, texts), seed=seed)
+    return {"gold": gold, "gold_mean": mean, "gold_interval": (low, high),
+            "right_share": right_mean, "right_interval": (right_low, right_high),
+            "unfinished": sum(not s.finished for s in samples),
+            "breakdown": answer_breakdown(prompts, texts), "texts": texts}
+
+
+def paired(ours: dict, theirs: dict, prompts, seed) -> dict:
+    """ours − theirs on the same prompts: mean r*, win rate, right share; paired intervals."""
+    return {
+        "gold_difference": paired_bootstrap(ours["gold"], theirs["gold"], "mean_difference", seed=seed),
+        "win_rate": paired_bootstrap(ours["gold"], theirs["gold"], "win_rate", seed=seed),
+        "right_share_difference": paired_bootstrap(right_flags(prompts, ours["texts"]),
+                                                   right_flags(prompts, theirs["texts"]),
+                                                   "mean_difference", seed=seed),
+    }
+
+
+def compare_policies(reference, policies: dict, reward_model, tokenizer, prompts, best_of,
+                     max_new_tokens, device, seed=0) -> dict:
+    """Everything the report shows about the policies on these prompts (see the docstring).
+
+    policies: name -> aligned model (e.g. {"DPO": π_θ}); SFT is `reference` itself.
+    """
+    sampling = dict(max_new_tokens=max_new_tokens, device=device)
+    models = {"SFT": reference, **policies}
+    sampled = {name: sample_answers(model, tokenizer, prompts, seed=seed, **sampling)
+               for name, model in models.items()}
+    greedy = {name: sample_answers(model, tokenizer, prompts, temperature=0.0, **sampling)
+              for name, model in models.items()}
+    best_name = f"best-of-{best_of} (r_φ)"
+    sampled[best_name] = best_of_n_samples(reference, reward_model, tokenizer, prompts, best_of,
+                                           device, seed=seed + 100, max_new_tokens=max_new_tokens)
+    results = {"prompts": len(prompts), "sampled": {}, "greedy": {}, "paired": {}, "kl": {}}
+    for name, samples in sampled.items():
+        results["sampled"][name] = summarise(prompts, samples, seed)
+    for name, samples in greedy.items():
+        results["greedy"][name] = summarise(prompts, samples, seed)
+    for name in [*policies, best_name]:
+        results["paired"][f"{name} − SFT"] = paired(results["sampled"][name],
+                                                    results["sampled"]["SFT"], prompts, seed)
+    for name in policies:
+        results["paired"][f"{name} − SFT, greedy"] = paired(results["greedy"][name],
+                                                            results["greedy"]["SFT"], prompts, seed)
+        results["kl"][name] = kl_report(models[name], reference, sampled[name], tokenizer.pad_id,
+                                        device)
+    results["fixed_answers"] = {
+        answer: sum(gold_reward(p, answer) for p in prompts) / len(prompts) for answer in FIXED_ANSWERS}
+    return results
