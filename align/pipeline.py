@@ -3,21 +3,31 @@
     toy world corpus ─► pre-training ─► SFT on mixed-quality demonstrations = π_ref
     π_ref samples, labelled by the gold reward r* through Bradley-Terry ─► preference pairs
     pairs ─► reward model r_φ (Bradley-Terry)        pairs + frozen π_ref ─► DPO policy π_θ
-    held-out prompts ─► gold reward of SFT, DPO and best-of-N (r_φ) answers, win rate, KL
+    held-out prompts ─► gold reward r* of SFT, DPO and best-of-N (r_φ) answers, sampled and
+        greedy, with the breakdown (right / wrong / offensive / evasive / off-topic shares,
+        r* components, distinct answers, right answers by kind), paired bootstrap intervals
+        for DPO − SFT and best-of-N − SFT, and KL(π_θ‖π_ref) sampled and exact per token
 
 Run:
-    python -m align.pipeline                   # the default: about 10 minutes on 2 CPU cores
-    python -m align.pipeline --quick            # under a minute: a smoke test
+    python -m align.pipeline                   # the default: about 15-20 minutes on 2 CPU cores
+    python -m align.pipeline --quick            # a minute or two: a smoke test
+    python -m align.pipeline --preset small     # about 5 minutes: the end-to-end test's run
     python -m align.pipeline --preset gpu --device cuda
 
 β: the lecture's example uses DPOConfig(beta=0.1). Here log π(y|x) sums the log-probs of
 about 30 byte tokens per answer, and with β = 0.1 DPO pushed π_θ about 28 nats (per
 answer) away from π_ref, into made-up words that the gold reward then punishes; β = 0.5
-keeps it near 6.5 nats and gains more gold reward. Try --beta 0.1 to see the drift.
+keeps it near 6 nats and gains more gold reward. Try --beta 0.1 to see the drift.
+
+Measured default run (2151 s on 2 shared CPU cores): DPO − SFT mean r* +0.92 [0.67, 1.16],
+win rate 0.64 [0.60, 0.69] (greedy 0.69), right answers 0.05 → 0.17 (greedy 0.14 → 0.21),
+reward-model agreement with the gold ranking 0.83, KL 5.9 ± 0.7 nats (exact per token).
+Held-out facts (cities, sums, topics) stay mostly unanswered by every policy: see the
+README.
 
 One run folder (--out-dir) holds data/, pretrain/, sft/, reward/, dpo/ (each with its
-checkpoint, metrics and plots), the figures losses.png, dpo_rewards.png and
-gold_reward.png, samples.jsonl, and report.md with the results table.
+checkpoint, metrics and plots), the figures losses.png, dpo_rewards.png, gold_reward.png
+and gold_components.png, samples.jsonl, results.json, and report.md with the tables.
 """
 
 import dataclasses
@@ -59,13 +69,13 @@ PRESETS = {
     ),
     # Large enough that DPO's effect can be measured, small enough for the test suite.
     "small": dict(
-        corpus_chars=600_000, sft_rows=2000, pair_prompts=400, heldout_pairs_prompts=120,
+        corpus_chars=600_000, sft_rows=2000, pair_prompts=400, heldout_pairs_prompts=150,
         samples_per_prompt=4, eval_prompts=120, best_of=2,
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16,
-                      max_iters=600, warmup_iters=50, eval_interval=300, eval_iters=5),
-        sft=dict(max_iters=150, batch_size=32, eval_interval=75),
-        reward=dict(max_iters=100, batch_size=32, eval_interval=50),
-        dpo=dict(max_iters=120, batch_size=32, eval_interval=40),
+                      max_iters=1000, warmup_iters=50, eval_interval=500, eval_iters=5),
+        sft=dict(max_iters=200, batch_size=32, eval_interval=100),
+        reward=dict(max_iters=150, batch_size=32, eval_interval=50),
+        dpo=dict(max_iters=100, batch_size=32, eval_interval=50),
     ),
     "default": dict(
         corpus_chars=1_000_000, sft_rows=4000, pair_prompts=1500, heldout_pairs_prompts=300,

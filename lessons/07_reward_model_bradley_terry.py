@@ -97,9 +97,11 @@ for r_w, r_l in [(0.0, 0.0), (2.0, 0.0), (0.0, 2.0), (5.0, -5.0)]:
 # ## The gold reward r* of the toy world
 #
 # In this project a known reward r*(x, y) (`align.gold`) plays the human labeller:
-# correctness, offensive language, evasion, fluency, style, length. The lecture's
-# winners score higher than its losers, and Bradley-Terry turns each gap into a
-# probability.
+# correctness, off-topic (an answer that does not answer *this* question), offensive
+# language, evasion, fluency, style (paid on a right answer only), length. The answer is
+# judged against the question, so no fixed answer can game it: "I am Mary." is right for
+# "What is your name?" and off-topic for "Where is Lima?". The lecture's winners score
+# higher than its losers, and Bradley-Terry turns each gap into a probability.
 
 # %%
 for x, y_w, y_l in LECTURE_PREFERENCE_TABLE:

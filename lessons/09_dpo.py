@@ -17,6 +17,7 @@ from lesson_setup import lesson_paths, pretrain_small_model  # lessons/lesson_se
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
 import inspect
+import json
 
 import matplotlib
 matplotlib.use("Agg")
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 import align.losses
+from align.breakdown import answer_breakdown
 from align.data import rows_from_dict_of_lists, write_jsonl
 from align.dpo import DPOConfig, train_dpo
 from align.sampling import generate_responses
@@ -174,25 +176,51 @@ for row in eval_rows:
 # %% [markdown]
 # ## Answers before (π_ref) and after (π_θ) on held-out prompts, scored by r*
 #
+# r* judges each answer against its question (`align.gold.judge`): right, wrong, evasive,
+# offensive, or off-topic (a pleasantry, "Yes.", another question's answer, a shotgun of
+# answers). The style bonus is paid on right answers only, so an answer that ignores the
+# question averages at most 0 over the world's prompts. Still, read a mean r* beside its
+# breakdown: the share of right answers and the number of distinct answers (a collapse
+# onto one pleasant answer would show there), as `python -m align.pipeline` reports them.
+#
 # A model this small, trained for a minute or two, mostly does not write words yet, so
-# DPO on a few hundred pairs cannot be expected to raise r* here. `python -m
-# align.pipeline` (about 7 minutes) trains a model that does: there DPO raises the mean
-# r* by about +1.1 (95% interval 0.9 to 1.3) with a win rate of 0.72 against SFT. If its
-# run folder `runs/pipeline` exists, this cell compares its SFT and DPO checkpoints.
+# DPO on a few hundred pairs cannot be expected to raise r* here; in the smoke setting
+# the numbers below only show that the code runs. `python -m align.pipeline` (the default
+# preset, 15-20 minutes on 2 cores) trains a model that does; on 300 held-out prompts a
+# measured run gave DPO − SFT mean r* +0.92 [0.67, 1.16], a win rate of 0.64 [0.60, 0.69]
+# against SFT (greedy 0.69), right answers 0.05 → 0.17 (greedy 0.14 → 0.21) and 198
+# distinct answers against SFT's 186 (no collapse). Most of the gain is manners (offensive
+# answers 27% → 1%) and the assistant's own questions (name, language, mood); held-out
+# facts that the model has only read as plain sentences (cities, sums, topics) stay almost
+# never right, for SFT and DPO alike: DPO reweights answers that π_ref already writes, it
+# does not teach facts. If a default run's folder `runs/pipeline` exists (its config.json
+# says preset "default"), this cell compares its SFT and DPO checkpoints.
 
 # %%
+def is_default_pipeline_run(folder) -> bool:
+    config = folder / "config.json"
+    return (folder / "dpo" / "ckpt.pt").exists() and config.exists() and \
+        json.loads(config.read_text(encoding="utf-8")).get("preset") == "default"
+
+
 pipeline = ROOT / "runs" / "pipeline"
-if not SMOKE and (pipeline / "dpo" / "ckpt.pt").exists():
-    print(f"using the checkpoints of {pipeline}")
+if not SMOKE and is_default_pipeline_run(pipeline):
+    print(f"using the checkpoints of the default pipeline run in {pipeline}")
     reference, _, _ = load_model(pipeline / "sft")
     policy, _, _ = load_model(pipeline / "dpo")
 else:
     policy, _, _ = load_model(OUT / "dpo_world")
 prompts = heldout_prompts(8 if SMOKE else 64, seed=5)
-before, after = answers(reference, prompts, seed=1), answers(policy, prompts, seed=1)
-gold_before = [gold_reward(p, y) for p, y in zip(prompts, before)]
-gold_after = [gold_reward(p, y) for p, y in zip(prompts, after)]
-for p, b, a, gb, ga in list(zip(prompts, before, after, gold_before, gold_after))[:5]:
-    print(f"x = {p!r}\n   π_ref ({gb:+.1f}): {b!r}\n   π_θ   ({ga:+.1f}): {a!r}")
-print(f"mean r* over {len(prompts)} held-out prompts: π_ref {np.mean(gold_before):+.3f}, "
-      f"π_θ {np.mean(gold_after):+.3f}")
+for mode, temperature in (("sampled (T = 1)", 1.0), ("greedy", 0.0)):
+    before = generate_responses(reference, tokenizer, prompts, max_new_tokens=16 if SMOKE else 48,
+                                temperature=temperature, seed=1, device="cpu")
+    after = generate_responses(policy, tokenizer, prompts, max_new_tokens=16 if SMOKE else 48,
+                               temperature=temperature, seed=1, device="cpu")
+    print(f"--- {mode}")
+    for p, b, a in list(zip(prompts, before, after))[:4]:
+        print(f"x = {p!r}\n   π_ref ({gold_reward(p, b):+.1f}): {b!r}\n   π_θ   ({gold_reward(p, a):+.1f}): {a!r}")
+    for name, answers_ in (("π_ref", before), ("π_θ", after)):
+        b = answer_breakdown(prompts, answers_)
+        shares = ", ".join(f"{k.replace('_', '-')} {v:.2f}" for k, v in b["shares"].items())
+        mean = np.mean([gold_reward(p, y) for p, y in zip(prompts, answers_)])
+        print(f"{name}: mean r* {mean:+.3f}; {shares}; {b['distinct_answers']} distinct answers")

@@ -7,8 +7,7 @@ import torch
 
 from align.evaluate import mean_and_ci, win_rate
 from align.sampling import sample_answers
-from minigpt import GPT, ByteTokenizer
-from tests.conftest import tiny_config
+from tests.test_kl import models
 
 
 def test_mean_and_ci_by_hand():
@@ -24,15 +23,6 @@ def test_win_rate_counts_ties_as_half():
     assert win_rate([3, 1, 2, 0], [1, 1, 5, -1]) == pytest.approx((1 + 0.5 + 0 + 1) / 4)
     with pytest.raises(ValueError):
         win_rate([1], [1, 2])
-
-
-def models(seed_a=0, seed_b=1):
-    tokenizer = ByteTokenizer()
-    torch.manual_seed(seed_a)
-    a = GPT(tiny_config(vocab_size=tokenizer.vocab_size, block_size=64)).eval()
-    torch.manual_seed(seed_b)
-    b = GPT(tiny_config(vocab_size=tokenizer.vocab_size, block_size=64)).eval()
-    return tokenizer, a, b
 
 
 def test_prompts_too_long_for_the_context_keep_their_end(capsys):
