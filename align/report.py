@@ -65,7 +65,7 @@ def plot_dpo(run: RunFolder):
     right.plot(steps, smoothed(values), linewidth=1, alpha=0.7,
                label="training batches (mean of 10)")
     right.plot(*first_column(rows, ("eval_rewards/accuracies", "eval/rewards/accuracies")), "o-",
-               linewidth=2, label="held-out pairs", zorder=3)
+               linewidth=2, label="held-out pairs (at step 0 every pair ties: no wins)", zorder=3)
     right.axhline(0.5, color="grey", linestyle=":", label="chance")
     right.set_title("DPO: share of pairs with r̂(y_w) > r̂(y_l)")
     right.set_ylabel("share of pairs")
