@@ -11,7 +11,7 @@
 Run:
     python -m align.pipeline                   # the default: about 15-20 minutes on 2 CPU cores
     python -m align.pipeline --quick            # a minute or two: a smoke test
-    python -m align.pipeline --preset small     # about 5 minutes: the end-to-end test's run
+    python -m align.pipeline --preset small     # about 8 minutes: the end-to-end test's run
     python -m align.pipeline --preset gpu --device cuda
 
 β: the lecture's example uses DPOConfig(beta=0.1). Here log π(y|x) sums the log-probs of
