@@ -30,7 +30,7 @@ def answer_breakdown(prompts, answers) -> dict:
     components = [gold_components(p, a) for p, a in zip(prompts, answers)]
     n = len(prompts)
     by_kind = {}
-    for prompt, verdict in zip(prompts, verdicts):
+    for verdict in verdicts:
         kind = verdict.kind or "outside the world"
         right, total = by_kind.get(kind, (0, 0))
         by_kind[kind] = (right + verdict.right, total + 1)

@@ -18,8 +18,6 @@ was trained; an answer cut by max_new_tokens (no EOS) is something r_φ never sa
 picked only when no candidate finished.
 """
 
-import math
-
 import torch
 
 from align.breakdown import answer_breakdown, right_flags
@@ -32,15 +30,6 @@ from align.stats import bootstrap_mean, paired_bootstrap
 FIXED_ANSWERS = ("I am Mary.", "Yes.", "Python.", "Hello! How can I help you?",
                  "I am fine, thank you.", "Hello, I am Mary and I am fine. Python.",
                  "I don't know.", "")
-
-
-def proportion_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson's 95% interval for a share of n independent yes/no outcomes (e.g. accuracy)."""
-    if n < 1:
-        return (float("nan"), float("nan"))
-    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (centre - half, centre + half)
 
 
 @torch.no_grad()
@@ -65,20 +54,20 @@ def summarise(prompts, samples, seed) -> dict:
     texts = [s.text for s in samples]
     gold = [gold_reward(p, t) for p, t in zip(prompts, texts)]
     mean, low, high = bootstrap_mean(gold, seed=seed)
-    right_mean, right_low, right_high = bootstrap_mean(right_flags(prompts, texts), seed=seed)
-    return {"gold": gold, "gold_mean": mean, "gold_interval": (low, high),
+    right = right_flags(prompts, texts)  # 1.0 / 0.0 per prompt, for the paired comparisons
+    right_mean, right_low, right_high = bootstrap_mean(right, seed=seed)
+    return {"gold": gold, "right": right, "gold_mean": mean, "gold_interval": (low, high),
             "right_share": right_mean, "right_interval": (right_low, right_high),
             "unfinished": sum(not s.finished for s in samples),
             "breakdown": answer_breakdown(prompts, texts), "texts": texts}
 
 
-def paired(ours: dict, theirs: dict, prompts, seed) -> dict:
+def paired(ours: dict, theirs: dict, seed) -> dict:
     """ours − theirs on the same prompts: mean r*, win rate, right share; paired intervals."""
     return {
         "gold_difference": paired_bootstrap(ours["gold"], theirs["gold"], "mean_difference", seed=seed),
         "win_rate": paired_bootstrap(ours["gold"], theirs["gold"], "win_rate", seed=seed),
-        "right_share_difference": paired_bootstrap(right_flags(prompts, ours["texts"]),
-                                                   right_flags(prompts, theirs["texts"]),
+        "right_share_difference": paired_bootstrap(ours["right"], theirs["right"],
                                                    "mean_difference", seed=seed),
     }
 
@@ -105,10 +94,10 @@ def compare_policies(reference, policies: dict, reward_model, tokenizer, prompts
         results["greedy"][name] = summarise(prompts, samples, seed)
     for name in [*policies, best_name]:
         results["paired"][f"{name} − SFT"] = paired(results["sampled"][name],
-                                                    results["sampled"]["SFT"], prompts, seed)
+                                                    results["sampled"]["SFT"], seed)
     for name in policies:
         results["paired"][f"{name} − SFT, greedy"] = paired(results["greedy"][name],
-                                                            results["greedy"]["SFT"], prompts, seed)
+                                                            results["greedy"]["SFT"], seed)
         results["kl"][name] = kl_report(models[name], reference, sampled[name], tokenizer.pad_id,
                                         device)
     results["fixed_answers"] = {

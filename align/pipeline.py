@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import torch
 
 from align.breakdown import kind_of
-from align.compare import compare_policies, proportion_interval
+from align.compare import compare_policies
 from align.data import write_jsonl
 from align.dpo import DPOConfig, train_dpo
 from align.preferences import make_preference_pairs
@@ -46,6 +46,7 @@ from align.report import plot_pipeline, write_report
 from align.reward import RewardConfig, load_reward_model, train_reward
 from align.sampling import generate_responses
 from align.sft import SFTConfig, train_sft
+from align.stats import proportion_interval
 from minigpt.checkpoint import load_model
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.device import pick_device
@@ -240,7 +241,7 @@ def without_texts(comparison: dict) -> dict:
     """The comparison without per-prompt lists (those go to samples.jsonl)."""
     out = {key: value for key, value in comparison.items() if key not in ("sampled", "greedy")}
     for mode in ("sampled", "greedy"):
-        out[mode] = {name: {k: v for k, v in summary.items() if k not in ("gold", "texts")}
+        out[mode] = {name: {k: v for k, v in summary.items() if k not in ("gold", "right", "texts")}
                      for name, summary in comparison[mode].items()}
     return out
 

@@ -20,12 +20,16 @@ experiment we ran.
 - `paired_bootstrap(ours, theirs, "win_rate")`: share of prompts where ours_i > theirs_i,
   a tie counting ½ (as `align.evaluate.win_rate`).
 - `bootstrap_mean(values)`: one list, the mean.
+- `proportion_interval(share, n)`: Wilson's interval for a share of n yes/no outcomes
+  (an accuracy over held-out pairs).
 Each returns (estimate on the data, low, high).
 
 Example:
     >>> paired_bootstrap([3.0, 1.0, 2.0, 0.5], [1.0, 1.0, 5.0, -1.0], "win_rate", seed=0)
     (0.625, 0.25, 1.0)
 """
+
+import math
 
 import numpy as np
 
@@ -104,3 +108,12 @@ def paired_bootstrap(ours, theirs, statistic="mean_difference", n_resamples=2000
         per_prompt = np.where(ours > theirs, 1.0, np.where(ours == theirs, 0.5, 0.0))  # (n,)
     resampled = bootstrap_means(per_prompt, n_resamples, seed)  # (n_resamples,)
     return percentile_interval(per_prompt.mean(), resampled, confidence)
+
+
+def proportion_interval(share: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson's 95% interval for a share of n independent yes/no outcomes (e.g. accuracy)."""
+    if n < 1:
+        return (float("nan"), float("nan"))
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (centre - half, centre + half)

@@ -87,3 +87,11 @@ def test_the_same_seed_gives_the_same_interval():
 def test_bad_input_is_refused_with_the_reason(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_wilson_interval_for_a_share_by_hand():
+    from align.stats import proportion_interval
+    low, high = proportion_interval(0.5, 100)  # centre 0.5, half 1.96·√(0.0025 + 0.000096)/1.0384
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    low, high = proportion_interval(0.0, 10)  # never below 0, unlike p ± 1.96·√(p(1−p)/n)
+    assert low == pytest.approx(0.0, abs=1e-12) and 0.27 < high < 0.28
