@@ -31,7 +31,9 @@ and gold_components.png, samples.jsonl, results.json, and report.md with the tab
 """
 
 import dataclasses
+import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -47,12 +49,13 @@ from align.reward import RewardConfig, load_reward_model, train_reward
 from align.sampling import generate_responses
 from align.sft import SFTConfig, train_sft
 from align.stats import proportion_interval
-from minigpt.checkpoint import load_model
-from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from align.common import check_lengths
+from minigpt.checkpoint import load_checkpoint, load_model
+from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.device import pick_device
 from minigpt.errors import InputError
 from minigpt.runlog import RunFolder, column
-from minigpt.train import TrainConfig, train
+from minigpt.train import FREE_ON_RESUME as FREE_ON_RESUME_TRAIN, TrainConfig, train
 from toyworld.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
                          sft_demonstrations, train_prompts)
 
@@ -106,130 +109,287 @@ PRESETS = {
 class PipelineConfig:
     preset: str = field(default="default", metadata={"help": "sizes and steps of every stage",
                                                       "choices": tuple(PRESETS)})
-    out_dir: str = field(default="runs/pipeline", metadata={"help": "run folder to write"})
+    out_dir: str = field(default="", metadata={
+        "help": "run folder to write (default: runs/pipeline, or runs/pipeline-PRESET for "
+                "another preset, so a quick run never replaces a default one)"})
     beta: float = field(default=0.5, metadata={"help": "DPO's β (see the module's docstring)"})
     max_new_tokens: int = field(default=48, metadata={"help": "longest sampled answer"})
     seed: int = field(default=1337, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     quick: bool = field(default=False, metadata={"help": "the same as --preset quick"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue the run in --out-dir with its saved settings (a rerun with the same "
+                "settings into the same folder resumes too)"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "replace a pipeline run of other settings in --out-dir"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
+    def __post_init__(self):
+        if self.quick:
+            self.preset = "quick"
+        if self.preset not in PRESETS:
+            raise InputError(f"--preset must be one of {list(PRESETS)}, got {self.preset!r}")
+        if not self.out_dir:
+            self.out_dir = "runs/pipeline" if self.preset == "default" else f"runs/pipeline-{self.preset}"
+        check_ranges(self, at_least_one=("max_new_tokens",))
+        if self.resume and self.overwrite:
+            raise InputError("--resume continues a run and --overwrite replaces it: give one")
 
-def stage_settings(preset: dict, stage: str, **fixed) -> dict:
-    return {**preset[stage], **fixed}
+
+# Settings that do not change what a run computes: a run may be resumed with other values.
+FREE_ON_RESUME = ("progress", "resume", "overwrite", "quick")
+STAGES = ("data", "pretrain", "sft", "preferences", "reward", "dpo", "evaluation")
+
+
+def stage_configs(config: PipelineConfig, path) -> dict:
+    """Every stage's settings, built (and so checked) before any work starts: a bad --beta
+    is refused at once, not after ten minutes of pre-training."""
+    preset = PRESETS[config.preset]
+    block = preset["pretrain"]["block_size"]
+    lengths = dict(max_length=block, max_prompt_length=block // 2, device=config.device,
+                   seed=config.seed)
+    configs = {
+        "pretrain": TrainConfig(data=path("data/corpus.txt"), out_dir=path("pretrain"),
+                                tokenizer="byte", seed=config.seed, device=config.device,
+                                sample_tokens=0, **preset["pretrain"]),
+        "sft": SFTConfig(init=path("pretrain"), data=path("data/sft_train.jsonl"),
+                         eval_data=path("data/sft_eval.jsonl"), out_dir=path("sft"),
+                         **lengths, **preset["sft"]),
+        "reward": RewardConfig(init=path("sft"), data=path("data/pairs_train.jsonl"),
+                               eval_data=path("data/pairs_heldout.jsonl"), out_dir=path("reward"),
+                               **lengths, **preset["reward"]),
+        "dpo": DPOConfig(init=path("sft"), data=path("data/pairs_train.jsonl"),
+                         eval_data=path("data/pairs_heldout.jsonl"), out_dir=path("dpo"),
+                         beta=config.beta, **lengths, **preset["dpo"]),
+    }
+    for name in ("sft", "reward", "dpo"):
+        check_lengths(configs[name], block)
+    pick_device(config.device)  # an unavailable device is refused now too
+    return configs
+
+
+def saved_settings(config: PipelineConfig) -> dict:
+    """What config.json records, and what a rerun must match to resume: the flags that
+    shape the run and the preset's settings as the code defines them now."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ON_RESUME}
+    return json.loads(json.dumps({**settings, "preset_settings": PRESETS[config.preset]}))
+
+
+def setting_changes(saved: dict, wanted: dict, prefix="") -> list[str]:
+    """["--beta 0.5 → 1.0", "preset_settings.dpo.max_iters 300 → 400", ...]."""
+    changes = []
+    for key in sorted(set(saved) | set(wanted)):
+        old, new = saved.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes += setting_changes(old, new, f"{prefix}{key}.")
+        elif old != new:
+            name = prefix + key if prefix else f"--{key.replace('_', '-')}"
+            changes.append(f"{name} {old!r} → {new!r}")
+    return changes
+
+
+def open_run_folder(config: PipelineConfig) -> tuple[RunFolder, dict]:
+    """The run folder and the stages already done in it ({stage: {"seconds", "result"}}).
+
+    An empty or missing folder starts a new run. A folder holding a pipeline run of the same
+    settings resumes it. A pipeline run of other settings is refused (its work is not
+    replaced without asking) unless --overwrite; a folder of other files is always refused,
+    since the pipeline never deletes what it did not write."""
+    out = config.out_dir
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"--out-dir {out}: is a file, expected a folder")
+    wanted = saved_settings(config)
+    if os.path.isdir(out) and os.listdir(out):
+        saved = read_json_or_none(os.path.join(out, "config.json"))
+        if saved is None or "preset_settings" not in saved:
+            raise InputError(f"--out-dir {out}: holds files that are not a pipeline run; "
+                             f"choose another --out-dir")
+        changes = setting_changes({k: saved.get(k) for k in wanted if k != "preset_settings"},
+                                  {k: v for k, v in wanted.items() if k != "preset_settings"})
+        if not changes:  # the same flags, but the code's preset has changed since
+            changes = setting_changes(saved.get("preset_settings") or {},
+                                      wanted["preset_settings"], "preset settings: ")
+        if len(changes) > 4:
+            changes = changes[:4] + [f"{len(changes) - 4} more"]
+        finished = os.path.exists(os.path.join(out, "results.json"))
+        if config.overwrite:
+            shutil.rmtree(out)
+        elif changes:
+            raise InputError(f"{out}: holds a {'finished' if finished else 'unfinished'} pipeline "
+                             f"run of other settings ({', '.join(changes)}); pass --overwrite "
+                             f"to replace it, or choose another --out-dir")
+    elif config.resume:
+        raise InputError(f"--resume: {out} holds no pipeline run to continue")
+    run = RunFolder(out)
+    done = read_json_or_none(run.file("stages.json")) or {}
+    run.write_json("config.json", {**dataclasses.asdict(config), **wanted})
+    return run, done
+
+
+def read_json_or_none(file):
+    if not os.path.exists(file):
+        return None
+    try:
+        with open(file, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError):
+        raise InputError(f"{file}: not valid JSON; remove it or choose another --out-dir") from None
+
+
+def stage_outputs(stage: str, path) -> list[str]:
+    """The files a finished stage leaves; a stage whose files are missing is redone."""
+    data = [path(f"data/{name}") for name in ("corpus.txt", "sft_train.jsonl", "sft_eval.jsonl")]
+    pairs = [path("data/pairs_train.jsonl"), path("data/pairs_heldout.jsonl")]
+    checkpoints = {name: [path(f"{name}/ckpt.pt")] for name in ("pretrain", "sft", "reward", "dpo")}
+    return {"data": data, "preferences": pairs, **checkpoints,
+            "evaluation": [path("results.json"), path("report.md")]}[stage]
+
+
+def resumable_pretraining(train_config: TrainConfig) -> dict | None:
+    """An interrupted pre-training's checkpoint when it continues exactly this configuration
+    (minigpt.train's exact resume), else None: pre-training then starts afresh."""
+    file = os.path.join(train_config.out_dir, "ckpt.pt")
+    if not os.path.exists(file):
+        return None
+    try:
+        checkpoint = load_checkpoint(file)
+        saved = json.loads(checkpoint["extra"]).get("train_config", {})
+    except (InputError, KeyError, ValueError):
+        return None  # a broken checkpoint is not worth keeping: start again
+    wanted = dataclasses.asdict(train_config)
+    same = all(saved.get(k) == v for k, v in wanted.items() if k not in FREE_ON_RESUME_TRAIN)
+    return checkpoint if same and "optimizer" in checkpoint else None
 
 
 def run_pipeline(config: PipelineConfig) -> dict:
-    if config.quick:
-        config = dataclasses.replace(config, preset="quick")
-    if config.preset not in PRESETS:
-        raise InputError(f"--preset must be one of {list(PRESETS)}, got {config.preset!r}")
+    """Run every stage into config.out_dir (resuming what an earlier run left; see
+    open_run_folder) and return the results that results.json holds."""
     preset, device, seed = PRESETS[config.preset], pick_device(config.device), config.seed
+    path = lambda name: os.path.join(config.out_dir, name)  # noqa: E731
+    configs = stage_configs(config, path)
+    existed = os.path.isdir(config.out_dir)
+    run, done = open_run_folder(config)
     started = time.time()
-    run = RunFolder(config.out_dir)
-    run.write_json("config.json", {**dataclasses.asdict(config), "preset_settings": preset})
-    path = run.file
-    timings = {}
+    redo = False  # once a stage is redone, every later stage (which reads its output) is too
 
+    def stage(name, work):
+        nonlocal redo
+        if not redo and name in done and all(map(os.path.exists, stage_outputs(name, path))):
+            print(f"{name}: done in an earlier run ({done[name]['seconds']:.0f} s), kept")
+            return done[name]["result"]
+        redo = True
+        clock = time.time()
+        result = work()
+        done[name] = {"seconds": time.time() - clock, "result": result}
+        run.write_json("stages.json", done)
+        return result
+
+    try:
+        return stages(config, configs, preset, device, seed, path, stage, run, done, started)
+    except BaseException:
+        if not existed and not any(os.path.exists(path(f"{name}/ckpt.pt"))
+                                   for name in ("pretrain", "sft", "reward", "dpo")):
+            shutil.rmtree(config.out_dir, ignore_errors=True)  # a failed new run leaves nothing
+        raise
+
+
+def stages(config, configs, preset, device, seed, path, stage, run, done, started) -> dict:
+    """The stages in order; `stage(name, work)` runs work() unless an earlier run did."""
     # 0. the toy world's data
-    os.makedirs(path("data"), exist_ok=True)
-    with open(path("data/corpus.txt"), "w", encoding="utf-8") as f:
-        f.write(pretraining_corpus(preset["corpus_chars"], seed))
-    demonstrations = sft_demonstrations(preset["sft_rows"], seed)
-    n_eval = max(len(demonstrations) // 10, 1)
-    write_jsonl(path("data/sft_train.jsonl"), demonstrations[n_eval:])
-    write_jsonl(path("data/sft_eval.jsonl"), demonstrations[:n_eval])
+    def make_data():
+        os.makedirs(path("data"), exist_ok=True)
+        with open(path("data/corpus.txt"), "w", encoding="utf-8") as f:
+            f.write(pretraining_corpus(preset["corpus_chars"], seed))
+        demonstrations = sft_demonstrations(preset["sft_rows"], seed)
+        n_eval = max(len(demonstrations) // 10, 1)
+        write_jsonl(path("data/sft_train.jsonl"), demonstrations[n_eval:])
+        write_jsonl(path("data/sft_eval.jsonl"), demonstrations[:n_eval])
+        return {"sft_rows": len(demonstrations), "sft_eval_rows": n_eval}
+    stage("data", make_data)
 
-    # 1. pre-training (minigpt.train), byte-level so any text of the world encodes
-    clock = time.time()
-    pretrain = train(TrainConfig(data=path("data/corpus.txt"), out_dir=path("pretrain"),
-                                 tokenizer="byte", seed=seed, device=config.device,
-                                 sample_tokens=0, overwrite=True, **preset["pretrain"]),
-                     progress=config.progress)
-    timings["pretrain"] = time.time() - clock
-    block = preset["pretrain"]["block_size"]
-    lengths = dict(max_length=block, max_prompt_length=block // 2, device=config.device, seed=seed)
+    # 1. pre-training (minigpt.train), byte-level so any text of the world encodes;
+    #    an interrupted pre-training continues from its last checkpoint, exactly
+    def pretrain():
+        checkpoint = resumable_pretraining(configs["pretrain"])
+        if checkpoint is not None:
+            print(f"pretrain: continuing from step {checkpoint['step']}")
+        train_config = dataclasses.replace(configs["pretrain"], resume=checkpoint is not None,
+                                           overwrite=checkpoint is None)
+        return train(train_config, checkpoint, progress=config.progress)
+    pretrained = stage("pretrain", pretrain)
 
     # 2. supervised fine-tuning: π_ref
-    clock = time.time()
-    sft = train_sft(SFTConfig(init=path("pretrain"), data=path("data/sft_train.jsonl"),
-                              eval_data=path("data/sft_eval.jsonl"), out_dir=path("sft"),
-                              **lengths, **preset["sft"]), progress=config.progress)
-    timings["sft"] = time.time() - clock
+    sft = stage("sft", lambda: train_sft(configs["sft"], progress=config.progress))
 
     # 3. preference pairs from π_ref's samples, labelled by r* through Bradley-Terry
-    clock = time.time()
-    reference, tokenizer, _ = load_model(path("sft"), device)
     sampling = dict(max_new_tokens=config.max_new_tokens, device=device)
     unfinished = preset.get("unfinished", "drop")
-    pairs, pair_counts = make_preference_pairs(reference, tokenizer,
-                                               train_prompts(preset["pair_prompts"], seed),
-                                               preset["samples_per_prompt"], seed, **sampling,
-                                               unfinished=unfinished)
-    heldout_pairs, heldout_counts = make_preference_pairs(
-        reference, tokenizer, heldout_prompts(preset["heldout_pairs_prompts"], seed + 1),
-        preset["samples_per_prompt"], seed + 1, **sampling, unfinished=unfinished)
-    if not pairs or not heldout_pairs:
-        raise InputError(f"π_ref's samples made no preference pair ({pair_counts} {heldout_counts}); "
-                         f"a model that never writes EOS within --max-new-tokens needs more SFT")
-    write_jsonl(path("data/pairs_train.jsonl"), pairs)
-    write_jsonl(path("data/pairs_heldout.jsonl"), heldout_pairs)
-    timings["preferences"] = time.time() - clock
+
+    def make_pairs():
+        reference, tokenizer, _ = load_model(path("sft"), device)
+        pairs, pair_counts = make_preference_pairs(reference, tokenizer,
+                                                   train_prompts(preset["pair_prompts"], seed),
+                                                   preset["samples_per_prompt"], seed, **sampling,
+                                                   unfinished=unfinished,
+                                                   pairing=preset.get("pairing", "adjacent"))
+        heldout_pairs, heldout_counts = make_preference_pairs(
+            reference, tokenizer, heldout_prompts(preset["heldout_pairs_prompts"], seed + 1),
+            preset["samples_per_prompt"], seed + 1, **sampling, unfinished=unfinished)
+        if not pairs or not heldout_pairs:
+            raise InputError(f"π_ref's samples made no preference pair ({pair_counts} {heldout_counts}); "
+                             f"a model that never writes EOS within --max-new-tokens needs more SFT")
+        write_jsonl(path("data/pairs_train.jsonl"), pairs)
+        write_jsonl(path("data/pairs_heldout.jsonl"), heldout_pairs)
+        return {"train": pair_counts, "heldout": heldout_counts}
+    pair_counts = stage("preferences", make_pairs)
 
     # 4. reward model r_φ, 5. DPO
-    clock = time.time()
-    reward = train_reward(RewardConfig(init=path("sft"), data=path("data/pairs_train.jsonl"),
-                                       eval_data=path("data/pairs_heldout.jsonl"),
-                                       out_dir=path("reward"), **lengths, **preset["reward"]),
-                          progress=config.progress)
-    timings["reward"] = time.time() - clock
-    clock = time.time()
-    dpo = train_dpo(DPOConfig(init=path("sft"), data=path("data/pairs_train.jsonl"),
-                              eval_data=path("data/pairs_heldout.jsonl"), out_dir=path("dpo"),
-                              beta=config.beta, **lengths, **preset["dpo"]),
-                    progress=config.progress)
-    timings["dpo"] = time.time() - clock
+    reward = stage("reward", lambda: train_reward(configs["reward"], progress=config.progress))
+    dpo = stage("dpo", lambda: train_dpo(configs["dpo"], progress=config.progress))
 
     # 6. evaluation on held-out prompts with the gold reward (align.compare)
-    clock = time.time()
-    policy, _, _ = load_model(path("dpo"), device)
-    reward_model, _ = load_reward_model(path("reward"), device)
-    prompts = heldout_prompts(preset["eval_prompts"], seed + 2)
-    comparison = compare_policies(reference, {"DPO": policy}, reward_model, tokenizer, prompts,
-                                  preset["best_of"], config.max_new_tokens, device, seed=seed)
-    lecture = {name: generate_responses(model, tokenizer, LECTURE_PROMPTS, temperature=0.0, **sampling)
-               for name, model in (("SFT", reference), ("DPO", policy))}
-    timings["evaluation"] = time.time() - clock
-
-    results = {
-        "preset": config.preset, "device": device, "seconds": time.time() - started,
-        "timings": timings,
-        "pretrain_val_loss": pretrain["val_loss"],
-        "sft_response_loss": sft["eval_response_loss"],
-        "reward_accuracy": reward["accuracy"], "reward_gold_agreement": reward["gold_agreement"],
-        "reward_comparable_pairs": reward["gold_comparable_pairs"],
-        "dpo_heldout_accuracy": dpo["rewards/accuracies"],
-        "dpo_heldout_pairs": heldout_pairs_used(dpo["truncation"]),
-        "dpo_heldout_accuracy_interval": proportion_interval(
-            dpo["rewards/accuracies"], heldout_pairs_used(dpo["truncation"])),
-        "dpo_train_accuracy_start_end": train_accuracy_start_end(path("dpo")),
-        "evaluation": without_texts(comparison),
-        "pairs": pair_counts, "heldout_pairs": heldout_counts,
-        "truncation": {"sft": sft["truncation"], "reward": reward["truncation"], "dpo": dpo["truncation"]},
-    }
-    rows = []
-    for i, prompt in enumerate(prompts):
-        row = {"prompt": prompt, "kind": kind_of(prompt)}
-        for mode in ("sampled", "greedy"):
-            for name, summary in comparison[mode].items():
-                row[f"{mode}/{name}"] = summary["texts"][i]
-                row[f"gold/{mode}/{name}"] = summary["gold"][i]
-        rows.append(row)
-    write_jsonl(path("samples.jsonl"), rows)
-    run.write_json("results.json", {**results, "lecture_answers": lecture})
-    plot_pipeline(run, comparison)
-    write_report(run, results, lecture, LECTURE_PROMPTS)
-    return results
+    def evaluate():
+        reference, tokenizer, _ = load_model(path("sft"), device)
+        policy, _, _ = load_model(path("dpo"), device)
+        reward_model, _ = load_reward_model(path("reward"), device)
+        prompts = heldout_prompts(preset["eval_prompts"], seed + 2)
+        comparison = compare_policies(reference, {"DPO": policy}, reward_model, tokenizer, prompts,
+                                      preset["best_of"], config.max_new_tokens, device, seed=seed)
+        lecture = {name: generate_responses(model, tokenizer, LECTURE_PROMPTS, temperature=0.0,
+                                            **sampling)
+                   for name, model in (("SFT", reference), ("DPO", policy))}
+        timings = {name: done[name]["seconds"] for name in STAGES if name in done}
+        results = {
+            "preset": config.preset, "device": device, "seconds": time.time() - started,
+            "timings": timings,
+            "pretrain_val_loss": pretrained["val_loss"],
+            "sft_response_loss": sft["eval_response_loss"],
+            "reward_accuracy": reward["accuracy"], "reward_gold_agreement": reward["gold_agreement"],
+            "reward_comparable_pairs": reward["gold_comparable_pairs"],
+            "dpo_heldout_accuracy": dpo["rewards/accuracies"],
+            "dpo_heldout_pairs": heldout_pairs_used(dpo["truncation"]),
+            "dpo_heldout_accuracy_interval": proportion_interval(
+                dpo["rewards/accuracies"], heldout_pairs_used(dpo["truncation"])),
+            "dpo_train_accuracy_start_end": train_accuracy_start_end(path("dpo")),
+            "evaluation": without_texts(comparison),
+            "pairs": pair_counts["train"], "heldout_pairs": pair_counts["heldout"],
+            "truncation": {"sft": sft["truncation"], "reward": reward["truncation"],
+                           "dpo": dpo["truncation"]},
+        }
+        rows = []
+        for i, prompt in enumerate(prompts):
+            row = {"prompt": prompt, "kind": kind_of(prompt)}
+            for mode in ("sampled", "greedy"):
+                for name, summary in comparison[mode].items():
+                    row[f"{mode}/{name}"] = summary["texts"][i]
+                    row[f"gold/{mode}/{name}"] = summary["gold"][i]
+            rows.append(row)
+        write_jsonl(path("samples.jsonl"), rows)
+        run.write_json("results.json", {**results, "lecture_answers": lecture})
+        plot_pipeline(run, comparison)
+        write_report(run, results, lecture, LECTURE_PROMPTS)
+        return results
+    return stage("evaluation", evaluate)
 
 
 def heldout_pairs_used(truncation: dict) -> int:
@@ -255,7 +415,12 @@ def train_accuracy_start_end(dpo_dir) -> tuple[float, float]:
 
 def main(argv=None):
     parser = parser_from_dataclass(PipelineConfig, __doc__)
-    config = PipelineConfig(**given_flags(parser.parse_args(argv)))
+    flags = given_flags(parser.parse_args(argv))
+    config = PipelineConfig(**flags)
+    if config.resume:  # the saved run's settings, unless typed (a typed change is refused)
+        saved = read_json_or_none(os.path.join(config.out_dir, "config.json")) or {}
+        names = {f.name for f in dataclasses.fields(PipelineConfig)} - set(FREE_ON_RESUME)
+        config = PipelineConfig(**{**{k: v for k, v in saved.items() if k in names}, **flags})
     torch.manual_seed(config.seed)
     results = run_pipeline(config)
     print(open(os.path.join(config.out_dir, "report.md"), encoding="utf-8").read())

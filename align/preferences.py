@@ -34,17 +34,32 @@ from minigpt.errors import InputError
 from minigpt.device import pick_device
 
 
+PAIRING_CHOICES = ("adjacent", "all")
+
+
+def pair_indices(n: int, pairing: str = "adjacent") -> list[tuple[int, int]]:
+    """Which of n answers are compared: "adjacent" pairs 1st with 2nd, 3rd with 4th, ...
+    (n // 2 pairs, no answer in two of them: independent pairs, as held-out data needs);
+    "all" compares every two answers, n(n − 1)/2 pairs (three times as many from K = 4
+    samples, at no extra sampling cost; pairs that share an answer are not independent)."""
+    if pairing == "adjacent":
+        return [(i, i + 1) for i in range(0, n - 1, 2)]
+    if pairing == "all":
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+    raise ValueError(f"pairing must be one of {PAIRING_CHOICES}, got {pairing!r}")
+
+
 def label_pairs(prompt, answers, rng: random.Random, counts: dict, samples=None,
-                tokenizer=None) -> list[dict]:
-    """Pair answers (1st with 2nd, 3rd with 4th, ...) and label each pair by Bradley-Terry.
+                tokenizer=None, pairing: str = "adjacent") -> list[dict]:
+    """Pair answers (see `pair_indices`) and label each pair by Bradley-Terry.
 
     answers are texts; samples (optional, one `Sample` per answer) are the tokens they were
     sampled as, kept in each row under "token_ids" so that training reads exactly them.
     """
     rows = []
     samples = samples if samples is not None else [None] * len(answers)
-    for (first, s1), (second, s2) in zip(zip(answers[0::2], samples[0::2]),
-                                         zip(answers[1::2], samples[1::2])):
+    for i, j in pair_indices(len(answers), pairing):
+        (first, s1), (second, s2) = (answers[i], samples[i]), (answers[j], samples[j])
         if first == second:
             counts["identical_skipped"] += 1
             continue
@@ -85,18 +100,20 @@ UNFINISHED_CHOICES = ("drop", "keep")
 
 
 def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=0, device="cpu",
-                          max_new_tokens=64, temperature=1.0, unfinished="drop"):
+                          max_new_tokens=64, temperature=1.0, unfinished="drop",
+                          pairing="adjacent"):
     """Sample answers from model for each prompt and label pairs of them; returns (rows, counts).
 
     Each row keeps the sampled token ids. An answer cut by max_new_tokens before the model
     sampled EOS is never given an EOS it did not write: with unfinished="drop" (the
     default) it is left out before pairing and counted in counts["unfinished_dropped"],
-    and the finished answers are paired two by two; with "keep" it is paired as it was
+    and the finished answers are paired (`pair_indices`); with "keep" it is paired as it was
     sampled, without an EOS (for a model too small to end its answers yet), and counted
     in counts["unfinished_kept"].
     """
     if unfinished not in UNFINISHED_CHOICES:
         raise ValueError(f"unfinished must be one of {UNFINISHED_CHOICES}, got {unfinished!r}")
+    pair_indices(2, pairing)  # refuses an unknown pairing before any sampling
     draws = [sample_answers(model, tokenizer, prompts, max_new_tokens, temperature, seed=seed + k,
                             device=device) for k in range(samples_per_prompt)]
     rng = random.Random(seed)
@@ -112,7 +129,8 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
             counts["unfinished_dropped"] += cut
         else:
             counts["unfinished_kept"] += cut
-        rows += label_pairs(prompt, [s.text for s in samples], rng, counts, samples, tokenizer)
+        rows += label_pairs(prompt, [s.text for s in samples], rng, counts, samples, tokenizer,
+                            pairing)
     counts["label_agrees_with_gold"] = sum(r["chosen_gold"] > r["rejected_gold"] for r in rows)
     counts["gold_ties"] = sum(r["chosen_gold"] == r["rejected_gold"] for r in rows)
     return rows, counts
@@ -124,7 +142,10 @@ class PreferenceConfig:
     out: str = field(default="runs/preferences/pairs.jsonl", metadata={"help": "JSONL file to write"})
     prompts: int = field(default=400, metadata={"help": "how many training prompts of the toy world"})
     prompt_file: str = field(default="", metadata={"help": "JSONL with a 'prompt' per line to use instead of the toy world's"})
-    samples: int = field(default=4, metadata={"help": "answers sampled per prompt (paired two by two)"})
+    samples: int = field(default=4, metadata={"help": "answers sampled per prompt"})
+    pairing: str = field(default="adjacent", metadata={
+        "help": "adjacent: 1st with 2nd, 3rd with 4th (independent pairs); all: every two answers",
+        "choices": PAIRING_CHOICES})
     max_new_tokens: int = field(default=64, metadata={"help": "longest answer"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     unfinished: str = field(default="drop", metadata={
@@ -153,7 +174,7 @@ def main(argv=None):
         prompts = train_prompts(config.prompts, config.seed)
     rows, counts = make_preference_pairs(model.to(device), tokenizer, prompts, config.samples,
                                          config.seed, device, config.max_new_tokens, config.temperature,
-                                         config.unfinished)
+                                         config.unfinished, config.pairing)
     if not rows:
         raise InputError(f"no pair could be made ({counts['unfinished_dropped']} answers cut by "
                          f"--max-new-tokens left out, the rest identical or empty; "

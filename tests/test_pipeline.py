@@ -1,24 +1,34 @@
 """The whole lecture in one tiny run, and the stage commands' answers to bad input."""
 
+import dataclasses
 import json
 import os
 
 import pytest
 
+import align.pipeline as pipeline
 from align.dpo import main as dpo_main
-from align.pipeline import PipelineConfig, run_pipeline
+from align.pipeline import PipelineConfig, main as pipeline_main, run_pipeline
 from align.reward import main as reward_main
 from align.sft import main as sft_main
 from toyworld.world import LECTURE_DPO_DATASET
 from align.data import rows_from_dict_of_lists, write_jsonl
 from minigpt import GPT, ByteTokenizer, CharTokenizer, save_checkpoint
 from minigpt.cli import run_main
+from minigpt.errors import InputError
 from tests.conftest import tiny_config
 
 
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One uninterrupted quick run, shared by the tests that read it."""
+    out = tmp_path_factory.mktemp("quick")
+    return out, run_pipeline(PipelineConfig(preset="quick", out_dir=str(out), progress=False))
+
+
 @pytest.mark.slow
-def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(tmp_path):
-    results = run_pipeline(PipelineConfig(preset="quick", out_dir=str(tmp_path), progress=False))
+def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
+    tmp_path, results = quick_run
     for name in ("report.md", "losses.png", "dpo_rewards.png", "gold_reward.png",
                  "gold_components.png", "samples.jsonl", "results.json", "pretrain/ckpt.pt",
                  "sft/ckpt.pt", "reward/ckpt.pt", "dpo/ckpt.pt", "data/pairs_train.jsonl",
@@ -36,6 +46,98 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(tmp_path):
         assert sum(summary["breakdown"]["components"].values()) == pytest.approx(summary["gold_mean"])
     rows = [json.loads(line) for line in open(tmp_path / "data/pairs_train.jsonl")]
     assert all("token_ids" in row for row in rows)
+
+
+@pytest.mark.slow
+def test_an_interrupted_pipeline_resumes_where_it_stopped_and_ends_as_an_uninterrupted_run(
+        quick_run, tmp_path, monkeypatch, capsys):
+    _, uninterrupted = quick_run
+    out = tmp_path / "run"
+    config = PipelineConfig(preset="quick", out_dir=str(out), progress=False)
+    real_train = pipeline.train
+
+    def stopped_inside_pretraining(train_config, checkpoint=None, progress=True):
+        real_train(dataclasses.replace(train_config, stop_after=75), checkpoint, progress)
+        raise KeyboardInterrupt  # as if Ctrl-C came after the checkpoint at step 75
+
+    def stopped_before_dpo(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "train", stopped_inside_pretraining)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config)
+    assert set(json.loads((out / "stages.json").read_text())) == {"data"}
+
+    monkeypatch.setattr(pipeline, "train", real_train)
+    monkeypatch.setattr(pipeline, "train_dpo", stopped_before_dpo)
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config)
+    assert "pretrain: continuing from step 75" in capsys.readouterr().out
+    rows = [json.loads(line) for line in open(out / "pretrain/metrics.jsonl")]
+    assert [row["step"] for row in rows if "loss" in row] == list(range(1, 151))  # none redone
+    assert set(json.loads((out / "stages.json").read_text())) == {
+        "data", "pretrain", "sft", "preferences", "reward"}
+
+    kept = ("pretrain/ckpt.pt", "sft/ckpt.pt", "reward/ckpt.pt", "data/pairs_train.jsonl")
+    before = {name: os.stat(out / name).st_mtime_ns for name in kept}
+    monkeypatch.undo()  # the real stages again
+    resumed = run_pipeline(config)
+    printed = capsys.readouterr().out
+    for name in ("data", "pretrain", "sft", "preferences", "reward"):
+        assert f"{name}: done in an earlier run" in printed, name
+    assert {name: os.stat(out / name).st_mtime_ns for name in kept} == before  # not redone
+    # the resumed run computes what the uninterrupted one did
+    for key in ("pretrain_val_loss", "sft_response_loss", "reward_accuracy", "dpo_heldout_accuracy"):
+        assert resumed[key] == pytest.approx(uninterrupted[key], abs=1e-6), key
+    for mode in ("sampled", "greedy"):
+        for name, summary in uninterrupted["evaluation"][mode].items():
+            assert resumed["evaluation"][mode][name]["gold_mean"] == pytest.approx(summary["gold_mean"])
+
+
+def test_the_pipeline_refuses_bad_settings_before_any_work(tmp_path, capsys):
+    out = tmp_path / "never"
+    for argv, words in ((["--beta", "-1"], "--beta must be positive"),
+                        (["--max-new-tokens", "0"], "--max-new-tokens must be at least 1"),
+                        (["--resume", "--overwrite"], "give one"),
+                        (["--resume"], "holds no pipeline run to continue")):
+        assert words in one_line_error(capsys, pipeline_main, ["--out-dir", str(out), *argv])
+        assert not out.exists()  # refused before a folder was made
+
+
+def test_a_run_folder_is_never_replaced_without_asking(tmp_path, capsys):
+    quick = PipelineConfig(preset="quick", out_dir=str(tmp_path / "run"))
+    run, done = pipeline.open_run_folder(quick)
+    assert done == {}
+    (tmp_path / "run" / "results.json").write_text("{}")  # as if it had finished
+    err = one_line_error(capsys, pipeline_main, ["--out-dir", str(tmp_path / "run"), "--beta", "1",
+                                                 "--quick"])
+    assert "holds a finished pipeline run of other settings (--beta 0.5 → 1.0)" in err
+    assert "--preset 'quick' → 'default'" in one_line_error(
+        capsys, pipeline_main, ["--out-dir", str(tmp_path / "run")])
+    assert (tmp_path / "run" / "results.json").exists()  # still there
+    # the same settings resume; --overwrite replaces
+    assert pipeline.open_run_folder(quick)[0].path == str(tmp_path / "run")
+    assert (tmp_path / "run" / "results.json").exists()
+    pipeline.open_run_folder(dataclasses.replace(quick, beta=1.0, overwrite=True))
+    assert not (tmp_path / "run" / "results.json").exists()
+    # a folder the pipeline did not write is refused even with --overwrite
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("my work")
+    assert "not a pipeline run" in one_line_error(
+        capsys, pipeline_main, ["--out-dir", str(tmp_path / "mine"), "--overwrite"])
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "my work"
+    # each preset has its own default folder, so --quick never replaces a default run
+    assert PipelineConfig(quick=True).out_dir != PipelineConfig().out_dir
+
+
+def test_a_failed_new_run_leaves_no_folder_behind(tmp_path, monkeypatch):
+    def failing(*args, **kwargs):
+        raise InputError("the corpus is too short")
+    monkeypatch.setattr(pipeline, "train", failing)
+    with pytest.raises(InputError):
+        run_pipeline(PipelineConfig(preset="quick", out_dir=str(tmp_path / "run"), progress=False))
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
