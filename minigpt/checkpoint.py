@@ -7,16 +7,26 @@ A checkpoint is one file, `ckpt.pt`, holding plain tensors and JSON text only:
     rng          random-number-generator states (torch CPU, CUDA, the batch sampler)
     model_config GPTConfig as JSON text
     tokenizer    the tokenizer as JSON text
-    extra        any other JSON text (the training configuration, metrics so far)
+    extra        any other JSON text: the stage that wrote it ({"stage": "reward", ...},
+                 see STAGES below; none for minigpt.train), the training configuration
 
 Writing goes to a temporary file in the same folder, then renames it over the old one:
 a crash mid-write leaves the previous checkpoint intact. Reading uses
 torch.load(weights_only=True), which refuses arbitrary pickled objects.
+
+A file that is not what the reader needs gets one line that says what it is instead:
+    runs/x/ckpt.pt: this is a 'reward' checkpoint (a reward model: a GPT with a scalar
+        head); minigpt.sample needs a language model ('pretrain', 'sft' or 'dpo')
+    opt.pt: not a checkpoint of this project: it holds an optimizer's state_dict ...
+    half.pt: not a readable checkpoint (the file is truncated or corrupted): ...
 """
 
 import json
 import os
+import pickle
+import re
 import tempfile
+import zipfile
 
 import torch
 
@@ -24,6 +34,11 @@ from minigpt.errors import InputError
 
 CHECKPOINT_NAME = "ckpt.pt"
 REQUIRED_KEYS = ("model", "step", "model_config", "tokenizer")
+
+# How a file written by torch.save begins. Since PyTorch 1.6 it is a zip archive; before,
+# a pickle stream that starts with a magic number (pickled with protocol 2).
+ZIP_SIGNATURE = b"PK\x03\x04"
+LEGACY_SIGNATURE = pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2)
 
 
 def write_atomically(path, data: bytes | None = None, save=None):
@@ -77,29 +92,168 @@ def save_checkpoint(path, model, step, model_config, tokenizer, optimizer=None, 
 
 
 def load_checkpoint(ckpt_or_run, map_location="cpu") -> dict:
-    """Read a checkpoint with weights_only=True; clear errors for missing or broken files."""
+    """Read a checkpoint with weights_only=True; one clear line for anything else.
+
+    Three kinds of failure, told apart so the message says what to do:
+      - the file is missing, empty, truncated or corrupted (a zip member whose CRC-32
+        checksum does not match, even where torch.load would read it): copy or train it again;
+      - the file is whole but is no checkpoint of this project (random bytes, a plain
+        pickle, a tensor, another project's state_dict, an optimizer's state_dict...);
+      - torch cannot read a whole torch file for another reason (its own first sentence).
+    """
     path = checkpoint_path(ckpt_or_run)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such checkpoint (give a ckpt.pt file or a run folder)")
     try:
+        with open(path, "rb") as f:
+            head = f.read(len(LEGACY_SIGNATURE))  # enough to tell the file formats apart
+    except OSError as error:
+        raise InputError(f"{path}: cannot read it: {error.strerror or error}") from None
+    if not head.startswith((ZIP_SIGNATURE, LEGACY_SIGNATURE)):
+        raise InputError(f"{path}: {not_a_torch_file(head)}")
+    damage = zip_damage(path) if head.startswith(ZIP_SIGNATURE) else None
+    if damage is not None:  # checked first: torch.load would not notice damaged weights
+        raise InputError(f"{path}: not a readable checkpoint (the file is truncated or "
+                         f"corrupted): {damage}")
+    try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated zip, random bytes, a pickle with code in it...
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise InputError(
-            f"{path}: not a readable checkpoint (corrupted, truncated or not a minigpt "
-            f"checkpoint): {reason[:200]}"
-        ) from None
-    if not isinstance(checkpoint, dict) or any(k not in checkpoint for k in REQUIRED_KEYS):
-        found = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
-        raise InputError(f"{path}: not a minigpt checkpoint: expected keys {REQUIRED_KEYS}, "
-                         f"found {found}")
+    except Exception as error:  # a pickled object weights_only refuses, a cut legacy file...
+        raise InputError(f"{path}: {why_torch_failed(path, head, error)}") from None
+    if not isinstance(checkpoint, dict) or any(key not in checkpoint for key in REQUIRED_KEYS):
+        raise InputError(f"{path}: not a checkpoint of this project: it holds "
+                         f"{describe_contents(checkpoint)}; a checkpoint of this project is a "
+                         f"dict with {listed(REQUIRED_KEYS, 'and')}")
     checkpoint["path"] = path
     return checkpoint
 
 
-def load_model(ckpt_or_run, device="cpu"):
-    """Rebuild (model, tokenizer, checkpoint) from a checkpoint, the model in eval mode."""
+def not_a_torch_file(head: bytes) -> str:
+    """Why a file whose first bytes are `head` cannot be a checkpoint."""
+    if not head:
+        return "not a readable checkpoint: the file is empty"
+    if head.startswith(b"\x80"):  # the PROTO opcode every binary pickle starts with
+        return ("not a checkpoint of this project: it is a Python pickle, not a file written "
+                "by torch.save")
+    return (f"not a checkpoint of this project: it is not a file written by torch.save "
+            f"(it begins with {head[:8]!r})")
+
+
+def why_torch_failed(path, head: bytes, error: Exception) -> str:
+    """The message for a torch file that torch.load(weights_only=True) could not read.
+
+    PyTorch's own message is long and suggests weights_only=False (which would let the
+    file run arbitrary code): we never pass it on, only a short reason of our own.
+    """
+    refused = re.search(r"GLOBAL (\S+)", str(error))  # "Unsupported global: GLOBAL x.Y ..."
+    if isinstance(error, pickle.UnpicklingError) and refused:
+        return (f"not a checkpoint of this project: it holds a pickled Python object "
+                f"({refused.group(1)}); only tensors, numbers, strings and containers of them "
+                f"are loaded, because unpickling anything else can run code")
+    if head.startswith(ZIP_SIGNATURE):  # an intact archive (load_checkpoint checked it)
+        with zipfile.ZipFile(path) as archive:
+            if not any(name.endswith("data.pkl") for name in archive.namelist()):
+                return ("not a checkpoint of this project: it is a zip archive, but not one "
+                        "written by torch.save (it has no data.pkl)")
+        return f"not a readable checkpoint: {short_reason(error)}"  # whole, yet unreadable
+    reason = "the file ends too early" if isinstance(error, EOFError) else short_reason(error)
+    return f"not a readable checkpoint (the file is truncated or corrupted): {reason}"
+
+
+def zip_damage(path) -> str | None:
+    """What is broken in a zip archive, or None when every member reads back intact."""
+    if not zipfile.is_zipfile(path):
+        return ("its zip archive has no table of contents, which torch.save writes at the "
+                "end of the file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            broken = archive.testzip()  # reads every member and checks its CRC-32 checksum
+    except Exception as error:  # a damaged header inside the archive
+        return f"its zip archive is damaged ({short_reason(error)})"
+    return None if broken is None else f"{broken} does not match its checksum"
+
+
+def short_reason(error: Exception) -> str:
+    """The first sentence of an error's message; the error's type when that is long or
+    talks about weights_only (PyTorch's advice to turn the safety off)."""
+    first = re.split(r"\.\s|\n", str(error).strip(), maxsplit=1)[0].strip()
+    if not first or len(first) > 120 or re.search(r"weights.only", first, re.IGNORECASE):
+        return type(error).__name__
+    return first
+
+
+def describe_contents(obj) -> str:
+    """A few words on what torch.load returned, when it is not one of our checkpoints."""
+    if isinstance(obj, torch.Tensor):
+        return f"a tensor of shape {tuple(obj.shape)}"
+    if not isinstance(obj, dict):
+        return f"an object of type {type(obj).__name__}"
+    if not obj:
+        return "an empty dict"
+    keys = list(obj)
+    shown = ", ".join(repr(key) for key in keys[:5]) + (f" and {len(keys) - 5} more"
+                                                          if len(keys) > 5 else "")
+    if "state" in obj and "param_groups" in obj:
+        return "an optimizer's state_dict ('state' and 'param_groups'), with no model in it"
+    if all(isinstance(value, torch.Tensor) for value in obj.values()):
+        return (f"a bare state_dict of {len(keys)} tensors ({shown}), with no model config "
+                f"or tokenizer")
+    return f"a dict with keys {shown}"
+
+
+def listed(names, last_word: str) -> str:
+    """('a', 'b', 'c') -> "'a', 'b' or 'c'" (last_word 'or') or "... and 'c'"."""
+    quoted = [repr(name) for name in names]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {last_word} {quoted[-1]}"
+
+
+# The stages that write checkpoints, as align.common.save_stage names them in 'extra'
+# (minigpt.train writes no stage: a checkpoint without one is a pre-trained model).
+STAGES = {
+    "pretrain": ("a language model", "a language model pre-trained on text"),
+    "sft": ("a language model", "a language model fine-tuned on demonstrations"),
+    "dpo": ("a language model", "a language model aligned with DPO"),
+    "reward": ("a reward model", "a reward model: a GPT with a scalar head"),
+}
+LANGUAGE_MODEL_STAGES = ("pretrain", "sft", "dpo")
+
+
+def checkpoint_stage(checkpoint: dict) -> str:
+    """The stage that wrote a loaded checkpoint: extra["stage"], or 'pretrain' if none."""
+    try:
+        stage = json.loads(checkpoint.get("extra", "{}")).get("stage", "pretrain")
+    except (TypeError, ValueError, AttributeError):
+        raise InputError(f"{checkpoint['path']}: its 'extra' entry is not a JSON object") from None
+    if not isinstance(stage, str):
+        raise InputError(f"{checkpoint['path']}: its 'extra' entry has a 'stage' that is not a "
+                         f"name: {stage!r}")
+    return stage
+
+
+def require_stage(checkpoint: dict, stages: tuple[str, ...], needed_by: str) -> str:
+    """The checkpoint's stage; a one-line error naming it when it is not one of `stages`.
+
+    needed_by names who asks ("minigpt.sample", "align.dpo --init"), for the message:
+      PATH: this is a 'reward' checkpoint (a reward model: a GPT with a scalar head);
+      minigpt.sample needs a language model ('pretrain', 'sft' or 'dpo')
+    """
+    stage = checkpoint_stage(checkpoint)
+    if stage not in stages:
+        kinds = {STAGES[s][0] for s in stages if s in STAGES}
+        wanted = kinds.pop() if len(kinds) == 1 else "a checkpoint"
+        what = STAGES[stage][1] if stage in STAGES else "a stage this code does not know"
+        raise InputError(f"{checkpoint['path']}: this is a {stage!r} checkpoint ({what}); "
+                         f"{needed_by} needs {wanted} ({listed(stages, 'or')})")
+    return stage
+
+
+def load_model(ckpt_or_run, device="cpu", needed_by="load_model"):
+    """Rebuild (model, tokenizer, checkpoint) from a language model's checkpoint, in eval mode.
+
+    A checkpoint of another kind (a reward model) is refused by name; needed_by says who
+    asked, for the message.
+    """
     checkpoint = load_checkpoint(ckpt_or_run, map_location=device)
+    require_stage(checkpoint, LANGUAGE_MODEL_STAGES, needed_by)
     model, tokenizer = model_from_checkpoint(checkpoint)
     return model.to(device).eval(), tokenizer, checkpoint
 
@@ -125,16 +279,30 @@ def model_from_checkpoint(checkpoint: dict, weights=True):
 
 
 def load_weights(model, state_dict, path):
-    """load_state_dict, turning shape or key mismatches into one clear error."""
+    """load_state_dict, with missing, unexpected or resized weights named in one line."""
     if not isinstance(state_dict, dict):
         raise InputError(f"{path}: the 'model' entry is a {type(state_dict).__name__}, expected "
                          f"a state_dict (a dict of tensors)")
-    try:
-        model.load_state_dict(state_dict)
-    except RuntimeError as error:
-        first = [line.strip() for line in str(error).splitlines() if line.strip()][1:3]
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    resized = [key for key in expected if key in state_dict
+               and getattr(state_dict[key], "shape", None) != expected[key].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing from the file (first {missing[0]!r})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} the model has no place for (first {unexpected[0]!r})")
+    if resized:
+        key = resized[0]
+        saved = getattr(state_dict[key], "shape", None)
+        saved = tuple(saved) if saved is not None else "not a tensor"
+        problems.append(f"{len(resized)} of another shape (first {key!r}: {saved} in the file, "
+                        f"{tuple(expected[key].shape)} in the model)")
+    if problems:
         raise InputError(f"{path}: the weights do not match the model config: "
-                         f"{' '.join(first)[:300]}") from None
+                         f"{'; '.join(problems)}")
+    model.load_state_dict(state_dict)
 
 
 def check_same_config(path, saved: dict, wanted: dict, what: str):

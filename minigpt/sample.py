@@ -5,7 +5,8 @@ Run:
     python -m minigpt.sample --ckpt runs/pretrain --prompt "The" --temperature 0   # greedy
     python -m minigpt.sample --ckpt runs/pretrain --prompt "The" --top-k 10 --top-p 0.9 --seed 7
 
---ckpt takes a run folder or a ckpt.pt file. Generation stops early at the EOS token.
+--ckpt takes a run folder or a ckpt.pt file of a language model: pre-trained, SFT or DPO
+(a reward model's checkpoint is refused by name). Generation stops early at the EOS token.
 """
 
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ def main(argv=None):
         raise InputError("expected --temperature >= 0, --top-k >= 0 (0: off), 0 < --top-p <= 1, "
                          "--max-new-tokens >= 1 and --num-samples >= 1")
     device = pick_device(config.device)
-    model, tokenizer, _ = load_model(config.ckpt, device)
+    model, tokenizer, _ = load_model(config.ckpt, device, needed_by="minigpt.sample")
     try:
         prompt_ids = tokenizer.encode(config.prompt)
     except ValueError as error:
