@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm import tqdm
 
-from minigpt.checkpoint import CHECKPOINT_NAME, checkpoint_path, load_checkpoint, save_checkpoint
+from minigpt.checkpoint import (CHECKPOINT_NAME, checkpoint_path, load_checkpoint, require_stage,
+                               save_checkpoint)
 from minigpt.cli import check_ranges
 from minigpt.errors import InputError
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
@@ -64,18 +65,11 @@ class StageConfig:
                                    "grad_clip"))
 
 
-def load_stage(path, stages: tuple[str, ...], device="cpu"):
-    """Read a checkpoint and check it comes from one of the expected stages."""
+def load_stage(path, stages: tuple[str, ...], device="cpu", needed_by="this stage"):
+    """Read a checkpoint and check it comes from one of the expected stages (its stage is
+    named in the error otherwise, see minigpt.checkpoint.require_stage)."""
     checkpoint = load_checkpoint(checkpoint_path(path), map_location=device)
-    try:
-        extra = json.loads(checkpoint.get("extra", "{}"))
-        stage = extra.get("stage", "pretrain")
-    except (TypeError, ValueError, AttributeError):
-        raise InputError(f"{checkpoint['path']}: its 'extra' entry is not a JSON object") from None
-    if stage not in stages:
-        raise InputError(f"{checkpoint['path']}: this is a {stage!r} checkpoint; expected one "
-                         f"from {' or '.join(repr(s) for s in stages)}")
-    return checkpoint, stage
+    return checkpoint, require_stage(checkpoint, stages, needed_by)
 
 
 def shuffled_batches(n_examples: int, batch_size: int, generator: torch.Generator):

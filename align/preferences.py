@@ -166,7 +166,8 @@ def main(argv=None):
     if os.path.isdir(config.out):
         raise InputError(f"--out {config.out}: is a folder, expected a JSONL file name")
     device = pick_device(config.device)
-    checkpoint, _ = load_stage(require(config.sft, "--sft"), ("sft", "pretrain"), device)
+    checkpoint, _ = load_stage(require(config.sft, "--sft"), ("sft", "pretrain"), device,
+                               "align.preferences --sft")
     model, tokenizer = model_from_checkpoint(checkpoint)
     if config.prompt_file:
         prompts = [row["prompt"] for row in read_jsonl(config.prompt_file, ("prompt",))]

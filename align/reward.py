@@ -97,7 +97,7 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
 
 def load_reward_model(path, device="cpu"):
     """A trained RewardModel and its tokenizer from a reward-stage checkpoint."""
-    checkpoint, _ = load_stage(path, ("reward",), device)
+    checkpoint, _ = load_stage(path, ("reward",), device, "a reward-model reader")
     gpt, tokenizer = model_from_checkpoint(checkpoint, weights=False)
     model = RewardModel(gpt.config)
     load_weights(model, checkpoint["model"], checkpoint["path"])
@@ -114,7 +114,8 @@ class RewardConfig(StageConfig):
 def train_reward(config: RewardConfig, progress=True) -> dict:
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    checkpoint, _ = load_stage(require(config.init, "--init"), ("sft", "pretrain"), device)
+    checkpoint, _ = load_stage(require(config.init, "--init"), ("sft", "pretrain"), device,
+                               "align.reward --init")
     trunk, tokenizer = model_from_checkpoint(checkpoint)
     model = RewardModel(trunk.config)
     model.gpt.load_state_dict(trunk.state_dict())

@@ -76,7 +76,8 @@ def evaluate_loss(model, examples, pad_id, device, batch_size=64) -> float:
 def train_sft(config: SFTConfig, progress=True) -> dict:
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    checkpoint, _ = load_stage(require(config.init, "--init"), ("pretrain", "sft"), device)
+    checkpoint, _ = load_stage(require(config.init, "--init"), ("pretrain", "sft"), device,
+                               "align.sft --init")
     model, tokenizer = model_from_checkpoint(checkpoint)
     model.to(device)
     check_lengths(config, model.config.block_size)

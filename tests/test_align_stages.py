@@ -150,7 +150,9 @@ def test_reward_model_learns_the_pairs_and_checks_its_init_stage(pretrained, tmp
                           batch_size=4, max_iters=60, learning_rate=1e-3, eval_interval=60)
     summary = train_reward(config, progress=False)
     assert summary["accuracy"] == 1.0 and summary["margin"] > 1.0
-    with pytest.raises(InputError, match="this is a 'reward' checkpoint; expected one from 'sft' or 'pretrain'"):
+    expected = (r"this is a 'reward' checkpoint \(a reward model: a GPT with a scalar head\); "
+                r"align.reward --init needs a language model \('sft' or 'pretrain'\)")
+    with pytest.raises(InputError, match=expected):
         train_reward(RewardConfig(**{**config.__dict__, "init": str(tmp_path / "reward")}), progress=False)
 
 
