@@ -44,8 +44,10 @@ class StageConfig:
     data: str = field(default="", metadata={"help": "training JSONL file"})
     eval_data: str = field(default="", metadata={"help": "held-out JSONL file (optional)"})
     out_dir: str = field(default="", metadata={"help": "run folder to write"})
-    max_length: int = field(default=128, metadata={"help": "longest prompt + response in tokens"})
-    max_prompt_length: int = field(default=64, metadata={"help": "longest prompt kept (its end)"})
+    max_length: int = field(default=0, metadata={
+        "help": "longest prompt + response in tokens; 0: the model's context (block_size)"})
+    max_prompt_length: int = field(default=0, metadata={
+        "help": "longest prompt kept (its end); 0: half of --max-length"})
     batch_size: int = field(default=16, metadata={"help": "examples (or pairs) per step"})
     learning_rate: float = field(default=3e-4, metadata={"help": "peak learning rate"})
     min_lr: float = field(default=3e-5, metadata={"help": "learning rate at the end"})
@@ -59,9 +61,8 @@ class StageConfig:
 
     def __post_init__(self):
         """Bad numbers are reported before anything is read or written."""
-        check_ranges(self, at_least_one=("batch_size", "max_iters", "eval_interval", "max_length",
-                                         "max_prompt_length"),
-                     not_negative=("warmup_iters", "learning_rate", "min_lr", "weight_decay",
+        check_ranges(self, at_least_one=("batch_size", "max_iters", "eval_interval"),
+                     not_negative=("max_length", "max_prompt_length", "warmup_iters", "learning_rate", "min_lr", "weight_decay",
                                    "grad_clip"))
 
 
@@ -133,11 +134,17 @@ def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, conf
                     extra={"stage": stage, "config": asdict(config)})
 
 
-def check_lengths(config, block_size: int):
-    """--max-length must fit the model's context; --max-prompt-length must leave room."""
+def fit_lengths_to_context(config, block_size: int):
+    """Fill in the lengths left at 0 (--max-length: the model's context; --max-prompt-length:
+    half of it), then check them: --max-length must fit the context and
+    --max-prompt-length leave room for a response."""
+    if config.max_length == 0:
+        config.max_length = block_size
+    if config.max_prompt_length == 0:
+        config.max_prompt_length = max(config.max_length // 2, 1)
     if config.max_length > block_size:
         raise InputError(f"--max-length {config.max_length} is longer than the model's context "
-                         f"(block_size {block_size}); use at most {block_size}")
+                         f"(block_size {block_size}); use at most {block_size}, or 0 for all of it")
     if not 0 < config.max_prompt_length < config.max_length:
         raise InputError(f"--max-prompt-length {config.max_prompt_length} must be between 1 and "
                          f"--max-length - 1 = {config.max_length - 1}")

@@ -49,7 +49,7 @@ from align.reward import RewardConfig, load_reward_model, train_reward
 from align.sampling import generate_responses
 from align.sft import SFTConfig, train_sft
 from align.stats import proportion_interval
-from align.common import check_lengths
+from align.common import fit_lengths_to_context
 from minigpt.checkpoint import load_checkpoint, load_model
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.device import pick_device
@@ -163,7 +163,7 @@ def stage_configs(config: PipelineConfig, path) -> dict:
                          beta=config.beta, **lengths, **preset["dpo"]),
     }
     for name in ("sft", "reward", "dpo"):
-        check_lengths(configs[name], block)
+        fit_lengths_to_context(configs[name], block)
     pick_device(config.device)  # an unavailable device is refused now too
     return configs
 

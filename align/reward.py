@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from align.common import (StageConfig, check_lengths, load_stage, require, save_stage,
-                          shuffled_batches, start_run, train_steps)
+from align.common import (StageConfig, fit_lengths_to_context, load_stage, require,
+                          save_stage, shuffled_batches, start_run, train_steps)
 from align.data import load_pairs, pad_right
 from align.gold import gold_reward
 from align.losses import bradley_terry_loss
@@ -119,7 +119,7 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
     trunk, tokenizer = model_from_checkpoint(checkpoint)
     model = RewardModel(trunk.config)
     model.gpt.load_state_dict(trunk.state_dict())
-    check_lengths(config, trunk.config.block_size)
+    fit_lengths_to_context(config, trunk.config.block_size)
     model.to(device)
     train_pairs, eval_pairs, stats = load_pairs(config, tokenizer, "reward-model")
     run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from align.common import (StageConfig, check_lengths, load_stage, require, save_stage,
-                          shuffled_batches, start_run, train_steps)
+from align.common import (StageConfig, fit_lengths_to_context, load_stage, require,
+                          save_stage, shuffled_batches, start_run, train_steps)
 from align.data import SFT_KEYS, TruncationStats, collate, read_jsonl, tokenize_example
 from minigpt.checkpoint import model_from_checkpoint
 from minigpt.errors import InputError
@@ -80,7 +80,7 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
                                "align.sft --init")
     model, tokenizer = model_from_checkpoint(checkpoint)
     model.to(device)
-    check_lengths(config, model.config.block_size)
+    fit_lengths_to_context(config, model.config.block_size)
     rows = read_jsonl(require(config.data, "--data"), SFT_KEYS)
     train_examples, stats = tokenize_demonstrations(rows, tokenizer, config)
     eval_examples, eval_stats = [], TruncationStats()
