@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align.common import (StageConfig, check_lengths, load_stage, require, save_stage,
-                          shuffled_batches, start_run, train_steps)
+from align.common import (StageConfig, fit_lengths_to_context, load_stage, require,
+                          save_stage, shuffled_batches, start_run, train_steps)
 from align.data import load_pairs, pad_right
 from align.losses import DPO_LOSS_TYPES, dpo_loss
 from minigpt.checkpoint import model_from_checkpoint
@@ -187,7 +187,7 @@ def load_policy_and_reference(init, device):
     Dropout is switched off (as TRL does by default): π_θ then computes exactly what
     π_ref computes until its first update, so the loss starts at log 2.
     """
-    checkpoint, _ = load_stage(init, ("sft", "pretrain"), device)
+    checkpoint, _ = load_stage(init, ("sft", "pretrain"), device, "align.dpo --init")
     trained, tokenizer = model_from_checkpoint(checkpoint)
     policy = GPT(dataclasses.replace(trained.config, dropout=0.0))
     policy.load_state_dict(trained.state_dict())
@@ -200,7 +200,7 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"), device)
-    check_lengths(config, policy.config.block_size)
+    fit_lengths_to_context(config, policy.config.block_size)
     pairs, eval_pairs, stats = load_pairs(config, tokenizer, "DPO")
     run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
