@@ -1,6 +1,7 @@
 """gridworld: the lecture's cat gridworld, a small exact setting for RL and for π*.
 
-    env.py       CatGridWorld (reset/step, transition model P, slippery mode, text maps)
+    env.py       CatGridWorld (reset/step, transition model P, slippery mode, text maps
+                 checked by parse_layout and read_layout)
     policies.py  π(a|s) tables, a_t ~ π(·|s_t), trajectories, discounted returns G_t
     planning.py  policy evaluation, value iteration, policy iteration; the KL-regularised
                  objective: soft value iteration and the bandit π* = π_ref·exp(r/β)/Z
@@ -10,7 +11,8 @@
     python -m gridworld --help
 """
 
-from .env import ACTION_NAMES, DEFAULT_LAYOUT, DOWN, LEFT, RIGHT, UP, CatGridWorld, parse_layout
+from .env import (ACTION_NAMES, DEFAULT_LAYOUT, DOWN, LEFT, RIGHT, UP, CatGridWorld, parse_layout,
+                  read_layout)
 from .learning import LearningResult, greedy_value, q_learning, reinforce, reinforce_loss, sarsa
 from .planning import (bellman_residual, kl, kl_objective, optimal_kl_policy, policy_evaluation,
                        policy_evaluation_exact, policy_iteration, q_from_v, reward_from_policy,
@@ -22,6 +24,7 @@ from .render import (plot_bandit, plot_episode, plot_learning_curves, plot_value
 
 __all__ = [
     "ACTION_NAMES", "DEFAULT_LAYOUT", "UP", "DOWN", "LEFT", "RIGHT", "CatGridWorld", "parse_layout",
+    "read_layout",
     "uniform_policy", "greedy_policy", "epsilon_greedy_policy", "softmax_policy", "sample_action",
     "Trajectory", "rollout", "discounted_returns",
     "q_from_v", "policy_evaluation", "policy_evaluation_exact", "value_iteration",

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .env import ACTION_NAMES, DEFAULT_LAYOUT, CatGridWorld
+from .env import ACTION_NAMES, DEFAULT_LAYOUT, MAX_CELLS, CatGridWorld, read_layout
 from .learning import q_learning, reinforce, sarsa
 from .planning import (bellman_residual, kl_objective, optimal_kl_policy, policy_evaluation_exact,
                        policy_iteration, reward_from_policy, soft_value_iteration, value_iteration)
@@ -32,34 +34,131 @@ LEARNERS = ("q-learning", "sarsa", "reinforce")
 ALGORITHMS = PLANNERS + LEARNERS
 
 
+class InputError(ValueError):
+    """Bad input from the user, a flag or the layout file. main raises it; run_main prints
+    it as one line, `error: ...`, and exits with status 2, never a traceback. (The twin of
+    minigpt.errors.InputError and minigpt.cli.run_main: gridworld imports nothing from the
+    rest of the project, DESIGN.md, so it keeps its own few lines.)"""
+
+
+def run_main(main, argv=None):
+    """Run main(argv); report an InputError as one line and exit with status 2."""
+    try:
+        return main(argv)
+    except InputError as error:
+        print("error: " + " ".join(str(error).splitlines()), file=sys.stderr)  # one line
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a refusal raises an InputError (one line) instead of printing the usage
+    and exiting. argparse says "argument --gamma: ..."; we say "--gamma: ..."."""
+
+    def error(self, message):
+        if message.startswith("argument "):
+            raise InputError(message.removeprefix("argument "))
+        raise InputError(f"{message}: expected the flags that python -m gridworld --help lists")
+
+
+def number(kind, low, high=math.inf, low_open=False, high_open=False):
+    """An argparse type: the flag's text as kind (int or float), accepted only inside the
+    interval from low to high, '[' or ']' where an end belongs to it, '(' or ')' where it
+    does not. The refusal says what was expected and what came:
+
+        --gamma: expected a number in [0, 1), got '1.5'
+    """
+    left = "(" if low_open else "["
+    right = ")" if high_open or high == math.inf else "]"
+    interval = f"{left}{low}, {'∞' if high == math.inf else high}{right}"   # e.g. [0, 1)
+    what = "a whole number" if kind is int else "a number"
+
+    def convert(text: str):
+        try:
+            x = kind(text)
+        except ValueError:  # not a number at all
+            x = None
+        above_low = x is not None and (x > low if low_open else x >= low)
+        below_high = x is not None and (x < high if high_open else x <= high)
+        if not (above_low and below_high):  # nan is neither
+            raise argparse.ArgumentTypeError(f"expected {what} in {interval}, got {text!r}")
+        return x
+
+    return convert
+
+
+def one_of(names):
+    """An argparse type: one of the names, or a refusal that lists them."""
+    def convert(text: str) -> str:
+        if text not in names:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(names)}; got {text!r}")
+        return text
+    return convert
+
+
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m gridworld", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Every flag is checked here, before any work: a value out of its range is refused
+    with one line that names the flag and says what was expected."""
+    p = ArgumentParser(prog="python -m gridworld", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     d = " (default: %(default)s)"
-    p.add_argument("--algorithm", choices=ALGORITHMS + ("all",), default="value-iteration",
+    p.add_argument("--algorithm", type=one_of(ALGORITHMS + ("all",)), default="value-iteration",
+                   metavar="{" + ",".join(ALGORITHMS + ("all",)) + "}",
                    help="what solves the grid; 'all' runs each and compares them" + d)
-    p.add_argument("--gamma", type=float, default=0.9, help="discount factor γ" + d)
-    p.add_argument("--episodes", type=int, default=1000, help="episodes for the learners" + d)
-    p.add_argument("--alpha", type=float, default=0.1, help="Q-learning/SARSA step size α" + d)
-    p.add_argument("--epsilon", type=float, default=0.1,
-                   help="Q-learning/SARSA exploration ε" + d)
-    p.add_argument("--lr", type=float, default=0.1, help="REINFORCE learning rate (Adam)" + d)
-    p.add_argument("--beta", type=float, default=1.0,
-                   help="β of the KL penalty (soft value iteration and the bandit)" + d)
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of the agent and the environment" + d)
+    p.add_argument("--gamma", type=number(float, 0, 1, high_open=True), default=0.9,
+                   help="discount factor γ in [0, 1)" + d)
+    p.add_argument("--episodes", type=number(int, 1), default=1000,
+                   help="episodes for the learners, at least 1" + d)
+    p.add_argument("--alpha", type=number(float, 0, 1, low_open=True), default=0.1,
+                   help="Q-learning/SARSA step size α in (0, 1]" + d)
+    p.add_argument("--epsilon", type=number(float, 0, 1), default=0.1,
+                   help="Q-learning/SARSA exploration ε in [0, 1]" + d)
+    p.add_argument("--lr", type=number(float, 0, 10, low_open=True), default=0.1,
+                   help="REINFORCE learning rate (Adam) in (0, 10]" + d)
+    p.add_argument("--beta", type=number(float, 0.001, 1000), default=1.0,
+                   help="β of the KL penalty (soft value iteration and the bandit), in "
+                        "[0.001, 1000]" + d)
+    p.add_argument("--seed", type=number(int, 0, 2**32 - 1), default=0,
+                   help="seed of the agent and the environment, in [0, 2^32 − 1]" + d)
     p.add_argument("--layout", default=None,
-                   help="text map file, one character per cell: C cat, . empty, B broom, "
-                        "T bathtub, M meat, # wall (default: the lecture's 5x5 grid)")
-    p.add_argument("--slippery", type=float, default=0.0,
-                   help="drunk cat: probability p that a move goes in another direction" + d)
-    p.add_argument("--max-steps", type=int, default=100, help="steps before truncation" + d)
+                   help="text map file in UTF-8, one character per cell: C cat, . empty, "
+                        "B broom, T bathtub, M meat, # wall; at most "
+                        f"{MAX_CELLS} cells (default: the lecture's 5x5 grid)")
+    p.add_argument("--slippery", type=number(float, 0, 1), default=0.0,
+                   help="drunk cat: probability p in [0, 1] that a move goes in another "
+                        "direction" + d)
+    p.add_argument("--max-steps", type=number(int, 1), default=100,
+                   help="steps before truncation, at least 1" + d)
     p.add_argument("--out", default=None,
                    help="run folder (default: runs/gridworld/<algorithm>-seed<seed>)")
     p.add_argument("--ascii", action="store_true", help="letters and ^v<> instead of emoji")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG/GIF figures")
     p.add_argument("--progress", action="store_true", help="show a progress bar while learning")
     return p.parse_args(argv)
+
+
+def load_layout(path) -> str:
+    """The map's text: the lecture's grid, or the --layout file, checked (env.read_layout)."""
+    if path is None:
+        return DEFAULT_LAYOUT
+    try:
+        return read_layout(path)
+    except ValueError as error:
+        raise InputError(f"--layout {error}") from None
+
+
+def make_out_dir(path) -> Path:
+    """The run folder, made (with its parents) if it is not there yet."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"--out {path}: cannot make the folder ({error.strerror}): expected "
+                         "a folder you can write to") from None
+    if not os.access(path, os.W_OK):
+        raise InputError(f"--out {path}: cannot write there: expected a folder you can write to")
+    return path
 
 
 def solve(name: str, env, model, args) -> dict:
@@ -123,14 +222,13 @@ def bandit_at_start(env, Q_star, args) -> tuple[str, np.ndarray, np.ndarray]:
 
 def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    layout = Path(args.layout).read_text(encoding="utf-8") if args.layout else DEFAULT_LAYOUT
-    env = CatGridWorld(layout, slippery=args.slippery, max_steps=args.max_steps)
+    args = parse_args(argv)            # every flag checked first ...
+    layout = load_layout(args.layout)  # ... and the map ...
+    out_dir = make_out_dir(Path(args.out or f"runs/gridworld/{args.algorithm}-seed{args.seed}"))
+    env = CatGridWorld(layout, slippery=args.slippery, max_steps=args.max_steps)  # ... then work
     emoji = not args.ascii and can_print("🐱🧹🛁🥩⬜⬛↑↓←→")
     if not can_print("γπβ→×") and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(errors="replace")  # an ASCII terminal: '?' for γ, π, β
-    out_dir = Path(args.out or f"runs/gridworld/{args.algorithm}-seed{args.seed}")
-    out_dir.mkdir(parents=True, exist_ok=True)
     model = env.matrices()
 
     print(f"== Cat gridworld {env.n_rows}×{env.n_cols}, γ = {args.gamma}, "
@@ -199,8 +297,9 @@ def write_run(out_dir, args, argv, layout, env, solved, summary, metrics, r, pi_
         for name, sol in solved.items():
             files.append(plot_values(env, sol["V"], sol["pi"], out_dir / f"values_{name}.png",
                                      title=f"{name}: V(s) and argmax π(a|s)").name)
-            files.append(plot_episode(env, sol["episode"].states,
-                                      out_dir / f"episode_{name}.png").name)
+            files.append(plot_episode(env, sol["episode"].states, out_dir / f"episode_{name}.png",
+                                      title=f"{name}: one episode, a_t ~ π(·|s_t), seed "
+                                            f"{args.seed}").name)
         learned = {n: s["result"] for n, s in solved.items() if s["result"] is not None}
         if learned:
             files.append(plot_learning_curves(learned, out_dir / "learning_curves.png",
@@ -220,4 +319,4 @@ def write_run(out_dir, args, argv, layout, env, solved, summary, metrics, r, pi_
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

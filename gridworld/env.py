@@ -31,6 +31,8 @@ says it does.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
@@ -55,25 +57,56 @@ CB...
 """
 
 
+MAX_CELLS = 400  # 20 × 20: the transition model T is a dense (S, A, S) array
+
+
 def parse_layout(text: str) -> list[str]:
-    """Check a text map and return its rows; every problem raises a ValueError saying what
-    was expected. Rules: rows of equal length, known symbols only, exactly one cat, and
-    some meat the cat can reach without crossing a bathtub or a wall."""
-    rows = [line.strip() for line in text.strip().splitlines()]
-    if not rows or not rows[0]:
+    """Check a text map and return its rows. Rules: known symbols only (SYMBOLS), rows of
+    equal length, at most MAX_CELLS cells, exactly one cat, and some meat the cat can reach
+    without crossing a bathtub or a wall.
+
+    Blank lines around the map and spaces or tabs around each row are ignored. Every problem
+    raises a ValueError that says where, as an editor counts (line and column from 1) and
+    as the grid counts (cell (row, col) from 0), and what was expected:
+
+        >>> parse_layout("CX.\\n..M")
+        ValueError: line 1, column 2 (cell (0, 1)): unknown symbol 'X'; expected one of ...
+    """
+    lines = text.split("\n")
+    # (line number, column of the first cell, the cells), for the lines that hold the map
+    numbered = [(n + 1, len(line) - len(line.lstrip()), line.strip())
+                for n, line in enumerate(lines)]
+    while numbered and not numbered[0][2]:
+        numbered.pop(0)   # blank lines before the map
+    while numbered and not numbered[-1][2]:
+        numbered.pop()    # blank lines after it
+    if not numbered:
         raise ValueError("empty layout: expected rows of cells such as 'CB...'")
+
+    def where(i: int, j: int) -> str:
+        """Row i, column j of the grid, as the text's line and column and as a cell."""
+        line, indent, _ = numbered[i]
+        return f"line {line}, column {indent + j + 1} (cell ({i}, {j}))"
+
+    rows = [cells for _, _, cells in numbered]
+    known = "; ".join(f"'{k}' {v}" for k, v in SYMBOLS.items())
     for i, row in enumerate(rows):
         if len(row) != len(rows[0]):
-            raise ValueError(f"row {i} has {len(row)} cells, row 0 has {len(rows[0])}: "
-                             "expected a rectangle")
+            raise ValueError(f"line {numbered[i][0]} has {len(row)} cells, line "
+                             f"{numbered[0][0]} has {len(rows[0])}: expected every row to have "
+                             "the same number of cells (a rectangle)")
         for j, ch in enumerate(row):
             if ch not in SYMBOLS:
-                known = ", ".join(f"'{k}' {v}" for k, v in SYMBOLS.items())
-                raise ValueError(f"unknown symbol '{ch}' at (row {i}, col {j}); "
-                                 f"known symbols: {known}")
+                raise ValueError(f"{where(i, j)}: unknown symbol {ch!r}; expected one of: {known}")
+    if len(rows) * len(rows[0]) > MAX_CELLS:
+        raise ValueError(f"the map has {len(rows)} × {len(rows[0])} = {len(rows) * len(rows[0])} "
+                         f"cells: expected at most {MAX_CELLS} (the transition model is a "
+                         "dense S × A × S array)")
     cats = [(i, j) for i, row in enumerate(rows) for j, ch in enumerate(row) if ch == CAT]
     if len(cats) != 1:
-        raise ValueError(f"expected exactly one cat '{CAT}', found {len(cats)} at {cats}")
+        at = ": " + "; ".join(where(i, j) for i, j in cats) if cats else ""
+        raise ValueError(f"expected exactly one cat '{CAT}' (where the cat starts), found "
+                         f"{len(cats)}{at}")
     # Search from the cat through the cells where the episode goes on.
     seen, frontier, meat_reached = {cats[0]}, [cats[0]], False
     while frontier:
@@ -87,9 +120,42 @@ def parse_layout(text: str) -> list[str]:
                 if ch not in TERMINAL and ch != WALL:
                     frontier.append((a, b))
     if not meat_reached:
-        raise ValueError(f"no meat '{MEAT}' reachable from the cat: expected a terminal "
-                         "cell the cat can reach without crossing a bathtub or a wall")
+        raise ValueError(f"no meat '{MEAT}' reachable from the cat at {where(*cats[0])}: "
+                         "expected a path to a meat cell that crosses no bathtub and no wall")
     return rows
+
+
+def read_layout(path) -> str:
+    """The text of a map file, checked, with every error naming the file: a missing or
+    unreadable file, bytes that are not UTF-8, an empty file, or a map that breaks a rule
+    of parse_layout ('my_map.txt: line 2, column 3 (cell (1, 2)): unknown symbol ...').
+
+        >>> env = CatGridWorld(read_layout("my_map.txt"))
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file: expected a text map such as 'CB...'") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a folder: expected a text file") from None
+    except OSError as error:
+        raise ValueError(f"{path}: cannot read it ({error.strerror}): expected a readable "
+                         "text file") from None
+    try:
+        text = data.decode("utf-8-sig")  # -sig: a byte-order mark some editors write is fine
+    except UnicodeDecodeError as error:
+        line_start = data.rfind(b"\n", 0, error.start) + 1
+        line = data.count(b"\n", 0, error.start) + 1
+        column = len(data[line_start:error.start].decode("utf-8", errors="replace")) + 1
+        raise ValueError(f"{path}: line {line}, column {column}: byte 0x{data[error.start]:02x} "
+                         "is not UTF-8: expected a text file in UTF-8") from None
+    if not text.strip():
+        raise ValueError(f"{path}: the file is empty: expected rows of cells such as 'CB...'")
+    try:
+        parse_layout(text)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return text
 
 
 class CatGridWorld:
@@ -123,8 +189,8 @@ class CatGridWorld:
 
     @classmethod
     def from_file(cls, path: str, **kwargs) -> "CatGridWorld":
-        with open(path, encoding="utf-8") as f:
-            return cls(f.read(), **kwargs)
+        """The map in a text file (see read_layout for the errors it reports)."""
+        return cls(read_layout(path), **kwargs)
 
     # -- cells and states ------------------------------------------------------------
     def cell(self, s: int) -> tuple[int, int]:

@@ -4,7 +4,7 @@ hand-written statement of the same rules rather than against the environment's o
 import numpy as np
 import pytest
 
-from gridworld import ACTION_NAMES, DOWN, LEFT, RIGHT, UP, CatGridWorld
+from gridworld import ACTION_NAMES, DOWN, LEFT, RIGHT, UP, CatGridWorld, read_layout
 
 START, BROOM, BATHTUB, MEAT = (0, 0), (0, 1), (3, 2), (4, 4)
 DELTAS = {UP: (-1, 0), DOWN: (1, 0), LEFT: (0, -1), RIGHT: (0, 1)}
@@ -105,18 +105,52 @@ def test_truncation_after_max_steps():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("CB.\n.C.\n..M", "exactly one cat"),
-    ("...\n..M", "exactly one cat"),
-    ("CX.\n..M", "unknown symbol 'X' at \\(row 0, col 1\\)"),
-    ("C..\n..\n..M", "row 1 has 2 cells"),
-    ("C.T\n.TM", "no meat 'M' reachable"),
+    ("CB.\n.C.\n..M", "exactly one cat 'C' .*found 2: line 1, column 1 .*; line 2, column 2"),
+    ("...\n..M", "exactly one cat 'C' .*found 0"),
+    ("CX.\n..M", "line 1, column 2 \\(cell \\(0, 1\\)\\): unknown symbol 'X'; expected one of"),
+    ("\n  C.\n  .X\n", "line 3, column 4 \\(cell \\(1, 1\\)\\): unknown symbol 'X'"),
+    ("C B\n..M", "unknown symbol ' '"),
+    ("C..\n..\n..M", "line 2 has 2 cells, line 1 has 3: expected"),
+    ("C.T\n.TM", "no meat 'M' reachable from the cat at line 1, column 1"),
     ("C#M", "no meat 'M' reachable"),
     ("C..\n...", "no meat 'M' reachable"),
+    ("C" + "." * 399 + "M", "401 cells: expected at most 400"),
     ("", "empty layout"),
+    (" \n\n", "empty layout"),
 ])
 def test_bad_layouts_get_clear_errors(text, message):
     with pytest.raises(ValueError, match=message):
         CatGridWorld(text)
+
+
+def test_layout_margins_are_ignored():
+    env = CatGridWorld("\n  CB \r\n  .M\t\n\n")   # blank lines, indents, CRLF, trailing tab
+    assert env.rows == ["CB", ".M"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "nosuch.txt: no such file"),
+    (b"", "map.txt: the file is empty"),
+    (b"CB.\n.\xff.M\n", "map.txt: line 2, column 2: byte 0xff is not UTF-8"),
+    (b"CB.M\n.X.M\n", "map.txt: line 2, column 2 \\(cell \\(1, 1\\)\\): unknown symbol 'X'"),
+    (b"..B\n..M\n", "map.txt: expected exactly one cat"),
+])
+def test_layout_file_errors_name_the_file(tmp_path, content, message):
+    path = tmp_path / ("nosuch.txt" if content is None else "map.txt")
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        read_layout(path)
+    with pytest.raises(ValueError, match=message):
+        CatGridWorld.from_file(str(path))
+    with pytest.raises(ValueError, match="is a folder"):
+        read_layout(tmp_path)
+
+
+def test_layout_file_with_a_byte_order_mark(tmp_path):
+    path = tmp_path / "map.txt"
+    path.write_bytes("CBM\n".encode("utf-8-sig"))   # as some Windows editors save it
+    assert CatGridWorld.from_file(str(path)).rows == ["CBM"]
 
 
 def test_custom_layout_from_file(tmp_path):

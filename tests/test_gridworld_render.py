@@ -58,6 +58,24 @@ def test_figures_are_written(tmp_path, solved):
         assert gif.read_bytes()[:4] == b"GIF8"
 
 
+@pytest.mark.parametrize("layout", ["C#\nBM", "C" + "." * 10 + "#\n" + ("." * 12 + "\n") * 10
+                                    + "B" * 6 + "T" * 5 + "M"])
+def test_figures_of_other_maps(tmp_path, layout):
+    """A small map (cells named in words) and a 12 × 12 one (cells get letters), walls too."""
+    env = CatGridWorld(layout)
+    V, Q, _ = value_iteration(*env.matrices(), GAMMA)
+    states = rollout(env, greedy_policy(Q), seed=0).states
+    for path in (plot_values(env, V, greedy_policy(Q), tmp_path / "v.png"),
+                 plot_episode(env, states, tmp_path / "ep.png", title="an episode")):
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bandit_figure_takes_in_a_small_marked_beta(tmp_path):
+    r, pi_ref = np.array([1.0, 2.0, 1.0, -1.0]), np.array([0.1, 0.2, 0.1, 0.6])
+    path = plot_bandit(r, pi_ref, tmp_path / "b.png", mark_beta=0.001)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_cli_solves_the_default_grid(tmp_path, capsys):
     out = main(["--out", str(tmp_path), "--ascii", "--no-figures"])
     text = capsys.readouterr().out
