@@ -8,6 +8,7 @@
 """
 
 import argparse
+import importlib.util
 import os
 import runpy
 import sys
@@ -108,12 +109,35 @@ def list_command(args) -> int:
     return 0
 
 
+def check_module(name: str) -> None:
+    """A one-line InputError unless `python -m name` could run name: a module, or a package
+    with a __main__.py."""
+    try:
+        spec = importlib.util.find_spec(name)
+        runs = spec is not None and (spec.submodule_search_locations is None  # a module, not a package
+                                     or importlib.util.find_spec(f"{name}.__main__") is not None)
+    except (ImportError, ValueError):  # a parent package that does not exist, or an empty name
+        spec, runs = None, False
+    if spec is None:
+        raise InputError(f"-m {name}: no such module (e.g. -m minigpt.train, -m align.pipeline, -m gridworld)")
+    if not runs:
+        raise InputError(f"-m {name}: a package with no __main__.py; give one of its modules, -m {name}.MODULE")
+
+
 def run_command(args) -> int:
     target = args.target[1:] if args.target[:1] == ["--"] else args.target
     if not target:
         raise InputError("run needs a target after --: a lesson file, or -m and a module")
+    if target[0] == "-m":  # the target is checked before any grading, which takes a while
+        if len(target) < 2:
+            raise InputError("-m needs a module name, e.g. -m minigpt.train")
+        check_module(target[1])
+    elif not Path(target[0]).is_file():
+        raise InputError(f"{target[0]}: no such file (give a lesson file, or -m and a module)")
     names = [n.strip() for n in args.student.split(",") if n.strip()]
     names = list(EXERCISES) if names == ["all"] else names
+    if not names:
+        raise InputError(f"--student needs exercise names (comma-separated) or all: {', '.join(EXERCISES)}")
     load_checks()
     functions = {}
     for name in names:
@@ -129,8 +153,6 @@ def run_command(args) -> int:
               f"{len(report.results)} checks) is in use: {exercise.used_by}", file=sys.stderr)
     use_versions(functions)
     if target[0] == "-m":
-        if len(target) < 2:
-            raise InputError("-m needs a module name, e.g. -m minigpt.train")
         sys.argv = [target[1]] + target[2:]
         # The switch imported the modules that define the references (minigpt.train among
         # them, through align). Running one of them as __main__ executes a fresh copy, which
@@ -140,8 +162,6 @@ def run_command(args) -> int:
         runpy.run_module(target[1], run_name="__main__", alter_sys=True)
     else:
         script = Path(target[0])
-        if not script.is_file():
-            raise InputError(f"{script}: no such file (give a lesson file, or -m and a module)")
         sys.argv = target
         sys.path.insert(0, str(script.resolve().parent))  # as `python script.py` does
         runpy.run_path(str(script), run_name="__main__")
@@ -150,7 +170,9 @@ def run_command(args) -> int:
 
 def student_copy_command(args) -> int:
     from exercises.student_copy import make_student_copy
-    made = make_student_copy(Path(args.destination))
+    made, notes = make_student_copy(Path(args.destination), root=PROJECT_ROOT)
+    for note in notes:  # files left out of the copy, and why
+        print(f"warning: {note}", file=sys.stderr)
     print(f"wrote a student copy to {args.destination}: {made} solution blocks replaced by calls to "
           f"exercises/student/*.py (see STUDENT_COPY.md there)")
     return 0
@@ -162,8 +184,15 @@ def add_student_dir(parser):
                              "(an instructor grading a submission)")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is an InputError: one line, `error: ...`, exit 2."""
+
+    def error(self, message):
+        raise InputError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m exercises",
         description="Exercises: rewrite a function of the project in exercises/student/, grade it "
                     "with the reference's checks, then run the lessons and training with it.")

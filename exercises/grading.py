@@ -16,11 +16,14 @@ stops the grading with one line; a check that fails or raises is reported with i
 its message and, for an exception, the line of the student's file where it happened.
 """
 
+import re
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from exercises.registry import EXERCISES, STUDENT_DIR, student_dir
 
 CHECK_KINDS = ("shape", "values", "property", "gradient", "model")
 
@@ -141,6 +144,36 @@ def raised_by_this_exercise(error: NotImplementedError, source_files: list[Path]
         return True
     innermost = traceback.extract_tb(error.__traceback__)[-1]
     return bool(frames_in(error, source_files)) and innermost in frames_in(error, source_files)
+
+
+# The last frame of a printed traceback, when the error it ends with is a NotImplementedError
+# (an assertion message that quotes it may indent every line):
+#   File ".../exercises/student/causal_attention.py", line 33, in causal_attention
+#     raise NotImplementedError("exercise causal_attention: ...")
+# NotImplementedError: exercise causal_attention: ...
+LAST_FRAME_BEFORE_NOT_IMPLEMENTED = re.compile(
+    r'File "(?P<file>[^"]+)", line \d+, in \S+\n(?:(?![ \t]*File ")[ \t]+.*\n)*?[ \t]*NotImplementedError\b')
+
+
+def unwritten_exercise(error: BaseException) -> str | None:
+    """The exercise whose student file raised error, if error is the NotImplementedError of a
+    stub (or of a part not written yet) in exercises/student/; else None.
+
+    A test that runs a lesson or a command in a child process sees only what the child printed,
+    which its assertion message shows: then the last traceback in that message tells.
+    """
+    if isinstance(error, NotImplementedError):
+        frames = traceback.extract_tb(error.__traceback__)
+        files = [frames[-1].filename] if frames else []
+    else:
+        text = str(error)
+        last_traceback = text[max(text.rfind("Traceback (most recent call last):"), 0):]
+        files = [match["file"] for match in LAST_FRAME_BEFORE_NOT_IMPLEMENTED.finditer(last_traceback)][-1:]
+    student_folders = {STUDENT_DIR.resolve(), student_dir().resolve()}
+    for file in files:
+        if Path(file).parent.resolve() in student_folders and Path(file).stem in EXERCISES:
+            return Path(file).stem
+    return None
 
 
 def grade(exercise: str, function, source_files: list[Path] = ()) -> Report:
