@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
+from minigpt.errors import InputError
 from minigpt.model import GPT, GPTConfig
 from minigpt.optim import make_optimizer
 from minigpt.device import autocast_for, pick_device
@@ -39,6 +40,18 @@ class BenchConfig:
     repeats: int = field(default=3, metadata={"help": "timed repeats (the median is reported)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+
+    def __post_init__(self):
+        """Bad sizes are refused in one line before anything is built or timed."""
+        check_ranges(self, at_least_one=("n_layer", "n_head", "n_embd", "block_size", "vocab_size",
+                                         "batch_size", "train_block_size", "train_steps",
+                                         "prompt_tokens", "new_tokens", "repeats"))
+        if self.n_embd % self.n_head:
+            raise InputError(f"--n-embd {self.n_embd} is not divisible by --n-head {self.n_head}")
+        for name, length in (("--train-block-size", self.train_block_size),
+                             ("--prompt-tokens + --new-tokens", self.prompt_tokens + self.new_tokens)):
+            if length > self.block_size:
+                raise InputError(f"{name} = {length} is longer than --block-size {self.block_size}")
 
 
 def synchronize(device):

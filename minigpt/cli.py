@@ -6,18 +6,28 @@ shown. Only the flags the user actually typed end up in the parsed namespace, so
 resumed run can tell "asked for" from "default".
 
 `run_main` runs a command's main function and turns an InputError into one line,
-`error: ...`, and exit status 2, instead of a traceback.
+`error: ...`, and exit status 2, instead of a traceback; a mistyped flag is one too.
 """
 
 import argparse
 import dataclasses
+import os
 import sys
 
 from minigpt.errors import InputError
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a mistyped flag or value is an InputError: one line `error: ...` and
+    exit status 2 (argparse itself would print the whole usage first)."""
+
+    def error(self, message):
+        raise InputError(f"{message} (see {self.prog} --help)")
+
+
 def parser_from_dataclass(cls, description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
+        prog=command_name(cls),
         description=description,
         argument_default=argparse.SUPPRESS,  # only typed flags reach the namespace
         formatter_class=argparse.RawDescriptionHelpFormatter,  # keep the docstring's layout
@@ -42,6 +52,15 @@ def check_ranges(config, at_least_one=(), not_negative=()):
         for name in names:
             if getattr(config, name) < low:
                 raise InputError(f"--{name.replace('_', '-')} {words}, got {getattr(config, name)}")
+
+
+def command_name(cls) -> str:
+    """'python -m align.sft' for the dataclass of align/sft.py, also when it runs as __main__."""
+    module = cls.__module__
+    if module == "__main__":
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else os.path.basename(sys.argv[0])
+    return f"python -m {module}"
 
 
 def given_flags(namespace: argparse.Namespace) -> dict:

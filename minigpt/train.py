@@ -24,6 +24,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -103,7 +104,9 @@ class TrainConfig:
         try:
             self.model_config(vocab_size=1)  # the model's own checks (n_embd % n_head, ...)
         except ValueError as error:
-            raise InputError(str(error).replace("GPTConfig.", "--").replace("GPTConfig: ", "")) from None
+            message = re.sub(r"GPTConfig\.(\w+)", lambda m: "--" + m.group(1).replace("_", "-"),
+                             str(error))
+            raise InputError(message.replace("GPTConfig: ", "")) from None
 
     def model_config(self, vocab_size: int) -> GPTConfig:
         return GPTConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in MODEL_FIELDS})
