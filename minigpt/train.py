@@ -211,7 +211,6 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
     """Pre-train a GPT as configured; returns a summary with the final losses."""
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    run = RunFolder(config.out_dir)
 
     text = read_text_file(config.data) if config.data else builtin_corpus()
     source = config.data or "<built-in corpus: the toy world of toyworld.world>"
@@ -222,6 +221,7 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
     data = TokenData.from_text(text, tokenizer, config.val_fraction, source)
     data.check_block_size(config.block_size)
 
+    run = RunFolder(config.out_dir)  # only now: bad data above leaves no empty folder behind
     model_config = config.model_config(tokenizer.vocab_size)
     model = GPT(model_config).to(device)
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
