@@ -232,25 +232,33 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
     return summary
 
 
-def plot_dpo(run, rows, prefix="eval"):
+def plot_dpo(run, rows, prefix="eval", window=10):
     """loss.png, rewards.png, accuracies.png: training batches, then the evaluation in front.
 
     prefix: "eval" (held-out pairs) or "train" (training pairs, when there is no held-out
-    set). The evaluation curves start at step 0, where π_θ = π_ref.
+    set). The evaluation curves start at step 0, where π_θ = π_ref. One batch holds only
+    batch_size pairs, so its accuracy jumps by 1/batch_size (and is 0 at step 1, where
+    every pair ties); each batch curve is drawn faint under its running mean over `window`
+    batches, and the evaluation, over all its pairs, thick and in front.
     """
-    where = "held-out" if prefix == "eval" else "training pairs"
+    where = "held-out pairs" if prefix == "eval" else "training pairs"
     run.plot("loss.png", {"DPO loss (batch)": column(rows, "loss"),
                           f"{prefix}_loss ({where})": column(rows, f"{prefix}_loss")},
-             title="DPO loss (log 2 ≈ 0.693 at step 0)")
+             title="DPO loss (step 0: π_θ = π_ref, log 2 ≈ 0.693 for the sigmoid loss)",
+             ylabel="loss (nats)", evaluation=(f"{prefix}_loss ({where})",), smooth=window)
     run.plot("rewards.png", {"rewards/chosen": column(rows, "rewards/chosen"),
                              "rewards/rejected": column(rows, "rewards/rejected"),
                              "rewards/margins": column(rows, "rewards/margins"),
                              f"{prefix}_rewards/margins ({where})": column(rows, f"{prefix}_rewards/margins")},
-             title="DPO implicit rewards β·log π_θ/π_ref", ylabel="reward")
+             title="DPO implicit rewards r̂ = β·log π_θ(y|x)/π_ref(y|x)", ylabel="implicit reward r̂",
+             evaluation=(f"{prefix}_rewards/margins ({where})",), smooth=window,
+             hlines={"0 (π_θ = π_ref)": 0.0})
     run.plot("accuracies.png", {"rewards/accuracies (batch)": column(rows, "rewards/accuracies"),
                                 f"{prefix}_rewards/accuracies ({where})":
                                     column(rows, f"{prefix}_rewards/accuracies")},
-             title="DPO: share of pairs with r̂(y_w) > r̂(y_l) (a tie is no win)", ylabel="fraction")
+             title="DPO: share of pairs with r̂(y_w) > r̂(y_l) (a tie is no win)",
+             ylabel="share of pairs", evaluation=(f"{prefix}_rewards/accuracies ({where})",),
+             smooth=window, hlines={"chance (0.5)": 0.5}, ylim=(-0.02, 1.02))
 
 
 def main(argv=None):

@@ -9,14 +9,20 @@ import matplotlib.pyplot as plt  # noqa: E402
 from align.breakdown import VERDICTS  # noqa: E402
 from minigpt.runlog import RunFolder, column  # noqa: E402
 
-# stage folder, its training-loss key, its held-out-loss keys (the first one present), title
-LOSS_PANELS = [("pretrain", "loss", ("val_loss",), "pre-training: next-token loss"),
-               ("sft", "loss", ("eval_loss", "eval_response_loss"), "SFT: response loss"),
-               ("reward", "loss", ("eval_loss",), "reward model: Bradley-Terry loss"),
-               ("dpo", "loss", ("eval_loss", "eval/loss"), "DPO loss")]
+# stage folder, its training-loss key, its evaluation-loss keys (the first one present),
+# title, y-axis label
+LOSS_PANELS = [("pretrain", "loss", ("val_loss",), "pre-training: next-token loss",
+                "loss (nats per token)"),
+               ("sft", "loss", ("eval_loss", "eval_response_loss", "train_loss"),
+                "SFT: response loss", "loss (nats per response token)"),
+               ("reward", "loss", ("eval_loss", "train_loss"), "reward model: Bradley-Terry loss",
+                "loss (nats per pair)"),
+               ("dpo", "loss", ("eval_loss", "eval/loss", "train_loss"), "DPO loss",
+                "loss (nats per pair)")]
+SMOOTH = 10  # the running mean's window over training batches, stated in every legend
 
 
-def smoothed(values, width=10):
+def smoothed(values, width=SMOOTH):
     """Running mean over the last `width` values (a noisy per-batch curve made readable)."""
     out, total = [], 0.0
     for i, value in enumerate(values):
@@ -26,50 +32,73 @@ def smoothed(values, width=10):
 
 
 def first_column(rows, keys):
+    """(steps, values, key) of the first key the rows have; ([], [], None) if none."""
     for key in keys:
         steps, values = column(rows, key)
         if steps:
-            return steps, values
-    return [], []
+            return steps, values, key
+    return [], [], None
+
+
+def evaluated_on(key) -> str:
+    """What an evaluation row was measured on, from its name (align.common's prefixes)."""
+    return "training rows" if key.startswith("train_") else "held out"
+
+
+def batch_curve(ax, steps, values, label):
+    """One point per training batch: faint, under its running mean (the one in the legend)."""
+    (raw,) = ax.plot(steps, values, linewidth=0.8, alpha=0.3)
+    ax.plot(steps, smoothed(values), color=raw.get_color(), linewidth=1.5,
+            label=f"{label} (mean of {SMOOTH})")
 
 
 def plot_losses(run: RunFolder):
-    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
-    for ax, (stage, key, held_out_keys, title) in zip(axes, LOSS_PANELS):
+    """losses.png: each stage's training loss per batch (faint, and its running mean) and its
+    evaluation loss (thick, in front), from step 0, before any update."""
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.4))
+    for ax, (stage, key, evaluation_keys, title, ylabel) in zip(axes, LOSS_PANELS):
         rows = RunFolder(run.file(stage)).read_metrics()
-        ax.plot(*column(rows, key), linewidth=1, alpha=0.5, label="training batches")
-        steps, values = first_column(rows, held_out_keys)
-        ax.plot(steps, values, "o-", linewidth=2, label="held out (step 0 = before training)",
-                zorder=3)
+        batch_curve(ax, *column(rows, key), "training batches")
+        steps, values, found = first_column(rows, evaluation_keys)
+        if found:
+            ax.plot(steps, values, "o-", linewidth=2.5, markersize=5, zorder=3,
+                    label=f"{evaluated_on(found)} ({found})")
         ax.set_title(title)
         ax.set_xlabel("step")
-        ax.set_ylabel("loss (nats)")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    fig.suptitle(f"Loss of each stage: training batches (faint; the line is their running mean of "
+                 f"{SMOOTH}) and the evaluation (dots), from step 0 = before any update")
     fig.tight_layout()
     fig.savefig(run.file("losses.png"), dpi=100)
     plt.close(fig)
 
 
 def plot_dpo(run: RunFolder):
+    """dpo_rewards.png: DPO's implicit rewards and accuracy, training batches and held out."""
     rows = RunFolder(run.file("dpo")).read_metrics()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     for key in ("rewards/chosen", "rewards/rejected", "rewards/margins"):
-        steps, values = column(rows, key)
-        left.plot(steps, smoothed(values), label=f"{key} (training, mean of 10)", linewidth=1)
-    left.plot(*first_column(rows, ("eval_rewards/margins", "eval/rewards/margins")), "o-",
-              label="held-out margins", zorder=3)
+        batch_curve(left, *column(rows, key), f"{key}, training batches")
+    steps, values, found = first_column(rows, ("eval_rewards/margins", "eval/rewards/margins",
+                                               "train_rewards/margins"))
+    if found:
+        left.plot(steps, values, "o-", linewidth=2.5, markersize=5, zorder=3,
+                  label=f"{found} ({evaluated_on(found)})")
+    left.axhline(0, color="grey", linestyle=":", linewidth=1)
     left.set_title("DPO implicit rewards r̂ = β·log π_θ(y|x)/π_ref(y|x)")
-    left.set_ylabel("implicit reward")
-    steps, values = column(rows, "rewards/accuracies")
-    right.plot(steps, smoothed(values), linewidth=1, alpha=0.7,
-               label="training batches (mean of 10)")
-    right.plot(*first_column(rows, ("eval_rewards/accuracies", "eval/rewards/accuracies")), "o-",
-               linewidth=2, label="held-out pairs (at step 0 every pair ties: no wins)", zorder=3)
-    right.axhline(0.5, color="grey", linestyle=":", label="chance")
+    left.set_ylabel("implicit reward r̂")
+    batch_curve(right, *column(rows, "rewards/accuracies"), "training batches")
+    steps, values, found = first_column(rows, ("eval_rewards/accuracies", "eval/rewards/accuracies",
+                                               "train_rewards/accuracies"))
+    if found:
+        right.plot(steps, values, "o-", linewidth=2.5, markersize=5, zorder=3,
+                   label=f"{found} ({evaluated_on(found)}; at step 0 every pair ties: no wins)")
+    right.axhline(0.5, color="grey", linestyle=":", label="chance (0.5)")
     right.set_title("DPO: share of pairs with r̂(y_w) > r̂(y_l)")
     right.set_ylabel("share of pairs")
-    right.set_ylim(0, 1)
+    right.set_ylim(-0.02, 1.02)
     for ax in (left, right):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -80,31 +109,44 @@ def plot_dpo(run: RunFolder):
 
 
 def plot_gold(run: RunFolder, comparison: dict):
-    """gold_reward.png: mean r* with its interval, by policy, sampled and greedy side by side."""
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    names = list(comparison["sampled"])
-    for offset, mode in ((-0.2, "sampled"), (0.2, "greedy")):
-        xs, means, errors = [], [], [[], []]
-        for i, name in enumerate(names):
-            if name not in comparison[mode]:
-                continue
+    """gold_reward.png: mean r* with its 95% interval, by policy, sampled and greedy side by side.
+
+    comparison is `align.compare.compare_policies`'s result: for each answering mode, each
+    policy's summary (gold_mean, gold_interval, ...). Best-of-N picks among sampled answers
+    only, so it has no greedy bar.
+    """
+    modes = {"sampled": ("sampled (T = 1)", "tab:blue"), "greedy": ("greedy (T = 0)", "tab:orange")}
+    names = list(comparison["sampled"])  # SFT, DPO, best-of-N
+    width = 0.38
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    labelled = set()  # each mode named once in the legend
+    for i, name in enumerate(names):
+        present = [mode for mode in modes if name in comparison[mode]]
+        for j, mode in enumerate(present):
             summary = comparison[mode][name]
-            low, high = summary["gold_interval"]
-            xs.append(i + offset)
-            means.append(summary["gold_mean"])
-            errors[0].append(summary["gold_mean"] - low)
-            errors[1].append(high - summary["gold_mean"])
-        label = "sampled (T = 1)" if mode == "sampled" else "greedy (T = 0)"
-        ax.bar(xs, means, width=0.38, yerr=errors, capsize=4, label=label)
+            mean, (low, high) = summary["gold_mean"], summary["gold_interval"]
+            x = i + (j - (len(present) - 1) / 2) * width  # the bars of one policy side by side
+            label, color = modes[mode]
+            ax.bar(x, mean, width=width * 0.95, color=color, yerr=[[mean - low], [high - mean]],
+                   capsize=5, label=None if mode in labelled else label)
+            labelled.add(mode)
+            end = low if mean < 0 else high  # write the numbers past the end of the error bar
+            ax.annotate(f"{mean:.2f}\n[{low:.2f}, {high:.2f}]", (x, end), ha="center", fontsize=8,
+                        va="top" if mean < 0 else "bottom",
+                        xytext=(0, -3 if mean < 0 else 3), textcoords="offset points")
     best_fixed = max(comparison["fixed_answers"].items(), key=lambda item: item[1])
     ax.axhline(best_fixed[1], color="red", linestyle="--", linewidth=1,
-               label=f"best fixed answer {best_fixed[0]!r}")
+               label=f"best fixed answer {best_fixed[0]!r} ({best_fixed[1]:.2f})")
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(range(len(names)), names)
+    ax.set_xticks(range(len(names)), [name if name in comparison["greedy"] else f"{name}\n(sampled only)"
+                                      for name in names])
+    ax.margins(y=0.15)  # room for the numbers
+    ax.set_xlabel("policy")
     ax.set_ylabel("mean gold reward r* (95% interval)")
-    ax.set_title(f"Gold reward on {comparison['prompts']} held-out prompts (r* ∈ [-12, 3])")
+    ax.set_title(f"Gold reward r* on {comparison['prompts']} held-out prompts "
+                 "(r* ∈ [-12, 3]; higher is better)")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(run.file("gold_reward.png"), dpi=100)
     plt.close(fig)
@@ -126,10 +168,12 @@ def plot_components(run: RunFolder, comparison: dict):
     left.set_xticks(range(len(components)), components)
     left.axhline(0, color="black", linewidth=0.8)
     left.set_ylabel("mean over held-out prompts")
+    left.set_xlabel("component of r*")
     left.set_title("Components of r* (they add up to the mean r*)")
     right.set_xticks(range(len(VERDICTS)), [v.replace("_", "-") for v in VERDICTS])
     right.set_ylabel("share of answers")
     right.set_ylim(0, 1)
+    right.set_xlabel("verdict of the gold reward on the answer")
     right.set_title("What the sampled answers are")
     for ax in (left, right):
         ax.grid(alpha=0.3, axis="y")

@@ -73,8 +73,13 @@ idx = torch.tensor([tokenizer.encode(context)])  # (1, T)
 print(f"context {context!r}: idx shape {tuple(idx.shape)} (B=1, T={idx.size(1)})")
 
 
+VISIBLE = {" ": "␣", "\n": "\\n", "\t": "\\t"}  # a space or newline would print as nothing
+
+
 def show(token_id: int) -> str:
-    return repr(tokenizer.decode([token_id]))
+    """The token as a visible label: ␣ for a space, \\n for a newline, <|eos|> for EOS."""
+    text = tokenizer.decode([token_id])
+    return VISIBLE.get(text, text if text.isprintable() else repr(text))
 
 
 def top_table(model, name, idx, k=10):
@@ -113,31 +118,103 @@ print(f"after appending {show(int(probs_after.argmax()))}: most likely next "
 # %%
 print(inspect.getsource(top_p_filter))
 logits = probs_after.log().view(1, -1)  # (1, vocab): log-probs are logits (softmax gives back probs)
-by_probability = probs_after.argsort(descending=True).tolist()  # token ids, most likely first
-for p in (0.5, 0.9, 0.99):
-    kept = torch.isfinite(top_p_filter(logits, p))[0]  # (vocab,) True where the token survives
-    print(f"top-p {p}: keeps {int(kept.sum()):3d} of {kept.numel()} tokens, their mass "
-          f"{probs_after[kept].sum():.4f} ≥ {p}: {', '.join(show(i) for i in by_probability if kept[i])[:60]}"
-          f" …")
 draws = [int(sample_next_token(logits, temperature=1.0, top_p=0.9)) for _ in range(200)]
 print(f"200 draws with top_p=0.9 use {len(set(draws))} distinct tokens; greedy always gives "
       f"{show(int(sample_next_token(logits, temperature=0.0)))}")
 
 # %% [markdown]
-# ## Bar plot: the whole distribution, sorted, and the top 10 tokens
+# After "Lima is in" the trained model is nearly sure of the next character (a space, the
+# p printed above), so top-p keeps that one token unless p is larger than its probability:
+# on such a list top-p changes little. p matters when the mass is spread out. Three such
+# distributions beside the one above:
+#
+# - the same context at temperature T = 2: the logits divided by T before the softmax
+#   (what `sample_next_token` does), which flattens the list;
+# - a context where the model is unsure: the first character of the assistant's answer
+#   (many answers are possible);
+# - a hand-made list of 8 tokens t1..t8, p = 0.40, 0.24, 0.14, 0.09, 0.06, 0.04, 0.025, 0.005:
+#   top-p 0.5 keeps t1 t2 (mass 0.64), 0.9 keeps t1..t5 (0.93), 0.99 keeps t1..t7 (0.995).
+#
+# For each, how many tokens top-p keeps at p = 0.5, 0.9 and 0.99.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-for ax, probs, name in [(axes[0], probs_before, "before training"), (axes[1], probs_after, "after pre-training")]:
-    top = torch.topk(probs, 10)
-    ax.bar(range(10), top.values.numpy(), color="tab:blue" if "after" in name else "tab:gray")
-    ax.set_xticks(range(10), [show(i) for i in top.indices.tolist()], rotation=45)
+unsure_context = "User: Where is Lima?\nAssistant: "
+unsure_idx = torch.tensor([tokenizer.encode(unsure_context)])  # (1, T')
+hand_made = torch.tensor([0.40, 0.24, 0.14, 0.09, 0.06, 0.04, 0.025, 0.005])  # (8,), sums to 1
+vocab_labels = [show(i) for i in range(probs_after.numel())]
+distributions = {  # name -> (probabilities, a label per token)
+    f"after {context[-10:]!r}, T = 1": (probs_after, vocab_labels),
+    f"after {context[-10:]!r}, T = 2": (torch.softmax(logits[0] / 2.0, dim=-1), vocab_labels),
+    f"after {unsure_context[-12:]!r}, T = 1": (trained.next_token_probs(unsure_idx)[0], vocab_labels),
+    "hand-made, 8 tokens": (hand_made, [f"t{i + 1}" for i in range(len(hand_made))]),
+}
+P_VALUES = (0.5, 0.9, 0.99)
+kept_counts = {}  # name -> tokens kept at each p
+for name, (probs, names) in distributions.items():
+    kept_counts[name] = []
+    by_probability = probs.argsort(descending=True).tolist()  # token ids, most likely first
+    print(f"\n{name}: top token {names[by_probability[0]]} with p = {probs.max():.3f}")
+    for p in P_VALUES:
+        kept = torch.isfinite(top_p_filter(probs.log().view(1, -1), p))[0]  # (vocab,) True: kept
+        kept_counts[name].append(int(kept.sum()))
+        shown = " ".join(names[i] for i in by_probability if kept[i])
+        print(f"  top-p {p:<4}: keeps {int(kept.sum()):3d} of {kept.numel()} tokens, their mass "
+              f"{probs[kept].sum():.3f} ≥ {p}: {shown[:60]}{' …' if len(shown) > 60 else ''}")
+
+# %% [markdown]
+# ## Bar plots: the top 20 tokens, the whole distribution, and what top-p keeps
+
+# %%
+TOP = 20
+vocab = probs_after.numel()
+fig, axes = plt.subplots(1, 3, figsize=(17, 4.5))
+for ax, probs, name, color in [(axes[0], probs_before, "before training (random θ)", "tab:gray"),
+                               (axes[1], probs_after, "after pre-training", "tab:blue")]:
+    top = torch.topk(probs, TOP)
+    ax.bar(range(TOP), top.values.numpy(), color=color)
+    ax.set_xticks(range(TOP), [show(i) for i in top.indices.tolist()])
     ax.set_ylim(0, 1)
+    ax.set_xlabel("next token (␣ = space, \\n = newline), most likely first")
     ax.set_ylabel("p_θ(w_t | w_1:t-1)")
-    ax.set_title(f"{name}: top 10 next tokens")
-fig.suptitle(f"Lista de probabilidades after {context[-20:]!r}")
+    ax.set_title(f"{name}: top {TOP} of {vocab} tokens")
+ranks = range(1, vocab + 1)
+axes[2].plot(ranks, probs_before.sort(descending=True).values.numpy(), color="tab:gray",
+             label="before training (random θ)")
+axes[2].plot(ranks, probs_after.sort(descending=True).values.numpy(), color="tab:blue",
+             label="after pre-training")
+axes[2].axhline(1 / vocab, color="black", linestyle=":", label=f"uniform 1/{vocab}")
+axes[2].set_yscale("log")
+axes[2].set_xlabel("rank of the token (1 = most likely)")
+axes[2].set_ylabel("p_θ(w_t | w_1:t-1), log scale")
+axes[2].set_title(f"The whole distribution: all {vocab} tokens, sorted")
+axes[2].legend(fontsize=8)
+fig.suptitle(f"Lista de probabilidades: the next token after {context!r}")
 fig.tight_layout()
 path = OUT / "next_token_probs.png"
+fig.savefig(path, dpi=100)
+plt.close(fig)
+print(f"saved {path}")
+
+# the cumulative mass of the sorted list: top-p keeps the tokens up to where it reaches p
+fig, ax = plt.subplots(figsize=(8, 4.5))
+for name, (probs, _) in distributions.items():
+    cumulative = probs.sort(descending=True).values.cumsum(0).numpy()
+    counts = " / ".join(f"{k}" for k in kept_counts[name])
+    ax.plot(range(1, len(cumulative) + 1), cumulative, "o-", markersize=3,
+            label=f"{name}: top-p keeps {counts} tokens")
+for p in P_VALUES:
+    ax.axhline(p, color="gray", linestyle=":", linewidth=1)
+    ax.text(1.02, p, f"p = {p}", va="center", fontsize=8, transform=ax.get_yaxis_transform())
+ax.set_xscale("log")
+ticks = [k for k in (1, 2, 5, 10, 20, 50) if k < vocab] + [vocab]
+ax.set_xticks(ticks, [str(k) for k in ticks])
+ax.set_xlabel("number of most likely tokens kept (log scale)")
+ax.set_ylabel("their total probability mass")
+ax.set_title(f"Top-p keeps the fewest most likely tokens whose mass reaches p "
+             f"(p = {' / '.join(map(str, P_VALUES))})")
+ax.legend(fontsize=8, loc="lower right")
+fig.tight_layout()
+path = OUT / "top_p.png"
 fig.savefig(path, dpi=100)
 plt.close(fig)
 print(f"saved {path}")

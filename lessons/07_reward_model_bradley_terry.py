@@ -65,7 +65,7 @@ print(f"A = 1000, B = 998: the naive quotient gives {naive} (overflow); "
       f"σ(A − B) = σ(2) = {torch.sigmoid(torch.tensor(2.0)).item():.4f}")
 
 z = np.linspace(-8, 8, 200)
-fig, ax = plt.subplots(figsize=(6, 3.5))
+fig, ax = plt.subplots(figsize=(7, 4))
 ax.plot(z, 1 / (1 + np.exp(-z)), label="σ(A − B)")
 ax.scatter((A - B)[::8, ::8].ravel(), softmax_form[::8, ::8].ravel(), s=8, color="tab:orange",
            label="e^A / (e^A + e^B) on the grid", zorder=3)
@@ -73,7 +73,7 @@ ax.axhline(0.5, color="gray", lw=0.8, ls=":")
 ax.set_xlim(-8, 8)
 ax.set_xlabel("A − B = r(x, y_w) − r(x, y_l)")
 ax.set_ylabel("P(y_w ≻ y_l)")
-ax.set_title("Bradley-Terry: the preference probability is σ of the reward difference")
+ax.set_title("Bradley-Terry: the preference probability\nis σ of the reward difference")
 ax.legend()
 fig.tight_layout()
 path = OUT / "bradley_terry_sigmoid.png"

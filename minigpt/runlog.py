@@ -65,26 +65,45 @@ class RunFolder:
         write_atomically(self.file("metrics.jsonl"),
                          "".join(json.dumps(row) + "\n" for row in rows).encode())
 
-    def plot(self, name, series: dict, title: str, ylabel: str = "loss", log_y: bool = False):
-        """One figure: series maps a label to (steps, values); saved as RUN/name."""
+    def plot(self, name, series: dict, title: str, ylabel: str = "loss", log_y: bool = False,
+             evaluation=(), smooth: int = 0, hlines: dict | None = None, ylim=None):
+        """One figure: series maps a label to (steps, values); saved as RUN/name.
+
+        evaluation: the labels of the series measured every eval_interval steps (held-out
+        or training pairs); they are drawn in front: thick, with markers. smooth > 1: every
+        other series (one point per training batch) is drawn faint, under its running mean
+        over the last `smooth` batches, and the legend says so. hlines maps a label to the
+        height of a dotted reference line (chance, log 2); ylim = (low, high) fixes the y-axis.
+        """
         fig, ax = plt.subplots(figsize=(7, 4))
         for label, (steps, values) in series.items():
             if not steps:
                 continue  # a metric this run did not record
-            many = len(steps) > 50
-            ax.plot(steps, values, label=label, alpha=0.5 if many else 1.0,
-                    linewidth=1 if many else 2, marker=None if many else "o")
+            if label in evaluation:  # a few points, each over many examples: in front
+                ax.plot(steps, values, "o-", label=label, linewidth=2.5, markersize=5, zorder=3)
+            elif smooth > 1:  # one point per batch: noisy, so its running mean on top
+                (raw,) = ax.plot(steps, values, linewidth=0.8, alpha=0.3)
+                window = [values[max(0, i - smooth + 1):i + 1] for i in range(len(values))]
+                ax.plot(steps, [sum(w) / len(w) for w in window], color=raw.get_color(),
+                        linewidth=1.5, label=f"{label}, running mean of {smooth} (faint: each batch)")
+            else:
+                many = len(steps) > 50
+                ax.plot(steps, values, label=label, alpha=0.5 if many else 1.0,
+                        linewidth=1 if many else 2, marker=None if many else "o")
+        for label, y in (hlines or {}).items():
+            ax.axhline(y, color="grey", linestyle=":", linewidth=1, label=label)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
         if log_y:
             ax.set_yscale("log")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(self.file(name), dpi=100)
         plt.close(fig)
-
 
 def column(rows: list[dict], key: str):
     """(steps, values) of the rows that have key."""
