@@ -7,7 +7,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from align.breakdown import VERDICTS  # noqa: E402
-from minigpt.runlog import RunFolder, column  # noqa: E402
+from minigpt.runlog import RunFolder, column, running_mean  # noqa: E402
 
 # stage folder, its training-loss key, its evaluation-loss keys (the first one present),
 # title, y-axis label
@@ -23,12 +23,8 @@ SMOOTH = 10  # the running mean's window over training batches, stated in every 
 
 
 def smoothed(values, width=SMOOTH):
-    """Running mean over the last `width` values (a noisy per-batch curve made readable)."""
-    out, total = [], 0.0
-    for i, value in enumerate(values):
-        total += value - (values[i - width] if i >= width else 0.0)
-        out.append(total / min(i + 1, width))
-    return out
+    """Running mean over the last `width` values (minigpt.runlog.running_mean)."""
+    return running_mean(values, width)
 
 
 def first_column(rows, keys):

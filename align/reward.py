@@ -161,12 +161,16 @@ def plot_reward(run, rows, prefix="eval"):
     where = "held-out" if prefix == "eval" else "training pairs"
     run.plot("loss.png", {"Bradley-Terry loss (batch)": column(rows, "loss"),
                           f"{prefix}_loss ({where})": column(rows, f"{prefix}_loss")},
-             title="Reward model: −log σ(r_w − r_l) (log 2 ≈ 0.693: no preference)")
+             title="Reward model: −log σ(r_w − r_l) (log 2 ≈ 0.693: no preference)",
+             ylabel="loss (nats)", evaluation=(f"{prefix}_loss ({where})",), smooth=10,
+             hlines={"log 2 (no preference)": 0.693})
     run.plot("accuracy.png", {"accuracy (batch)": column(rows, "accuracy"),
                               f"{prefix}_gold_agreement ({where}, with r*)":
                                   column(rows, f"{prefix}_gold_agreement"),
                               f"{prefix}_accuracy ({where})": column(rows, f"{prefix}_accuracy")},
-             title="Reward model: share of pairs with r_w > r_l (a tie is no win)", ylabel="fraction")
+             title="Reward model: share of pairs with r_w > r_l (a tie is no win)",
+             ylabel="share of pairs", smooth=10, ylim=(-0.02, 1.02), hlines={"chance (0.5)": 0.5},
+             evaluation=(f"{prefix}_gold_agreement ({where}, with r*)", f"{prefix}_accuracy ({where})"))
 
 
 def main(argv=None):

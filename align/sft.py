@@ -126,7 +126,8 @@ def plot_sft(run, rows):
     run.plot("loss.png", {"loss (batch)": column(rows, "loss"),
                           "train_loss (training demonstrations)": column(rows, "train_loss"),
                           "eval_loss (held-out)": column(rows, "eval_loss")},
-             title="SFT: loss on response tokens")
+             title="SFT: loss on response tokens", ylabel="loss (nats per token)", smooth=10,
+             evaluation=("train_loss (training demonstrations)", "eval_loss (held-out)"))
 
 
 def main(argv=None):

@@ -25,6 +25,16 @@ from minigpt.checkpoint import write_atomically  # noqa: E402
 from minigpt.errors import InputError  # noqa: E402
 
 
+def running_mean(values, width: int) -> list[float]:
+    """The mean of the last `width` values at each point (fewer at the start): a noisy
+    per-batch curve made readable."""
+    out, total = [], 0.0
+    for i, value in enumerate(values):
+        total += value - (values[i - width] if i >= width else 0.0)
+        out.append(total / min(i + 1, width))
+    return out
+
+
 class RunFolder:
     def __init__(self, path):
         self.path = str(path)
@@ -83,8 +93,7 @@ class RunFolder:
                 ax.plot(steps, values, "o-", label=label, linewidth=2.5, markersize=5, zorder=3)
             elif smooth > 1:  # one point per batch: noisy, so its running mean on top
                 (raw,) = ax.plot(steps, values, linewidth=0.8, alpha=0.3)
-                window = [values[max(0, i - smooth + 1):i + 1] for i in range(len(values))]
-                ax.plot(steps, [sum(w) / len(w) for w in window], color=raw.get_color(),
+                ax.plot(steps, running_mean(values, smooth), color=raw.get_color(),
                         linewidth=1.5, label=f"{label}, running mean of {smooth} (faint: each batch)")
             else:
                 many = len(steps) > 50
