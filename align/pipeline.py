@@ -50,6 +50,7 @@ from align.sampling import generate_responses
 from align.sft import SFTConfig, train_sft
 from align.stats import proportion_interval
 from align.common import fit_lengths_to_context
+from minigpt import swaps
 from minigpt.checkpoint import load_checkpoint, load_model
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.device import pick_device
@@ -172,18 +173,22 @@ def saved_settings(config: PipelineConfig) -> dict:
     """What config.json records, and what a rerun must match to resume: the flags that
     shape the run and the preset's settings as the code defines them now."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ON_RESUME}
-    return json.loads(json.dumps({**settings, "preset_settings": PRESETS[config.preset]}))
+    return json.loads(json.dumps({**settings, "preset_settings": PRESETS[config.preset],
+                                  # a student's function swapped in (python -m exercises run)
+                                  "student_versions": swaps.active()}))
 
 
 def setting_changes(saved: dict, wanted: dict, prefix="") -> list[str]:
-    """["--beta 0.5 → 1.0", "preset_settings.dpo.max_iters 300 → 400", ...]."""
+    """["--beta 0.5 → 1.0", "preset settings: dpo.max_iters 300 → 400", ...]: flags are
+    named as typed, other entries (student_versions) as they are."""
+    flags = {f.name for f in dataclasses.fields(PipelineConfig)}
     changes = []
     for key in sorted(set(saved) | set(wanted)):
         old, new = saved.get(key), wanted.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
             changes += setting_changes(old, new, f"{prefix}{key}.")
         elif old != new:
-            name = prefix + key if prefix else f"--{key.replace('_', '-')}"
+            name = f"--{key.replace('_', '-')}" if not prefix and key in flags else prefix + key
             changes.append(f"{name} {old!r} → {new!r}")
     return changes
 
@@ -201,6 +206,8 @@ def open_run_folder(config: PipelineConfig) -> tuple[RunFolder, dict]:
     wanted = saved_settings(config)
     if os.path.isdir(out) and os.listdir(out):
         saved = read_json_or_none(os.path.join(out, "config.json"))
+        if saved is not None:
+            saved.setdefault("student_versions", {})  # a folder written before they were recorded
         if saved is None or "preset_settings" not in saved:
             raise InputError(f"--out-dir {out}: holds files that are not a pipeline run; "
                              f"choose another --out-dir")

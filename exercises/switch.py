@@ -15,6 +15,7 @@ import sys
 from contextlib import contextmanager
 
 from exercises.registry import find
+from minigpt import swaps
 
 PROJECT_PACKAGES = ("minigpt", "align", "gridworld", "toyworld")
 SCRIPTS = ("__main__", "lesson_setup")  # a lesson or command being run, and the lessons' helper
@@ -42,13 +43,16 @@ def swapped(exercise_name: str, function):
     """Inside the block, the project runs `function` wherever it ran the exercise's reference."""
     reference = find(exercise_name).reference_function()
     replace_everywhere(reference, function)
+    swaps.record(exercise_name, function)
     try:
         yield
     finally:
         replace_everywhere(function, reference)
+        swaps.forget(exercise_name)
 
 
 def use_versions(functions: dict) -> None:
     """Swap in {exercise name: function} for the rest of this process."""
     for name, function in functions.items():
         replace_everywhere(find(name).reference_function(), function)
+        swaps.record(name, function)  # so that run folders can say whose code ran

@@ -14,6 +14,7 @@ from align.sft import main as sft_main
 from toyworld.world import LECTURE_DPO_DATASET
 from align.data import rows_from_dict_of_lists, write_jsonl
 from minigpt import GPT, ByteTokenizer, CharTokenizer, save_checkpoint
+from minigpt import swaps
 from minigpt.cli import run_main
 from minigpt.errors import InputError
 from tests.conftest import tiny_config
@@ -116,6 +117,15 @@ def test_a_run_folder_is_never_replaced_without_asking(tmp_path, capsys):
     assert "--preset 'quick' → 'default'" in one_line_error(
         capsys, pipeline_main, ["--out-dir", str(tmp_path / "run")])
     assert (tmp_path / "run" / "results.json").exists()  # still there
+    # a student's version of a function is part of the settings, and so is its every draft
+    def my_dpo_loss(*args):
+        raise NotImplementedError
+    swaps.record("dpo_loss", my_dpo_loss)
+    try:
+        with pytest.raises(InputError, match=r"student_versions.dpo_loss None → '[0-9a-f]{12}'"):
+            pipeline.open_run_folder(quick)
+    finally:
+        swaps.forget("dpo_loss")
     # the same settings resume; --overwrite replaces
     assert pipeline.open_run_folder(quick)[0].path == str(tmp_path / "run")
     assert (tmp_path / "run" / "results.json").exists()
