@@ -212,13 +212,14 @@ for row in eval_rows:
 # answers 27% → 1%) and the assistant's own questions (name, language, mood); held-out
 # facts that the model has only read as plain sentences (cities, sums, topics) stay almost
 # never right, for SFT and DPO alike: DPO reweights answers that π_ref already writes, it
-# does not teach facts. If a default run's folder `runs/pipeline` exists (its config.json
+# does not teach facts. If a finished default run is in `runs/pipeline` (its config.json
 # says preset "default"), this cell compares its SFT and DPO checkpoints.
 
 # %%
 def is_default_pipeline_run(folder) -> bool:
     config = folder / "config.json"
-    return (folder / "dpo" / "ckpt.pt").exists() and config.exists() and \
+    finished = (folder / "results.json").exists()  # not a run interrupted mid-way
+    return finished and config.exists() and \
         json.loads(config.read_text(encoding="utf-8")).get("preset") == "default"
 
 
