@@ -8,7 +8,7 @@ Each stage is a plain loop over optimiser steps:
         batch ← the next shuffled batch of examples
         loss, metrics ← the stage's own loss on the batch   (SFT, Bradley-Terry or DPO)
         loss.backward(); clip the gradient norm; AdamW step
-        every eval_interval steps: evaluate, checkpoint, plot
+        every eval_interval steps: evaluate, checkpoint (resumable: --resume), plot
 
 `train_steps` below is that loop, written once; each stage passes its loss function.
 
@@ -58,12 +58,15 @@ class StageConfig:
     eval_interval: int = field(default=100, metadata={"help": "evaluate and checkpoint every N steps"})
     seed: int = field(default=1337, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    resume: bool = field(default=False, metadata={
+        "help": "continue the run in --out-dir from its last checkpoint, exactly (refused if a "
+                "setting that shapes the training differs from the saved run's)"})
 
     def __post_init__(self):
         """Bad numbers are reported before anything is read or written."""
         check_ranges(self, at_least_one=("batch_size", "max_iters", "eval_interval"),
-                     not_negative=("max_length", "max_prompt_length", "warmup_iters", "learning_rate", "min_lr", "weight_decay",
-                                   "grad_clip"))
+                     not_negative=("max_length", "max_prompt_length", "warmup_iters",
+                                   "learning_rate", "min_lr", "weight_decay", "grad_clip"))
 
 
 def load_stage(path, stages: tuple[str, ...], device="cpu", needed_by="this stage"):
@@ -81,17 +84,34 @@ def shuffled_batches(n_examples: int, batch_size: int, generator: torch.Generato
             yield order[start : start + batch_size]  # full batches; the next epoch reshuffles
 
 
-def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, desc,
-                evaluate=None, save=None, progress=True):
+STAGE_NAMES = {"sft": "SFT", "reward": "reward model", "dpo": "DPO"}  # for the progress bar
+
+
+def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, stage, tokenizer,
+                evaluate=None, progress=True, resume_from: dict | None = None):
     """The shared loop: schedule, forward/backward, clip, AdamW step, log, evaluate, save.
 
     loss_on_batch(indices) -> (loss, metrics dict) is the stage's own loss.
     evaluate(step) -> metrics dict (names already prefixed eval_ or train_) runs at step 0,
-    before any update, then with save(step) every eval_interval steps and at the end.
+    before any update, then every eval_interval steps and at the end, each time followed by
+    a checkpoint (`save_stage`) that holds what an exact resume needs: the weights, AdamW's
+    state and the random state.
+    resume_from: such a checkpoint (see `checkpoint_to_resume`); the loop then goes on from
+    its step as if it had never stopped: the batches it had drawn are drawn again (and
+    thrown away), so the next batch is the one an uninterrupted run would see.
     """
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
                                device_type=device)
+    start_step = 0
+    if resume_from is not None:
+        start_step = resume_from["step"]
+        optimizer.load_state_dict(resume_from["optimizer"])
+        torch.set_rng_state(resume_from["rng"]["torch"])
+        if device == "cuda" and resume_from["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(resume_from["rng"]["cuda"])
+        for _ in range(start_step):
+            next(batches)
     started = time.time()
 
     def log_evaluation(step):
@@ -101,10 +121,17 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, d
         run.log({"step": step, **row})
         tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
 
-    if evaluate is not None:
+    def save(step):
+        rng = {"torch": torch.get_rng_state(),
+               "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
+        save_stage(run, model, step, model.config, tokenizer, stage, config, optimizer, rng)
+
+    if evaluate is not None and start_step == 0:
         log_evaluation(0)  # the baseline every curve starts from
     model.train()
-    bar = tqdm(range(1, config.max_iters + 1), desc=desc, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(start_step + 1, config.max_iters + 1), initial=start_step,
+               total=config.max_iters, desc=STAGE_NAMES.get(stage, stage),
+               disable=not progress, dynamic_ncols=True)
     for step in bar:
         lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
                               config.max_iters)
@@ -121,17 +148,43 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, d
         if step % config.eval_interval == 0 or step == config.max_iters:
             if evaluate is not None:
                 log_evaluation(step)
-            if save is not None:
-                save(step)
+            save(step)
     bar.close()
     model.eval()
     return time.time() - started
 
 
-def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, config):
-    """A model-only checkpoint that remembers which stage wrote it."""
-    save_checkpoint(run.file(CHECKPOINT_NAME), model, step, model_config, tokenizer,
-                    extra={"stage": stage, "config": asdict(config)})
+def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, config,
+               optimizer=None, rng=None):
+    """A checkpoint that remembers which stage wrote it, with which settings (and, from
+    the training loop, AdamW's and the random state, for an exact resume)."""
+    save_checkpoint(run.file(CHECKPOINT_NAME), model, step, model_config, tokenizer, optimizer,
+                    rng, extra={"stage": stage, "config": asdict(config)})
+
+
+# Settings a resumed stage may change and still be exact: where it runs and writes, and
+# how often it evaluates; every other one shapes the training.
+FREE_ON_RESUME = ("out_dir", "device", "eval_interval", "resume")
+
+
+def checkpoint_to_resume(config, stage: str) -> dict | None:
+    """With --resume, the last checkpoint of the run in --out-dir, checked to continue this
+    very configuration (call it once the lengths are filled in); None without --resume."""
+    if not config.resume:
+        return None
+    checkpoint, _ = load_stage(config.out_dir, (stage,), "cpu", f"align.{stage} --resume")
+    if "optimizer" not in checkpoint or "rng" not in checkpoint:
+        raise InputError(f"{checkpoint['path']}: holds no optimizer state, so it cannot be "
+                         f"resumed exactly; start the stage again without --resume")
+    saved = json.loads(checkpoint["extra"]).get("config", {})
+    changes = [f"--{name.replace('_', '-')} {saved.get(name)!r} → {value!r}"
+               for name, value in asdict(config).items()
+               if name not in FREE_ON_RESUME and saved.get(name) != value]
+    if changes:
+        raise InputError(f"{checkpoint['path']}: cannot resume exactly: {', '.join(changes)} "
+                         f"differ from the saved run; give the saved values, or start a new "
+                         f"run (another --out-dir)")
+    return checkpoint
 
 
 def fit_lengths_to_context(config, block_size: int):
@@ -157,16 +210,17 @@ def require(value, flag):
     return value
 
 
-def start_run(config, tokenizer, truncation: dict) -> RunFolder:
+def start_run(config, tokenizer, truncation: dict, resume_from: dict | None = None) -> RunFolder:
     """Open the stage's run folder: config.json (with the truncation counts), tokenizer.json.
 
     Call it only after the inputs are read and checked, so bad input leaves an earlier
-    run's files as they were. A new run's metrics replace an earlier run's.
+    run's files as they were. A new run's metrics replace an earlier run's; a resumed run
+    keeps those up to its checkpoint's step.
     """
     if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
         raise InputError(f"--out-dir {config.out_dir}: is a file, expected a folder")
     run = RunFolder(config.out_dir)
-    run.keep_metrics_up_to(-1)
+    run.keep_metrics_up_to(resume_from["step"] if resume_from is not None else -1)
     run.write_json("config.json", {**asdict(config), "truncation": truncation})
     tokenizer.save(run.file("tokenizer.json"))
     return run

@@ -37,11 +37,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align.common import (StageConfig, fit_lengths_to_context, load_stage, require,
-                          save_stage, shuffled_batches, start_run, train_steps)
+from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
+                          load_stage, require, shuffled_batches, start_run, train_steps)
 from align.data import load_pairs, pad_right
 from align.losses import DPO_LOSS_TYPES, dpo_loss
-from minigpt.checkpoint import model_from_checkpoint
+from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.logps import get_batch_logps
 from minigpt.runlog import column
@@ -201,8 +201,11 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
     torch.manual_seed(config.seed)
     policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"), device)
     fit_lengths_to_context(config, policy.config.block_size)
+    resume_from = checkpoint_to_resume(config, "dpo")
+    if resume_from is not None:  # π_θ as it was; π_ref is the --init model, as always
+        load_weights(policy, resume_from["model"], resume_from["path"])
     pairs, eval_pairs, stats = load_pairs(config, tokenizer, "DPO")
-    run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched
+    run = start_run(config, tokenizer, stats, resume_from)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
     for subset in (pairs, eval_pairs):  # each set in the batches evaluate_dpo will use
         add_reference_logps(reference, subset, pad_id, device, config.mean_log_probs)
@@ -217,11 +220,8 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
         result = evaluate_dpo(policy, eval_pairs or pairs[:256], config, pad_id, device)
         return {f"{prefix}_{key}": value for key, value in result.items()}
 
-    def save(step):
-        save_stage(run, policy, step, policy.config, tokenizer, "dpo", config)
-
-    seconds = train_steps(policy, config, loss_on_batch, batches, run, device, "DPO",
-                          evaluate, save, progress)
+    seconds = train_steps(policy, config, loss_on_batch, batches, run, device, "dpo", tokenizer,
+                          evaluate, progress, resume_from)
     rows = run.read_metrics()
     plot_dpo(run, rows, prefix)
     final = [row for row in rows if f"{prefix}_loss" in row][-1]

@@ -28,6 +28,12 @@ README.
 One run folder (--out-dir) holds data/, pretrain/, sft/, reward/, dpo/ (each with its
 checkpoint, metrics and plots), the figures losses.png, dpo_rewards.png, gold_reward.png
 and gold_components.png, samples.jsonl, results.json, and report.md with the tables.
+Each preset has its own default folder (runs/pipeline, runs/pipeline-quick, ...).
+
+Nothing is lost or overwritten: every stage's settings are checked before pre-training
+starts; a rerun into a folder of the same settings keeps the finished stages (stages.json)
+and continues an interrupted one from its last checkpoint, exactly; a folder of other
+settings is refused, naming them, unless --overwrite; a failed new run leaves no folder.
 """
 
 import dataclasses
@@ -49,7 +55,7 @@ from align.reward import RewardConfig, load_reward_model, train_reward
 from align.sampling import generate_responses
 from align.sft import SFTConfig, train_sft
 from align.stats import proportion_interval
-from align.common import fit_lengths_to_context
+from align.common import checkpoint_to_resume, fit_lengths_to_context
 from minigpt import swaps
 from minigpt.checkpoint import load_checkpoint, load_model
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
@@ -268,6 +274,15 @@ def resumable_pretraining(train_config: TrainConfig) -> dict | None:
     return checkpoint if same and "optimizer" in checkpoint else None
 
 
+def resumable(stage_config, stage: str) -> bool:
+    """Whether an interrupted SFT, reward or DPO stage left a checkpoint that continues
+    this configuration exactly."""
+    try:
+        return checkpoint_to_resume(dataclasses.replace(stage_config, resume=True), stage) is not None
+    except InputError:  # none, an older one without optimizer state, other settings
+        return False
+
+
 def run_pipeline(config: PipelineConfig) -> dict:
     """Run every stage into config.out_dir (resuming what an earlier run left; see
     open_run_folder) and return the results that results.json holds."""
@@ -284,9 +299,10 @@ def run_pipeline(config: PipelineConfig) -> dict:
         if not redo and name in done and all(map(os.path.exists, stage_outputs(name, path))):
             print(f"{name}: done in an earlier run ({done[name]['seconds']:.0f} s), kept")
             return done[name]["result"]
+        continuing = not redo  # an interrupted stage continues only if nothing before it changed
         redo = True
         clock = time.time()
-        result = work()
+        result = work(continuing)
         done[name] = {"seconds": time.time() - clock, "result": result}
         run.write_json("stages.json", done)
         return result
@@ -301,9 +317,11 @@ def run_pipeline(config: PipelineConfig) -> dict:
 
 
 def stages(config, configs, preset, device, seed, path, stage, run, done, started) -> dict:
-    """The stages in order; `stage(name, work)` runs work() unless an earlier run did."""
+    """The stages in order; `stage(name, work)` runs work(continuing) unless an earlier run
+    did; continuing says that every earlier stage was kept, so the stage may continue
+    from its own checkpoint (align.common.checkpoint_to_resume: exactly, or not at all)."""
     # 0. the toy world's data
-    def make_data():
+    def make_data(continuing):
         os.makedirs(path("data"), exist_ok=True)
         with open(path("data/corpus.txt"), "w", encoding="utf-8") as f:
             f.write(pretraining_corpus(preset["corpus_chars"], seed))
@@ -316,8 +334,8 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
 
     # 1. pre-training (minigpt.train), byte-level so any text of the world encodes;
     #    an interrupted pre-training continues from its last checkpoint, exactly
-    def pretrain():
-        checkpoint = resumable_pretraining(configs["pretrain"])
+    def pretrain(continuing):
+        checkpoint = resumable_pretraining(configs["pretrain"]) if continuing else None
         if checkpoint is not None:
             print(f"pretrain: continuing from step {checkpoint['step']}")
         train_config = dataclasses.replace(configs["pretrain"], resume=checkpoint is not None,
@@ -326,13 +344,21 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
     pretrained = stage("pretrain", pretrain)
 
     # 2. supervised fine-tuning: π_ref
-    sft = stage("sft", lambda: train_sft(configs["sft"], progress=config.progress))
+    def fine_tune(stage_name, train_stage):
+        def work(continuing):
+            stage_config = configs[stage_name]
+            if continuing and resumable(stage_config, stage_name):
+                print(f"{stage_name}: continuing from its last checkpoint")
+                stage_config = dataclasses.replace(stage_config, resume=True)
+            return train_stage(stage_config, progress=config.progress)
+        return stage(stage_name, work)
+    sft = fine_tune("sft", train_sft)
 
     # 3. preference pairs from π_ref's samples, labelled by r* through Bradley-Terry
     sampling = dict(max_new_tokens=config.max_new_tokens, device=device)
     unfinished = preset.get("unfinished", "drop")
 
-    def make_pairs():
+    def make_pairs(continuing):
         reference, tokenizer, _ = load_model(path("sft"), device)
         pairs, pair_counts = make_preference_pairs(reference, tokenizer,
                                                    train_prompts(preset["pair_prompts"], seed),
@@ -351,11 +377,11 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
     pair_counts = stage("preferences", make_pairs)
 
     # 4. reward model r_φ, 5. DPO
-    reward = stage("reward", lambda: train_reward(configs["reward"], progress=config.progress))
-    dpo = stage("dpo", lambda: train_dpo(configs["dpo"], progress=config.progress))
+    reward = fine_tune("reward", train_reward)
+    dpo = fine_tune("dpo", train_dpo)
 
     # 6. evaluation on held-out prompts with the gold reward (align.compare)
-    def evaluate():
+    def evaluate(continuing):
         reference, tokenizer, _ = load_model(path("sft"), device)
         policy, _, _ = load_model(path("dpo"), device)
         reward_model, _ = load_reward_model(path("reward"), device)

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from align.common import (StageConfig, fit_lengths_to_context, load_stage, require,
-                          save_stage, shuffled_batches, start_run, train_steps)
+from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
+                          load_stage, require, shuffled_batches, start_run, train_steps)
 from align.data import load_pairs, pad_right
 from align.gold import gold_reward
 from align.losses import bradley_terry_loss
@@ -120,9 +120,12 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
     model = RewardModel(trunk.config)
     model.gpt.load_state_dict(trunk.state_dict())
     fit_lengths_to_context(config, trunk.config.block_size)
+    resume_from = checkpoint_to_resume(config, "reward")
+    if resume_from is not None:
+        load_weights(model, resume_from["model"], resume_from["path"])
     model.to(device)
     train_pairs, eval_pairs, stats = load_pairs(config, tokenizer, "reward-model")
-    run = start_run(config, tokenizer, stats)  # only now: bad input above leaves it untouched
+    run = start_run(config, tokenizer, stats, resume_from)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
     batches = shuffled_batches(len(train_pairs), config.batch_size,
                                torch.Generator().manual_seed(config.seed))
@@ -141,11 +144,8 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
         result = evaluate_pairs(model, eval_pairs or train_pairs[:256], pad_id, device)
         return {f"{prefix}_{key}": value for key, value in result.items()}
 
-    def save(step):
-        save_stage(run, model, step, model.config, tokenizer, "reward", config)
-
-    seconds = train_steps(model, config, loss_on_batch, batches, run, device, "reward model",
-                          evaluate, save, progress)
+    seconds = train_steps(model, config, loss_on_batch, batches, run, device, "reward", tokenizer,
+                          evaluate, progress, resume_from)
     rows = run.read_metrics()
     plot_reward(run, rows, prefix)
     final = [row for row in rows if f"{prefix}_loss" in row][-1]

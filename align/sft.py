@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import torch
 
-from align.common import (StageConfig, fit_lengths_to_context, load_stage, require,
-                          save_stage, shuffled_batches, start_run, train_steps)
+from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
+                          load_stage, require, shuffled_batches, start_run, train_steps)
 from align.data import SFT_KEYS, TruncationStats, collate, read_jsonl, tokenize_example
-from minigpt.checkpoint import model_from_checkpoint
+from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.errors import InputError
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.runlog import column
@@ -81,6 +81,9 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
     model, tokenizer = model_from_checkpoint(checkpoint)
     model.to(device)
     fit_lengths_to_context(config, model.config.block_size)
+    resume_from = checkpoint_to_resume(config, "sft")
+    if resume_from is not None:
+        load_weights(model, resume_from["model"], resume_from["path"])
     rows = read_jsonl(require(config.data, "--data"), SFT_KEYS)
     train_examples, stats = tokenize_demonstrations(rows, tokenizer, config)
     eval_examples, eval_stats = [], TruncationStats()
@@ -91,7 +94,7 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
         raise InputError(f"{config.data}: no demonstration fits max_length={config.max_length}")
 
     truncation = {"train": dataclasses.asdict(stats), "held_out": dataclasses.asdict(eval_stats)}
-    run = start_run(config, tokenizer, truncation)  # only now: bad input above leaves it untouched
+    run = start_run(config, tokenizer, truncation, resume_from)  # only now: bad input above leaves it untouched
     pad_id = tokenizer.pad_id
     generator = torch.Generator().manual_seed(config.seed)
     batches = shuffled_batches(len(train_examples), config.batch_size, generator)
@@ -105,11 +108,8 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
             row["eval_loss"] = evaluate_loss(model, eval_examples, pad_id, device)
         return row
 
-    def save(step):
-        save_stage(run, model, step, model.config, tokenizer, "sft", config)
-
-    seconds = train_steps(model, config, loss_on_batch, batches, run, device, "SFT",
-                          evaluate, save, progress)
+    seconds = train_steps(model, config, loss_on_batch, batches, run, device, "sft", tokenizer,
+                          evaluate, progress, resume_from)
     rows = run.read_metrics()
     plot_sft(run, rows)
     final = [row for row in rows if "train_loss" in row][-1]

@@ -438,3 +438,62 @@ def test_bad_stage_flags_fail_before_an_earlier_run_is_touched(pretrained, tmp_p
     with pytest.raises(InputError, match="--label-smoothing goes with --loss-type sigmoid only"):
         DPOConfig(label_smoothing=0.1, loss_type="hinge")
     assert (tmp_path / "sft" / "metrics.jsonl").read_bytes() == metrics
+
+
+def stage_run(stage, pretrained, tmp_path, out, **overrides):
+    """A tiny SFT, reward-model or DPO run's config (DPO and the reward model from SFT)."""
+    write_jsonl(tmp_path / "demos.jsonl", DEMOS)
+    write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    write_jsonl(tmp_path / "heldout.jsonl", HELD_OUT_PAIRS)
+    common = {**dict(out_dir=str(out), max_length=64, max_prompt_length=32, batch_size=2,
+                     max_iters=6, eval_interval=2, warmup_iters=1, learning_rate=1e-3, seed=3),
+              **overrides}
+    if stage == "sft":
+        return train_sft, SFTConfig(init=str(pretrained), data=str(tmp_path / "demos.jsonl"), **common)
+    data = dict(init=str(pretrained), data=str(tmp_path / "pairs.jsonl"),
+                eval_data=str(tmp_path / "heldout.jsonl"))
+    if stage == "reward":
+        return train_reward, RewardConfig(**data, **common)
+    return train_dpo, DPOConfig(**data, beta=0.5, **common)
+
+
+@pytest.mark.parametrize("stage", ["sft", "reward", "dpo"])
+def test_an_interrupted_stage_resumes_exactly(stage, pretrained, tmp_path, monkeypatch):
+    train_stage, config = stage_run(stage, pretrained, tmp_path, tmp_path / "whole")
+    train_stage(config, progress=False)
+
+    real_learning_rate_at = align.common.learning_rate_at
+
+    def interrupted_at_step_5(step, *args):  # after the checkpoint at step 4
+        if step == 5:
+            raise KeyboardInterrupt
+        return real_learning_rate_at(step, *args)
+
+    monkeypatch.setattr(align.common, "learning_rate_at", interrupted_at_step_5)
+    _, cut = stage_run(stage, pretrained, tmp_path, tmp_path / "cut")
+    with pytest.raises(KeyboardInterrupt):
+        train_stage(cut, progress=False)
+    monkeypatch.setattr(align.common, "learning_rate_at", real_learning_rate_at)
+    _, resumed = stage_run(stage, pretrained, tmp_path, tmp_path / "cut", resume=True)
+    train_stage(resumed, progress=False)
+
+    whole, again = metrics_of(tmp_path / "whole"), metrics_of(tmp_path / "cut")
+    assert [row["step"] for row in again] == [row["step"] for row in whole]  # nothing twice
+    for a, b in zip(whole, again):  # every loss and evaluation as in the uninterrupted run
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], abs=1e-6) for k in a), (a, b)
+    weights = [torch.load(tmp_path / name / "ckpt.pt", weights_only=True)["model"]
+               for name in ("whole", "cut")]
+    for key in weights[0]:
+        assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+def test_a_resume_with_other_settings_is_refused_by_name(pretrained, tmp_path):
+    train_stage, config = stage_run("sft", pretrained, tmp_path, tmp_path / "run")
+    train_stage(config, progress=False)
+    _, changed = stage_run("sft", pretrained, tmp_path, tmp_path / "run", resume=True,
+                           learning_rate=3e-3)
+    with pytest.raises(InputError, match=r"cannot resume exactly: --learning-rate 0.001 → 0.003"):
+        train_stage(changed, progress=False)
+    _, fresh = stage_run("sft", pretrained, tmp_path, tmp_path / "nothing-here", resume=True)
+    with pytest.raises(InputError, match="no such checkpoint"):
+        train_stage(fresh, progress=False)

@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+import align.common
 import align.pipeline as pipeline
 from align.dpo import main as dpo_main
 from align.pipeline import PipelineConfig, main as pipeline_main, run_pipeline
@@ -69,14 +70,30 @@ def test_an_interrupted_pipeline_resumes_where_it_stopped_and_ends_as_an_uninter
         run_pipeline(config)
     assert set(json.loads((out / "stages.json").read_text())) == {"data"}
 
+    real_learning_rate_at = align.common.learning_rate_at
+
+    def stopped_inside_sft(step, *args):  # SFT checkpoints at step 30 of 60 in this preset
+        if step == 31:
+            raise KeyboardInterrupt
+        return real_learning_rate_at(step, *args)
+
     monkeypatch.setattr(pipeline, "train", real_train)
-    monkeypatch.setattr(pipeline, "train_dpo", stopped_before_dpo)
+    monkeypatch.setattr(align.common, "learning_rate_at", stopped_inside_sft)
     capsys.readouterr()
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(config)
     assert "pretrain: continuing from step 75" in capsys.readouterr().out
     rows = [json.loads(line) for line in open(out / "pretrain/metrics.jsonl")]
     assert [row["step"] for row in rows if "loss" in row] == list(range(1, 151))  # none redone
+    assert set(json.loads((out / "stages.json").read_text())) == {"data", "pretrain"}
+
+    monkeypatch.setattr(align.common, "learning_rate_at", real_learning_rate_at)
+    monkeypatch.setattr(pipeline, "train_dpo", stopped_before_dpo)
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(config)
+    assert "sft: continuing from its last checkpoint" in capsys.readouterr().out
+    rows = [json.loads(line) for line in open(out / "sft/metrics.jsonl")]
+    assert [row["step"] for row in rows if "loss" in row] == list(range(1, 61))
     assert set(json.loads((out / "stages.json").read_text())) == {
         "data", "pretrain", "sft", "preferences", "reward"}
 
