@@ -61,9 +61,13 @@ class StageConfig:
     resume: bool = field(default=False, metadata={
         "help": "continue the run in --out-dir from its last checkpoint, exactly (refused if a "
                 "setting that shapes the training differs from the saved run's)"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "replace the run that --out-dir holds (without it, such a run is refused)"})
 
     def __post_init__(self):
         """Bad numbers are reported before anything is read or written."""
+        if self.resume and self.overwrite:
+            raise InputError("--resume continues a run and --overwrite replaces it: give one")
         check_ranges(self, at_least_one=("batch_size", "max_iters", "eval_interval"),
                      not_negative=("max_length", "max_prompt_length", "warmup_iters",
                                    "learning_rate", "min_lr", "weight_decay", "grad_clip"))
@@ -164,7 +168,7 @@ def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, conf
 
 # Settings a resumed stage may change and still be exact: where it runs and writes, and
 # how often it evaluates; every other one shapes the training.
-FREE_ON_RESUME = ("out_dir", "device", "eval_interval", "resume")
+FREE_ON_RESUME = ("out_dir", "device", "eval_interval", "resume", "overwrite")
 
 
 def checkpoint_to_resume(config, stage: str) -> dict | None:
@@ -219,6 +223,10 @@ def start_run(config, tokenizer, truncation: dict, resume_from: dict | None = No
     """
     if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
         raise InputError(f"--out-dir {config.out_dir}: is a file, expected a folder")
+    if (resume_from is None and not config.overwrite
+            and os.path.exists(os.path.join(config.out_dir, CHECKPOINT_NAME))):
+        raise InputError(f"--out-dir {config.out_dir}: already holds a run; pass --resume to "
+                         f"continue it, --overwrite to replace it, or another --out-dir")
     run = RunFolder(config.out_dir)
     run.keep_metrics_up_to(resume_from["step"] if resume_from is not None else -1)
     run.write_json("config.json", {**asdict(config), "truncation": truncation})

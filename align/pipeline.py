@@ -278,7 +278,8 @@ def resumable(stage_config, stage: str) -> bool:
     """Whether an interrupted SFT, reward or DPO stage left a checkpoint that continues
     this configuration exactly."""
     try:
-        return checkpoint_to_resume(dataclasses.replace(stage_config, resume=True), stage) is not None
+        resumed = dataclasses.replace(stage_config, resume=True, overwrite=False)
+        return checkpoint_to_resume(resumed, stage) is not None
     except InputError:  # none, an older one without optimizer state, other settings
         return False
 
@@ -346,10 +347,10 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
     # 2. supervised fine-tuning: π_ref
     def fine_tune(stage_name, train_stage):
         def work(continuing):
-            stage_config = configs[stage_name]
+            stage_config = dataclasses.replace(configs[stage_name], overwrite=True)  # its own folder
             if continuing and resumable(stage_config, stage_name):
                 print(f"{stage_name}: continuing from its last checkpoint")
-                stage_config = dataclasses.replace(stage_config, resume=True)
+                stage_config = dataclasses.replace(stage_config, resume=True, overwrite=False)
             return train_stage(stage_config, progress=config.progress)
         return stage(stage_name, work)
     sft = fine_tune("sft", train_sft)

@@ -142,7 +142,7 @@ config = RewardConfig(init=str(OUT / "pretrain"), data=str(OUT / "pairs.jsonl"),
                       max_length=BLOCK, max_prompt_length=64, batch_size=8 if SMOKE else 16,
                       learning_rate=1e-3, min_lr=1e-4, warmup_iters=2 if SMOKE else 10,
                       max_iters=10 if SMOKE else 200, eval_interval=10 if SMOKE else 50,
-                      device="cpu", seed=0)
+                      device="cpu", seed=0, overwrite=True)
 summary = train_reward(config, progress=not SMOKE)
 print(f"reward model: held-out accuracy P(r_φ(y_w) > r_φ(y_l)) = {summary['accuracy']:.3f}, "
       f"agreement with r* = {summary['gold_agreement']:.3f}, mean margin {summary['margin']:.3f}")

@@ -77,7 +77,8 @@ sft = train_sft(SFTConfig(init=str(OUT / "pretrain"), data=str(OUT / "sft.jsonl"
                           out_dir=str(OUT / "sft"), max_length=BLOCK, max_prompt_length=64,
                           batch_size=8 if SMOKE else 16, learning_rate=1e-3, min_lr=1e-4,
                           warmup_iters=2 if SMOKE else 10, max_iters=10 if SMOKE else 200,
-                          eval_interval=10_000, device="cpu", seed=0), progress=not SMOKE)
+                          eval_interval=10_000, device="cpu", seed=0, overwrite=True),
+                progress=not SMOKE)
 print(f"pre-training val loss {pretrain['val_loss']:.3f}; SFT response loss {sft['train_response_loss']:.3f}")
 reference, tokenizer, _ = load_model(OUT / "sft")
 
@@ -103,7 +104,7 @@ lecture_config = DPOConfig(beta=0.1, init=str(OUT / "sft"), data=str(OUT / "lect
                            out_dir=str(OUT / "dpo_lecture"), max_length=BLOCK, max_prompt_length=64,
                            batch_size=len(lecture_rows), learning_rate=1e-3, min_lr=1e-4,
                            warmup_iters=2, max_iters=10 if SMOKE else 60,
-                           eval_interval=5 if SMOKE else 10, device="cpu", seed=0)
+                           eval_interval=5 if SMOKE else 10, device="cpu", seed=0, overwrite=True)
 lecture_prompts = sorted(set(LECTURE_DPO_DATASET["prompt"]), key=LECTURE_DPO_DATASET["prompt"].index)
 before = answers(reference, lecture_prompts)
 lecture_summary = train_dpo(lecture_config, progress=not SMOKE)
@@ -133,7 +134,7 @@ world_config = DPOConfig(beta=0.5, init=str(OUT / "sft"), data=str(OUT / "pairs.
                          max_length=BLOCK, max_prompt_length=64, batch_size=8 if SMOKE else 16,
                          learning_rate=1e-4, min_lr=1e-5, warmup_iters=2 if SMOKE else 10,
                          max_iters=10 if SMOKE else 150, eval_interval=5 if SMOKE else 25,
-                         device="cpu", seed=0)
+                         device="cpu", seed=0, overwrite=True)
 world_summary = train_dpo(world_config, progress=not SMOKE)
 print(f"held-out pairs: loss {world_summary['loss']:.4f}, implicit-reward accuracy "
       f"{world_summary['rewards/accuracies']:.3f}, margin {world_summary['rewards/margins']:.3f}")

@@ -497,3 +497,18 @@ def test_a_resume_with_other_settings_is_refused_by_name(pretrained, tmp_path):
     _, fresh = stage_run("sft", pretrained, tmp_path, tmp_path / "nothing-here", resume=True)
     with pytest.raises(InputError, match="no such checkpoint"):
         train_stage(fresh, progress=False)
+
+
+def test_a_stage_never_replaces_a_run_without_being_asked(pretrained, tmp_path):
+    train_stage, config = stage_run("dpo", pretrained, tmp_path, tmp_path / "run")
+    train_stage(config, progress=False)
+    before = (tmp_path / "run" / "ckpt.pt").read_bytes()
+    _, other = stage_run("dpo", pretrained, tmp_path, tmp_path / "run", learning_rate=5e-4)
+    with pytest.raises(InputError, match="already holds a run; pass --resume to continue it, "
+                                         "--overwrite to replace it"):
+        train_stage(other, progress=False)
+    assert (tmp_path / "run" / "ckpt.pt").read_bytes() == before
+    _, replacing = stage_run("dpo", pretrained, tmp_path, tmp_path / "run", learning_rate=5e-4,
+                             overwrite=True)
+    train_stage(replacing, progress=False)
+    assert (tmp_path / "run" / "ckpt.pt").read_bytes() != before
