@@ -9,7 +9,7 @@ import torch
 from align.data import (TruncationStats, read_jsonl, tokenize_pair, tokenizer_fingerprint,
                         write_jsonl)
 from align.gold import gold_reward, sigmoid
-from align.preferences import label_pairs, main as preferences_main
+from align.preferences import label_pairs, main as preferences_main, pair_indices
 from minigpt import GPT, ByteTokenizer, InputError, save_checkpoint
 from toyworld.template import format_prompt
 from tests.conftest import tiny_config
@@ -40,6 +40,21 @@ def test_identical_and_empty_answers_are_skipped_and_counted():
     rows = label_pairs("hello", ["hi", "hi", "", "Hello.", "Hi there.", "Leave me alone."],
                        random.Random(0), counts)
     assert len(rows) == 1 and counts == {"pairs": 1, "identical_skipped": 1, "empty_skipped": 1}
+
+
+def test_pairing_all_compares_every_two_answers_once_and_adjacent_shares_none():
+    for n in range(2, 7):
+        every = pair_indices(n, "all")
+        assert sorted(every) == [(i, j) for i in range(n) for j in range(n) if i < j]  # each once
+        adjacent = pair_indices(n, "adjacent")
+        used = [i for pair in adjacent for i in pair]
+        assert len(adjacent) == n // 2 and len(used) == len(set(used))  # independent pairs
+    answers = ["Lima is in Peru.", "Lima is in Chile.", "I am not sure.", "Go away, idiot."]
+    rows = label_pairs("Where is Lima?", answers, random.Random(0), fresh_counts(), pairing="all")
+    assert {frozenset((r["chosen"], r["rejected"])) for r in rows} == {
+        frozenset((a, b)) for i, a in enumerate(answers) for b in answers[i + 1:]}
+    with pytest.raises(ValueError, match="pairing must be one of"):
+        pair_indices(4, "some")
 
 
 def eos_prone_model(tokenizer, block_size=96):
