@@ -10,7 +10,7 @@
 
 Run:
     python -m align.pipeline                   # the default: about 20 minutes on 2 CPU cores
-    python -m align.pipeline --quick            # a minute or two: a smoke test
+    python -m align.pipeline --quick            # under a minute: a smoke test
     python -m align.pipeline --preset small     # about 8 minutes: the end-to-end test's run
     python -m align.pipeline --preset gpu --device cuda
 

@@ -146,7 +146,8 @@ class PreferenceConfig:
     pairing: str = field(default="adjacent", metadata={
         "help": "adjacent: 1st with 2nd, 3rd with 4th (independent pairs); all: every two answers",
         "choices": PAIRING_CHOICES})
-    max_new_tokens: int = field(default=64, metadata={"help": "longest answer"})
+    max_new_tokens: int = field(default=0, metadata={
+        "help": "longest answer in tokens; 0: half of the model's context"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     unfinished: str = field(default="drop", metadata={
         "help": "answers cut by --max-new-tokens before EOS: drop them, or keep them as sampled "
@@ -155,9 +156,9 @@ class PreferenceConfig:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
 
     def __post_init__(self):
-        if self.samples < 2 or self.prompts < 1 or self.max_new_tokens < 1 or self.temperature <= 0:
+        if self.samples < 2 or self.prompts < 1 or self.max_new_tokens < 0 or self.temperature <= 0:
             raise InputError("expected --samples >= 2 (answers are paired), --prompts >= 1, "
-                             "--max-new-tokens >= 1 and --temperature > 0")
+                             "--max-new-tokens >= 0 and --temperature > 0")
 
 
 def main(argv=None):
@@ -169,12 +170,13 @@ def main(argv=None):
     checkpoint, _ = load_stage(require(config.sft, "--sft"), ("sft", "pretrain"), device,
                                "align.preferences --sft")
     model, tokenizer = model_from_checkpoint(checkpoint)
+    max_new_tokens = config.max_new_tokens or model.config.block_size // 2
     if config.prompt_file:
         prompts = [row["prompt"] for row in read_jsonl(config.prompt_file, ("prompt",))]
     else:
         prompts = train_prompts(config.prompts, config.seed)
     rows, counts = make_preference_pairs(model.to(device), tokenizer, prompts, config.samples,
-                                         config.seed, device, config.max_new_tokens, config.temperature,
+                                         config.seed, device, max_new_tokens, config.temperature,
                                          config.unfinished, config.pairing)
     if not rows:
         raise InputError(f"no pair could be made ({counts['unfinished_dropped']} answers cut by "
