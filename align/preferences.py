@@ -154,6 +154,7 @@ class PreferenceConfig:
                 "(never with an EOS they did not write)", "choices": UNFINISHED_CHOICES})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    overwrite: bool = field(default=False, metadata={"help": "replace --out if it exists"})
 
     def __post_init__(self):
         if self.samples < 2 or self.prompts < 1 or self.max_new_tokens < 0 or self.temperature <= 0:
@@ -166,6 +167,9 @@ def main(argv=None):
     config = PreferenceConfig(**given_flags(parser.parse_args(argv)))
     if os.path.isdir(config.out):
         raise InputError(f"--out {config.out}: is a folder, expected a JSONL file name")
+    if os.path.exists(config.out) and not config.overwrite:
+        raise InputError(f"--out {config.out}: already exists; pass --overwrite to replace it, "
+                         f"or another --out")
     device = pick_device(config.device)
     checkpoint, _ = load_stage(require(config.sft, "--sft"), ("sft", "pretrain"), device,
                                "align.preferences --sft")

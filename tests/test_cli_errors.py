@@ -36,6 +36,7 @@ BAD_INPUTS = [
     (dpo_main, ["--loss-type", "square"], "invalid choice: 'square'"),
     (preferences_main, ["--samples", "1"], "--samples >= 2"),
     (preferences_main, ["--pairing", "some"], "invalid choice: 'some'"),
+    (preferences_main, ["--out", "README.md"], "--out README.md: already exists; pass --overwrite"),
     (pipeline_main, ["--preset", "huge"], "invalid choice: 'huge'"),
     (pipeline_main, ["--beta", "0"], "--beta must be positive"),
     (examples_main, ["--out-dir", "README.md"], "is a file, expected a folder"),
