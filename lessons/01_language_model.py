@@ -14,7 +14,7 @@
 # the toy world's corpus (`toyworld.world.pretraining_corpus`).
 
 # %%
-from lesson_setup import lesson_paths  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, token_label  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -73,13 +73,10 @@ idx = torch.tensor([tokenizer.encode(context)])  # (1, T)
 print(f"context {context!r}: idx shape {tuple(idx.shape)} (B=1, T={idx.size(1)})")
 
 
-VISIBLE = {" ": "␣", "\n": "\\n", "\t": "\\t"}  # a space or newline would print as nothing
-
-
 def show(token_id: int) -> str:
-    """The token as a visible label: ␣ for a space, \\n for a newline, <|eos|> for EOS."""
-    text = tokenizer.decode([token_id])
-    return VISIBLE.get(text, text if text.isprintable() else repr(text))
+    """The token as a visible label (lesson_setup.token_label): ␣ for a space, \\n for a
+    newline, EOS for EOS."""
+    return token_label(tokenizer, token_id)
 
 
 def top_table(model, name, idx, k=10):

@@ -15,7 +15,7 @@
 # without the cache.
 
 # %%
-from lesson_setup import lesson_paths  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, token_label  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -178,14 +178,17 @@ print(f"  speed-up {timings[False] / timings[True]:.1f}×, same tokens: {same}")
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [3, 1]})
-labels = [tokenizer.decode([int(i)]).replace("\n", "\\n") for i in idx[0]]
+labels = [token_label(tokenizer, int(i)) for i in idx[0]]
 axes[0].bar(range(T), A[0].detach().numpy())
-axes[0].set_xticks(range(T), labels, fontsize=7)
+axes[0].set_xticks(range(T), labels, fontsize=10)
+axes[0].set_xlabel("earlier token j (␣ = space, \\n = newline)")
 axes[0].set_ylabel("A = softmax(q_t Kᵀ/√d_k)")
 axes[0].set_title(f"layer 0, head {head}: where the newest token's q_t looks (1 × T)")
 axes[1].bar(["no cache", "KV cache"], [timings[False], timings[True]], color=["tab:gray", "tab:green"])
 axes[1].set_ylabel("seconds")
-axes[1].set_title(f"{new_tokens} tokens: {timings[False] / timings[True]:.1f}× faster")
+speedup = timings[False] / timings[True]
+axes[1].set_title(f"{new_tokens} tokens: {speedup:.1f}× faster with the cache" if speedup >= 1 else
+                  f"{new_tokens} tokens: too few for the cache to pay off (timing noise)")
 fig.tight_layout()
 path = OUT / "attention_and_kv_cache.png"
 fig.savefig(path, dpi=100)

@@ -15,7 +15,7 @@
 # lesson makes that mask visible token by token.
 
 # %%
-from lesson_setup import lesson_paths  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, token_label  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -140,15 +140,14 @@ for b in range(show):
     n_real = len(examples[b][0]) - 1
     grid[b, :n_real] = 1
     grid[b, counts[b]] = 2
-fig, ax = plt.subplots(figsize=(min(0.22 * T + 2, 24), 0.6 * show + 1.5))
+fig, ax = plt.subplots(figsize=(min(0.3 * T + 2, 30), 0.7 * show + 1.5))
 cmap = matplotlib.colors.ListedColormap(["white", "lightgray", "tab:green"])
 ax.imshow(grid.numpy(), cmap=cmap, vmin=0, vmax=2, aspect="auto")
 for b in range(show):
     for t in range(T):
         token_id = int(batch_ids[b, t + 1])
         if grid[b, t] > 0:
-            text = "EOS" if token_id == tokenizer.eos_id else tokenizer.decode([token_id]).replace("\n", "⏎")
-            ax.text(t, b, text, ha="center", va="center", fontsize=6)
+            ax.text(t, b, token_label(tokenizer, token_id), ha="center", va="center", fontsize=9)
 ax.set_yticks(range(show), [f"example {b}" for b in range(show)])
 ax.set_xlabel("target position t (labels[:, 1:])")
 ax.set_title("SFT labels: green = counts, grey = prompt (−100), white = padding (−100)")

@@ -18,7 +18,7 @@
 # the whole sequence at once with `get_batch_logps` (what DPO uses, lessons 9 and 10).
 
 # %%
-from lesson_setup import lesson_paths, pretrain_small_model  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, pretrain_small_model, token_label  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -123,7 +123,8 @@ print(f"π_θ(y|x) = exp({batch_total:.3f}) = {math.exp(batch_total):.3e}: a pro
 fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(answer_ids)), 3.5))
 ax.bar(range(len(step_logps)), step_logps, color="tab:blue")
 ax.set_xticks(range(len(answer_ids)))
-ax.set_xticklabels([repr(tokenizer.decode([a]))[1:-1] or "·" for a in answer_ids], fontsize=8)
+ax.set_xticklabels([token_label(tokenizer, a) for a in answer_ids], fontsize=9)
+ax.set_xlabel("sampled token a_t (␣ = space; \\xNN = a byte that is only part of a character)")
 ax.set_ylabel("log π_θ(a_t | s_t)")
 ax.set_title(f"{prompt!r}: Σ_t log π_θ(a_t|s_t) = {loop_total:.2f}")
 fig.tight_layout()

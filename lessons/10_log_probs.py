@@ -13,7 +13,7 @@
 # the result equals `get_batch_logps`.
 
 # %%
-from lesson_setup import lesson_paths, pretrain_small_model  # lessons/lesson_setup.py
+from lesson_setup import lesson_paths, pretrain_small_model, token_label  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -143,7 +143,7 @@ for row, w, l in zip(rows, reference.tolist(), rejected_logps.tolist()):
 # Grey cells are masked (prompt or padding: −100); the coloured cells are what is summed.
 
 # %%
-fig, ax = plt.subplots(figsize=(min(0.25 * T + 2, 24), 0.7 * B + 1.5))
+fig, ax = plt.subplots(figsize=(min(0.32 * T + 2, 30), 0.8 * B + 1.5))
 shown = torch.where(loss_mask, per_token_logps, float("nan")).numpy()
 cmap = plt.get_cmap("viridis").copy()
 cmap.set_bad("lightgray")
@@ -152,8 +152,7 @@ for b in range(B):
     for t in range(T - 1):
         token_id = int(input_ids[b, t + 1])
         if token_id != tokenizer.pad_id:
-            text = "EOS" if token_id == tokenizer.eos_id else tokenizer.decode([token_id]).replace("\n", "⏎")
-            ax.text(t, b, text, ha="center", va="center", fontsize=6,
+            ax.text(t, b, token_label(tokenizer, token_id), ha="center", va="center", fontsize=9,
                     color="white" if loss_mask[b, t] else "black")
 ax.set_yticks(range(B), [f"{rows[b]['chosen'][:18]!r}: {reference[b]:.1f}" for b in range(B)], fontsize=7)
 ax.set_xlabel("position t of the shifted arrays (the token shown is w_{t+1}, the one predicted there)")

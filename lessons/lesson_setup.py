@@ -6,7 +6,7 @@
 ROOT is put on sys.path, so a plain `python lessons/NN_name.py` imports the project's
 packages. SMOKE is True under LESSONS_SMOKE=1, the few-seconds setting of the test
 suite. OUT is the lesson's own folder for figures and runs: runs/lessons/NN_name/, or
-under LESSONS_OUT when that is set.
+under LESSONS_OUT when that is set. `token_label` is how every lesson's figure shows a token.
 """
 
 import os
@@ -22,6 +22,22 @@ def lesson_paths(lesson_file: str):
     out = pathlib.Path(os.environ.get("LESSONS_OUT", root / "runs" / "lessons")) / pathlib.Path(lesson_file).stem
     out.mkdir(parents=True, exist_ok=True)
     return root, smoke, out
+
+
+VISIBLE = {" ": "␣", "\n": "\\n", "\t": "\\t"}  # a space or newline would print as nothing
+
+
+def token_label(tokenizer, token_id: int) -> str:
+    """A token as a label a reader can see: ␣ for a space, \\n for a newline, EOS, BOS,
+    PAD by name, and a byte that is no character on its own (part of a multi-byte UTF-8
+    character, as an untrained model often samples) as \\xNN."""
+    names = {tokenizer.eos_id: "EOS", tokenizer.bos_id: "BOS", tokenizer.pad_id: "PAD"}
+    if token_id in names:
+        return names[token_id]
+    text = tokenizer.decode([token_id])
+    if "\ufffd" in text and tokenizer.kind == "byte" and token_id < 256:
+        return f"\\x{token_id:02x}"
+    return VISIBLE.get(text, text if text.isprintable() else repr(text)[1:-1])
 
 
 def pretrain_small_model(out: pathlib.Path, smoke: bool, block_size: int, max_iters: int) -> dict:
