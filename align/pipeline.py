@@ -387,6 +387,7 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
 
     # 6. evaluation on held-out prompts with the gold reward (align.compare)
     def evaluate(continuing):
+        clock = time.time()
         reference, tokenizer, _ = load_model(path("sft"), device)
         policy, _, _ = load_model(path("dpo"), device)
         reward_model, _ = load_reward_model(path("reward"), device)
@@ -396,7 +397,8 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
         lecture = {name: generate_responses(model, tokenizer, LECTURE_PROMPTS, temperature=0.0,
                                             **sampling)
                    for name, model in (("SFT", reference), ("DPO", policy))}
-        timings = {name: done[name]["seconds"] for name in STAGES if name in done}
+        timings = {**{name: done[name]["seconds"] for name in STAGES if name in done},
+                   "evaluation": time.time() - clock}  # this stage is not in `done` yet
         results = {
             "preset": config.preset, "device": device, "seconds": time.time() - started,
             "timings": timings,
