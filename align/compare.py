@@ -62,6 +62,44 @@ def summarise(prompts, samples, seed) -> dict:
             "breakdown": answer_breakdown(prompts, texts), "texts": texts}
 
 
+@torch.no_grad()
+def evaluate_point(policy, reference, reward_model, tokenizer, prompts, max_new_tokens, device,
+                   seed=0, missing_eos_penalty=1.0) -> dict:
+    """One point of a training curve or of the frontier: π_θ's own answers (T = 1) to the
+    held-out prompts, measured three ways.
+
+    - the gold reward r* (mean with its bootstrap interval) and the breakdown (`summarise`);
+    - r_φ's view of the same answers (`reward_model_score`: mean r_φ at the EOS, less
+      missing_eos_penalty for an answer cut at max_new_tokens, as RL is paid), so that
+      reward over-optimisation shows as r_φ rising while r* does not;
+    - KL(π_θ‖π_ref) on those samples, sampled and exact per token (`align.kl`).
+    """
+    samples = sample_answers(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed,
+                             device=device)
+    point = summarise(prompts, samples, seed)
+    scores = []
+    for start in range(0, len(samples), 64):
+        batch = samples[start : start + 64]
+        raw = score_sequences(reward_model, [s.prompt_ids + s.answer_ids for s in batch],
+                              tokenizer.pad_id, device).float().tolist()
+        scores += [r if s.finished else r - missing_eos_penalty for r, s in zip(raw, batch)]
+    point["reward_model_score"] = sum(scores) / len(scores)
+    point.update(kl_report(policy, reference, samples, tokenizer.pad_id, device))
+    return point
+
+
+def point_metrics(point: dict, prefix="eval_") -> dict:
+    """The scalars of `evaluate_point` for metrics.jsonl (the per-prompt lists stay out)."""
+    low, high = point["gold_interval"]
+    return {f"{prefix}gold_reward": point["gold_mean"], f"{prefix}gold_reward_low": low,
+            f"{prefix}gold_reward_high": high, f"{prefix}right_share": point["right_share"],
+            f"{prefix}scores": point["reward_model_score"], f"{prefix}kl": point["kl"],
+            f"{prefix}kl_exact_per_token": point["kl_exact_per_token"],
+            f"{prefix}kl_exact_per_token_ci": point["kl_exact_per_token_ci"],
+            f"{prefix}distinct_answers": point["breakdown"]["distinct_answers"],
+            f"{prefix}unfinished": point["unfinished"]}
+
+
 def paired(ours: dict, theirs: dict, seed) -> dict:
     """ours − theirs on the same prompts: mean r*, win rate, right share; paired intervals."""
     return {

@@ -181,13 +181,13 @@ def evaluate_dpo(policy, pairs, config, pad_id, device, batch_size=FORWARD_BATCH
     return {key: value / n for key, value in totals.items()}
 
 
-def load_policy_and_reference(init, device):
+def load_policy_and_reference(init, device, needed_by="align.dpo --init"):
     """π_θ (trainable) and π_ref (a frozen copy) from an SFT checkpoint.
 
     Dropout is switched off (as TRL does by default): π_θ then computes exactly what
     π_ref computes until its first update, so the loss starts at log 2.
     """
-    checkpoint, _ = load_stage(init, ("sft", "pretrain"), device, "align.dpo --init")
+    checkpoint, _ = load_stage(init, ("sft", "pretrain"), device, needed_by)
     trained, tokenizer = model_from_checkpoint(checkpoint)
     policy = GPT(dataclasses.replace(trained.config, dropout=0.0))
     policy.load_state_dict(trained.state_dict())
@@ -196,7 +196,10 @@ def load_policy_and_reference(init, device):
     return policy, reference, tokenizer
 
 
-def train_dpo(config: DPOConfig, progress=True) -> dict:
+def train_dpo(config: DPOConfig, progress=True, also_evaluate=None) -> dict:
+    """Run DPO into config.out_dir. also_evaluate(step, policy) -> {name: value}, when given,
+    runs at every evaluation and its (prefixed) numbers join the row (align.frontier measures
+    r* and the exact KL there)."""
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"), device)
@@ -218,7 +221,8 @@ def train_dpo(config: DPOConfig, progress=True) -> dict:
 
     def evaluate(step):
         result = evaluate_dpo(policy, eval_pairs or pairs[:256], config, pad_id, device)
-        return {f"{prefix}_{key}": value for key, value in result.items()}
+        row = {f"{prefix}_{key}": value for key, value in result.items()}
+        return {**row, **(also_evaluate(step, policy) if also_evaluate is not None else {})}
 
     seconds = train_steps(policy, config, loss_on_batch, batches, run, device, "dpo", tokenizer,
                           evaluate, progress, resume_from)

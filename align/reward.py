@@ -55,6 +55,11 @@ class RewardModel(nn.Module):
         last = hidden[torch.arange(input_ids.size(0), device=input_ids.device), lengths - 1]  # (B, C)
         return self.head(last).squeeze(-1)  # (B,)
 
+    def values(self, input_ids):
+        """The head read at every position: (B, T). PPO's value head V(s_t) is this network
+        initialised from r_φ, so at an answer's EOS it starts out as r_φ itself."""
+        return self.head(self.gpt.hidden_states(input_ids)).squeeze(-1)  # (B, T)
+
 
 def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, device):
     """r_φ for token lists (prompt + response + EOS), in one right-padded batch."""

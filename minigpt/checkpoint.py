@@ -16,7 +16,7 @@ torch.load(weights_only=True), which refuses arbitrary pickled objects.
 
 A file that is not what the reader needs gets one line that says what it is instead:
     runs/x/ckpt.pt: this is a 'reward' checkpoint (a reward model: a GPT with a scalar
-        head); minigpt.sample needs a language model ('pretrain', 'sft' or 'dpo')
+        head); minigpt.sample needs a language model ('pretrain', 'sft', 'dpo' or 'rlhf')
     opt.pt: not a checkpoint of this project: it holds an optimizer's state_dict ...
     half.pt: not a readable checkpoint (the file is truncated or corrupted): ...
 """
@@ -212,9 +212,11 @@ STAGES = {
     "pretrain": ("a language model", "a language model pre-trained on text"),
     "sft": ("a language model", "a language model fine-tuned on demonstrations"),
     "dpo": ("a language model", "a language model aligned with DPO"),
+    "rlhf": ("a language model", "a language model aligned by RL on J_RLHF (RLOO or PPO)"),
     "reward": ("a reward model", "a reward model: a GPT with a scalar head"),
+    "value": ("a value head", "PPO's value head, written beside an RLHF checkpoint"),
 }
-LANGUAGE_MODEL_STAGES = ("pretrain", "sft", "dpo")
+LANGUAGE_MODEL_STAGES = ("pretrain", "sft", "dpo", "rlhf")
 
 
 def checkpoint_stage(checkpoint: dict) -> str:
@@ -234,7 +236,7 @@ def require_stage(checkpoint: dict, stages: tuple[str, ...], needed_by: str) -> 
 
     needed_by names who asks ("minigpt.sample", "align.dpo --init"), for the message:
       PATH: this is a 'reward' checkpoint (a reward model: a GPT with a scalar head);
-      minigpt.sample needs a language model ('pretrain', 'sft' or 'dpo')
+      minigpt.sample needs a language model ('pretrain', 'sft', 'dpo' or 'rlhf')
     """
     stage = checkpoint_stage(checkpoint)
     if stage not in stages:

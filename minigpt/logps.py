@@ -62,3 +62,22 @@ def get_batch_logps(
         return total / loss_mask.sum(-1).clamp(min=1)  # an all-masked row: 0 / 1 = 0
     return total
     # <<< solution
+
+
+def token_logps(logits: torch.Tensor, labels: torch.Tensor, label_pad_token_id: int = -100):
+    """Steps 1–3 of `get_batch_logps` without the sum: each counted token's own log-prob.
+
+    RL needs them one by one (a KL penalty per token, PPO's ratio per token). logits
+    (B, T, vocab), labels (B, T). Returns (per_token (B, T-1), mask (B, T-1)): per_token[b, t]
+    = log p(labels[b, t+1] | tokens ≤ t) where mask is True, 0 elsewhere; so
+    per_token.sum(-1) is get_batch_logps(logits, labels).
+    """
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must share "
+                         f"batch and sequence dimensions: expected logits (B, T, vocab) and labels (B, T)")
+    next_tokens = labels[:, 1:]  # (B, T-1)
+    mask = next_tokens != label_pad_token_id
+    logits = logits[:, :-1, :].to(torch.promote_types(logits.dtype, torch.float32))
+    per_token = torch.gather(logits.log_softmax(dim=-1), dim=2,
+                             index=torch.where(mask, next_tokens, 0).unsqueeze(2)).squeeze(2)
+    return torch.where(mask, per_token, 0.0), mask  # (B, T-1), (B, T-1)

@@ -119,7 +119,7 @@ def save_stage_checkpoint(path, stage):
 def test_a_reward_checkpoint_is_named_by_its_stage(tmp_path, capsys):
     path = save_stage_checkpoint(tmp_path / "reward" / "ckpt.pt", "reward")
     expected = (f"{path}: this is a 'reward' checkpoint (a reward model: a GPT with a scalar "
-                f"head); minigpt.sample needs a language model ('pretrain', 'sft' or 'dpo')")
+                f"head); minigpt.sample needs a language model ('pretrain', 'sft', 'dpo' or 'rlhf')")
     assert sample_error(path.parent, capsys) == f"error: {expected}"
     with pytest.raises(InputError, match="this is a 'reward' checkpoint"):
         load_model(path)
@@ -127,13 +127,13 @@ def test_a_reward_checkpoint_is_named_by_its_stage(tmp_path, capsys):
 
 
 def test_a_stage_this_code_does_not_know_is_named_too(tmp_path, capsys):
-    path = save_stage_checkpoint(tmp_path / "ckpt.pt", "rlhf")
+    path = save_stage_checkpoint(tmp_path / "ckpt.pt", "ppo-old")
     err = sample_error(path, capsys)
-    assert "this is a 'rlhf' checkpoint (a stage this code does not know)" in err
+    assert "this is a 'ppo-old' checkpoint (a stage this code does not know)" in err
 
 
 def test_language_model_stages_are_sampled_from(tmp_path):
-    for stage in ("sft", "dpo"):
+    for stage in ("sft", "dpo", "rlhf"):
         path = save_stage_checkpoint(tmp_path / stage / "ckpt.pt", stage)
         texts = sample_main(["--ckpt", str(path), "--prompt", "Hi", "--max-new-tokens", "3"])
         assert texts[0].startswith("Hi")

@@ -1,0 +1,355 @@
+"""RLHF: optimise the lecture's objective directly, by RL on the language model.
+
+    J_RLHF = max_{π_θ} E_{x~D, y~π_θ(y|x)} [ r_φ(x, y) − β·D_KL(π_θ(y|x) ‖ π_ref(y|x)) ]
+
+π_θ starts as the SFT model and π_ref is that model, frozen; r_φ is the Bradley-Terry reward
+model of `align.reward`. Each step:
+
+    1. rollouts: k answers y ~ π_θ(·|x) to each of B prompts x ~ D (align.rollouts:
+       temperature 1, the KV cache, dropout off), scored by r_φ at the EOS; an answer with
+       no EOS within --max-new-tokens gets r_φ − --missing-eos-penalty;
+    2. per-token rewards r_t = −β·(log π_θ(y_t|·) − log π_ref(y_t|·)), + r_φ(x, y) on the
+       last token; their sum is r_φ − β·log π_θ(y|x)/π_ref(y|x), whose mean over y ~ π_θ is
+       J at x (align.rl_losses);
+    3. an update, by one of two algorithms:
+       rloo  REINFORCE leave-one-out (Ahmadian et al. 2024): return R_i = Σ_t r_t, advantage
+             A_i = R_i − mean of the other k − 1 answers' returns, one gradient step on
+             −mean_i A_i·log π_θ(y_i|x). The cat's REINFORCE (lesson 5), with an answer as
+             the action and the other answers as the baseline.
+       ppo   the clipped objective (Schulman et al. 2017): a value head V (initialised from
+             r_φ), GAE advantages (γ = 1, λ = 0.95) whitened over the batch, then
+             --num-ppo-epochs passes of --num-mini-batches minibatches of the clipped policy
+             loss + --vf-coef × the clipped value loss.
+
+metrics.jsonl, each step, named as TRL names them: `objective/kl` (mean Σ_t of
+log π_θ − log π_ref over the rollouts), `objective/entropy` (mean −log π_θ(y|x)),
+`objective/non_score_reward` (mean −β·Σ_t ...), `objective/scores` (mean r_φ),
+`objective/rlhf_reward` (their sum: the sample estimate of J), `policy/approxkl_avg`,
+`policy/clipfrac_avg`, `loss/policy_avg`, `loss/value_avg` (PPO only: RLOO has no value
+head), `val/ratio`, `val/num_eos_tokens`; and `objective/gold_scores`, the gold reward r*
+of the same rollouts, which RL never sees. RLOO makes one update on answers of the very
+weights it updates: its ratio is exactly 1, its approxkl and clipfrac exactly 0.
+Every --eval-interval steps (and at step 0): π_θ's own answers to the held-out prompts,
+`eval_gold_reward` (r*, with a bootstrap interval), `eval_scores` (r_φ), `eval_kl` and
+`eval_kl_exact_per_token` (align.kl), `eval_right_share`, `eval_distinct_answers`.
+
+Run:
+    python -m align.rlhf --init runs/pipeline/sft --reward runs/pipeline/reward \\
+        --data runs/pipeline/data/pairs_train.jsonl --eval-data runs/pipeline/data/pairs_heldout.jsonl
+    python -m align.rlhf ... --algorithm ppo --out-dir runs/rlhf-ppo
+"""
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from align.common import (StageConfig, checkpoint_to_resume, load_stage, require, save_stage,
+                          shuffled_batches, start_run)
+from align.compare import evaluate_point, point_metrics
+from align.data import read_jsonl, tokenizer_fingerprint
+from align.dpo import load_policy_and_reference
+from align.gold import gold_reward
+from align.reward import RewardModel, load_reward_model
+from align.rl_losses import (gae, kl_penalized_rewards, masked_mean, ppo_clip_loss, rloo_advantages,
+                             rloo_loss, value_clip_loss, whiten)
+from align.rollouts import collect_rollouts, policy_logprobs
+from minigpt.checkpoint import load_weights, save_checkpoint
+from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
+from minigpt.device import autocast_for, pick_device
+from minigpt.errors import InputError
+from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
+from minigpt.runlog import column
+
+ALGORITHMS = ("rloo", "ppo")
+VALUE_NAME = "value.pt"  # PPO's value head, beside ckpt.pt, written at the same steps
+
+
+@dataclass
+class RLHFConfig(StageConfig):
+    """RLHF's settings; the names of TRL's RLOOConfig/PPOConfig where they exist (TRL calls
+    β kl_coef)."""
+
+    out_dir: str = field(default="runs/rlhf", metadata={"help": "run folder to write"})
+    reward: str = field(default="", metadata={"help": "the reward model r_φ (align.reward's run folder)"})
+    data: str = field(default="", metadata={
+        "help": "training prompts: a JSONL file with a 'prompt' per row (preference pairs do)"})
+    eval_data: str = field(default="", metadata={
+        "help": "held-out prompts (JSONL with 'prompt'), for r* and the exact KL (optional)"})
+    algorithm: str = field(default="rloo", metadata={"help": "rloo or ppo", "choices": ALGORITHMS})
+    beta: float = field(default=0.1, metadata={"help": "β of the KL penalty (TRL: kl_coef)"})
+    rloo_k: int = field(default=4, metadata={"help": "answers sampled for each prompt"})
+    batch_size: int = field(default=16, metadata={"help": "prompts per step (rollouts: × --rloo-k)"})
+    max_new_tokens: int = field(default=48, metadata={"help": "longest sampled answer"})
+    missing_eos_penalty: float = field(default=1.0, metadata={
+        "help": "subtracted from r_φ for an answer with no EOS within --max-new-tokens"})
+    eval_prompts: int = field(default=0, metadata={"help": "held-out prompts evaluated; 0: all"})
+    num_ppo_epochs: int = field(default=4, metadata={"help": "PPO: passes over each rollout batch"})
+    num_mini_batches: int = field(default=4, metadata={"help": "PPO: minibatches per pass"})
+    cliprange: float = field(default=0.2, metadata={"help": "PPO: ε of the clipped ratio"})
+    cliprange_value: float = field(default=0.2, metadata={"help": "PPO: ε_V of the clipped value"})
+    vf_coef: float = field(default=0.1, metadata={"help": "PPO: weight of the value loss"})
+    gamma: float = field(default=1.0, metadata={"help": "PPO: discount of GAE"})
+    lam: float = field(default=0.95, metadata={"help": "PPO: λ of GAE"})
+    learning_rate: float = field(default=3e-5, metadata={"help": "peak learning rate"})
+    min_lr: float = field(default=3e-6, metadata={"help": "learning rate at the end"})
+    warmup_iters: int = field(default=10, metadata={"help": "linear warm-up steps"})
+    max_iters: int = field(default=200, metadata={"help": "RL steps (rollout batches)"})
+    eval_interval: int = field(default=50, metadata={"help": "evaluate and checkpoint every N steps"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.algorithm not in ALGORITHMS:
+            raise InputError(f"--algorithm must be one of {list(ALGORITHMS)}, got {self.algorithm!r}")
+        if self.beta <= 0:
+            raise InputError(f"--beta must be positive (the KL penalty's weight), got {self.beta}")
+        if self.algorithm == "rloo" and self.rloo_k < 2:
+            raise InputError(f"--rloo-k {self.rloo_k}: RLOO needs at least 2 answers per prompt "
+                             f"(each one's baseline is the mean of the others)")
+        check_ranges(self, at_least_one=("rloo_k", "max_new_tokens", "num_ppo_epochs",
+                                         "num_mini_batches"),
+                     not_negative=("missing_eos_penalty", "eval_prompts", "cliprange",
+                                   "cliprange_value", "vf_coef", "gamma", "lam"))
+        if self.algorithm == "ppo" and self.num_mini_batches > self.batch_size * self.rloo_k:
+            raise InputError(f"--num-mini-batches {self.num_mini_batches} is more than the "
+                             f"{self.batch_size * self.rloo_k} rollouts of a step")
+
+
+def read_prompts(path, flag) -> tuple[list[str], int]:
+    """The distinct prompts of a JSONL file (first-seen order) and how many rows repeated one."""
+    rows = read_jsonl(require(path, flag), ("prompt",))
+    prompts = list(dict.fromkeys(row["prompt"] for row in rows))
+    return prompts, len(rows) - len(prompts)
+
+
+def load_models(config: RLHFConfig, device):
+    """π_θ, π_ref, r_φ (and PPO's value head), checked to fit together, before anything is written."""
+    policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"), device,
+                                                             "align.rlhf --init")
+    load_stage(require(config.reward, "--reward"), ("reward",), "cpu", "align.rlhf --reward")
+    reward_model, reward_tokenizer = load_reward_model(config.reward, device)
+    if tokenizer_fingerprint(reward_tokenizer) != tokenizer_fingerprint(tokenizer):
+        raise InputError(f"--reward {config.reward}: its tokenizer ({tokenizer_fingerprint(reward_tokenizer)}) "
+                         f"differs from the policy's ({tokenizer_fingerprint(tokenizer)}): r_φ would "
+                         f"read other tokens than π_θ writes; train the reward model from this SFT model")
+    if config.max_new_tokens >= policy.config.block_size:
+        raise InputError(f"--max-new-tokens {config.max_new_tokens} leaves no room for a prompt in "
+                         f"the model's context of {policy.config.block_size} tokens")
+    reward_model.requires_grad_(False)
+    value_model = None
+    if config.algorithm == "ppo":  # V starts as r_φ: a copy that PPO trains, without dropout
+        value_model = RewardModel(dataclasses.replace(reward_model.config, dropout=0.0)).to(device)
+        value_model.load_state_dict(reward_model.state_dict())
+    return policy, reference, reward_model, value_model, tokenizer
+
+
+def rollout_metrics(rollouts, logprobs, beta) -> dict:
+    """The objective/ metrics of one rollout batch (TRL's names), and r* of the same answers."""
+    kl = (logprobs - rollouts.ref_logprobs).sum(-1)  # (N,) log π_θ(y|x)/π_ref(y|x)
+    non_score = -beta * kl
+    gold = [gold_reward(s.prompt, s.text) for s in rollouts.samples]
+    return {"objective/kl": kl.mean().item(), "objective/entropy": (-logprobs.sum(-1)).mean().item(),
+            "objective/non_score_reward": non_score.mean().item(),
+            "objective/scores": rollouts.scores.mean().item(),
+            "objective/rlhf_reward": (rollouts.scores + non_score).mean().item(),
+            "objective/gold_scores": sum(gold) / len(gold),
+            "val/num_eos_tokens": int(rollouts.finished.sum().item())}
+
+
+def rloo_update(policy, rollouts, config, optimizer, parameters, device) -> dict:
+    """One RLOO step: leave-one-out advantages of the returns Σ_t r_t, one gradient step."""
+    logprobs, mask = policy_logprobs(policy, rollouts.input_ids, rollouts.labels, device)  # (N, T-1)
+    rewards = kl_penalized_rewards(logprobs.detach(), rollouts.ref_logprobs, rollouts.scores, mask,
+                                   config.beta)  # (N, T-1)
+    returns = rewards.sum(-1)  # (N,) r_φ − β·log π_θ(y|x)/π_ref(y|x)
+    advantages = rloo_advantages(returns.view(-1, config.rloo_k)).view(-1)  # (N,)
+    loss = rloo_loss(logprobs.sum(-1), advantages)
+    step_optimizer(loss, optimizer, parameters, config.grad_clip)
+    return {**rollout_metrics(rollouts, logprobs.detach(), config.beta),
+            "policy/approxkl_avg": 0.0, "policy/clipfrac_avg": 0.0,  # on-policy: ρ = 1 exactly
+            "loss/policy_avg": loss.item(), "val/ratio": 1.0}
+
+
+def ppo_update(policy, value_model, rollouts, config, optimizer, parameters, device, generator) -> dict:
+    """One PPO step: GAE on the per-token rewards, then epochs of clipped minibatch updates."""
+    mask = rollouts.mask
+    rewards = kl_penalized_rewards(rollouts.logprobs, rollouts.ref_logprobs, rollouts.scores, mask,
+                                   config.beta)  # (N, T-1)
+    advantages, returns = gae(rewards, rollouts.values, mask, config.gamma, config.lam)
+    advantages = whiten(advantages, mask)
+    n = len(rollouts)
+    size = n // config.num_mini_batches
+    totals = {"policy/approxkl_avg": 0.0, "policy/clipfrac_avg": 0.0, "loss/policy_avg": 0.0,
+              "loss/value_avg": 0.0, "val/clipfrac_avg": 0.0, "val/ratio": 0.0}
+    updates = 0
+    for _ in range(config.num_ppo_epochs):
+        order = torch.randperm(n, generator=generator).to(mask.device)
+        for start in range(0, size * config.num_mini_batches, size):
+            rows = order[start : start + size]
+            batch = rollouts.subset(rows)
+            logprobs, _ = policy_logprobs(policy, batch.input_ids, batch.labels, device)
+            policy_loss, stats = ppo_clip_loss(logprobs, batch.logprobs, advantages[rows], batch.mask,
+                                               config.cliprange)
+            with autocast_for(device):
+                values = value_model.values(batch.input_ids)[:, :-1].float()  # (n, T-1)
+            value_loss, value_clipfrac = value_clip_loss(values, batch.values, returns[rows],
+                                                         batch.mask, config.cliprange_value)
+            step_optimizer(policy_loss + config.vf_coef * value_loss, optimizer, parameters,
+                           config.grad_clip)
+            for key, value in (("policy/approxkl_avg", stats["approxkl"]),
+                               ("policy/clipfrac_avg", stats["clipfrac"]),
+                               ("loss/policy_avg", policy_loss.item()),
+                               ("loss/value_avg", value_loss.item()),
+                               ("val/clipfrac_avg", value_clipfrac), ("val/ratio", stats["ratio"])):
+                totals[key] += value
+            updates += 1
+    return {**rollout_metrics(rollouts, rollouts.logprobs, config.beta),
+            **{key: value / updates for key, value in totals.items()}}
+
+
+def step_optimizer(loss, optimizer, parameters, grad_clip):
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(parameters, grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
+    """Run the RL stage into config.out_dir; keep_point(step, point) receives every evaluation
+    whole (align.compare.evaluate_point, with its per-prompt lists), for align.frontier."""
+    device = pick_device(config.device)
+    torch.manual_seed(config.seed)
+    policy, reference, reward_model, value_model, tokenizer = load_models(config, device)
+    prompts, repeated = read_prompts(config.data, "--data")
+    eval_prompts, eval_repeated = (read_prompts(config.eval_data, "--eval-data") if config.eval_data
+                                   else (prompts[:128], 0))
+    if config.eval_prompts:
+        eval_prompts = eval_prompts[: config.eval_prompts]
+    prefix = "eval" if config.eval_data else "train"
+    resume_from = checkpoint_to_resume(config, "rlhf")
+    trained = nn.ModuleDict({"policy": policy, **({"value": value_model} if value_model else {})})
+    if resume_from is not None:
+        load_weights(policy, resume_from["model"], resume_from["path"])
+        if value_model is not None:
+            load_value_head(value_model, config.out_dir, resume_from["step"])
+    counts = {"train_prompts": len(prompts), "train_rows_repeating_a_prompt": repeated,
+              "eval_prompts": len(eval_prompts), "eval_rows_repeating_a_prompt": eval_repeated}
+    run = start_run(config, tokenizer, counts, resume_from)  # only now: bad input leaves it untouched
+    parameters = [p for p in trained.parameters() if p.requires_grad]
+    optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay, device_type=device)
+    start_step = 0
+    batches = shuffled_batches(len(prompts), config.batch_size, torch.Generator().manual_seed(config.seed))
+    if resume_from is not None:
+        start_step = resume_from["step"]
+        optimizer.load_state_dict(resume_from["optimizer"])
+        torch.set_rng_state(resume_from["rng"]["torch"])
+        for _ in range(start_step):
+            next(batches)  # the batches an uninterrupted run drew, thrown away
+
+    def evaluate(step):
+        point = evaluate_point(policy, reference, reward_model, tokenizer, eval_prompts,
+                               config.max_new_tokens, device, seed=config.seed + 2,
+                               missing_eos_penalty=config.missing_eos_penalty)
+        row = point_metrics(point, prefix=f"{prefix}_")
+        run.log({"step": step, **row})
+        tqdm.write(f"step {step}: r* {row[f'{prefix}_gold_reward']:.3f}, r_φ {row[f'{prefix}_scores']:.3f}, "
+                   f"KL {row[f'{prefix}_kl_exact_per_token']:.2f} (exact per token), right "
+                   f"{row[f'{prefix}_right_share']:.2f}")
+        if keep_point is not None:
+            keep_point(step, point)
+
+    def save(step):
+        rng = {"torch": torch.get_rng_state()}
+        if value_model is not None:  # first the value head, then ckpt.pt: a resume checks both
+            save_checkpoint(run.file(VALUE_NAME), value_model, step, value_model.config, tokenizer,
+                            extra={"stage": "value"})
+        save_stage(run, policy, step, policy.config, tokenizer, "rlhf", config, optimizer, rng)
+
+    started = time.time()
+    if start_step == 0:
+        evaluate(0)
+    name = f"RLHF ({config.algorithm.upper()})"
+    bar = tqdm(range(start_step + 1, config.max_iters + 1), initial=start_step, total=config.max_iters,
+               desc=name, disable=not progress, dynamic_ncols=True)
+    for step in bar:
+        lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
+                              config.max_iters)
+        set_learning_rate(optimizer, lr)
+        batch = [prompts[i] for i in next(batches)]
+        rollouts = collect_rollouts(policy, reference, reward_model, tokenizer,
+                                    [p for p in batch for _ in range(config.rloo_k)],
+                                    config.max_new_tokens, config.seed * 100_003 + step, device,
+                                    config.missing_eos_penalty, value_model,
+                                    with_policy_logprobs=config.algorithm == "ppo")
+        policy.train()
+        if config.algorithm == "rloo":
+            metrics = rloo_update(policy, rollouts, config, optimizer, parameters, device)
+        else:
+            minibatch_order = torch.Generator().manual_seed(config.seed * 100_003 + step)
+            metrics = ppo_update(policy, value_model, rollouts, config, optimizer, parameters, device,
+                                 minibatch_order)
+        policy.eval()
+        run.log({"step": step, "lr": lr, **metrics})
+        bar.set_postfix(r_phi=f"{metrics['objective/scores']:.2f}", kl=f"{metrics['objective/kl']:.2f}")
+        if step % config.eval_interval == 0 or step == config.max_iters:
+            evaluate(step)
+            save(step)
+    bar.close()
+    rows = run.read_metrics()
+    plot_rlhf(run, rows, prefix, config)
+    final = [row for row in rows if f"{prefix}_gold_reward" in row][-1]
+    summary = {"run": run.path, "seconds": time.time() - started, "evaluated_on": prefix,
+               "algorithm": config.algorithm, "beta": config.beta,
+               **{key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"},
+               "counts": counts}
+    run.write_json("summary.json", summary)
+    return summary
+
+
+def load_value_head(value_model, out_dir, step):
+    """PPO's value head as saved beside the checkpoint being resumed, at the same step."""
+    checkpoint, _ = load_stage(f"{out_dir}/{VALUE_NAME}", ("value",), "cpu", "align.rlhf --resume")
+    if checkpoint["step"] != step:
+        raise InputError(f"{checkpoint['path']}: the value head is from step {checkpoint['step']}, "
+                         f"the policy from step {step}; the run cannot be resumed exactly")
+    load_weights(value_model, checkpoint["model"], checkpoint["path"])
+
+
+def plot_rlhf(run, rows, prefix, config):
+    """rewards.png (r_φ against r*: over-optimisation shows as the two parting), kl.png, loss.png."""
+    where = "held-out prompts" if prefix == "eval" else "training prompts"
+    run.plot("rewards.png", {"r_φ of the rollouts (objective/scores)": column(rows, "objective/scores"),
+                             "r* of the rollouts (objective/gold_scores)": column(rows, "objective/gold_scores"),
+                             f"r_φ, {where} ({prefix}_scores)": column(rows, f"{prefix}_scores"),
+                             f"r*, {where} ({prefix}_gold_reward)": column(rows, f"{prefix}_gold_reward")},
+             title=f"RLHF ({config.algorithm}, β = {config.beta}): what it optimises (r_φ) and the truth (r*)",
+             ylabel="reward", smooth=10,
+             evaluation=(f"r_φ, {where} ({prefix}_scores)", f"r*, {where} ({prefix}_gold_reward)"))
+    run.plot("kl.png", {"objective/kl (rollouts, sampled log-ratio)": column(rows, "objective/kl"),
+                        f"{prefix}_kl_exact_per_token ({where})": column(rows, f"{prefix}_kl_exact_per_token")},
+             title="KL(π_θ ‖ π_ref) per answer", ylabel="nats", smooth=10,
+             evaluation=(f"{prefix}_kl_exact_per_token ({where})",), hlines={"0 (π_θ = π_ref)": 0.0})
+    series = {"loss/policy_avg": column(rows, "loss/policy_avg")}
+    if config.algorithm == "ppo":
+        series["loss/value_avg"] = column(rows, "loss/value_avg")
+    run.plot("loss.png", series, title=f"RLHF ({config.algorithm}) losses", ylabel="loss", smooth=10)
+
+
+def main(argv=None):
+    parser = parser_from_dataclass(RLHFConfig, __doc__)
+    summary = train_rlhf(RLHFConfig(**given_flags(parser.parse_args(argv))))
+    print(f"run folder: {summary['run']} ({summary['seconds']:.0f} s)")
+    print(f"{summary['evaluated_on']} prompts: r* {summary['gold_reward']:.3f} "
+          f"[{summary['gold_reward_low']:.3f}, {summary['gold_reward_high']:.3f}], r_φ {summary['scores']:.3f}, "
+          f"KL {summary['kl_exact_per_token']:.2f} ± {summary['kl_exact_per_token_ci']:.2f} nats "
+          f"(exact per token), right {summary['right_share']:.2f}, "
+          f"{summary['distinct_answers']} distinct answers")
+    return summary
+
+
+if __name__ == "__main__":
+    run_main(main)

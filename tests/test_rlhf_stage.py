@@ -1,0 +1,293 @@
+"""align.rlhf on tiny models: bad input refused in one line before anything is written, the
+metrics TRL names, π_θ = π_ref at step 0, the run folder, and an exact resume (RLOO and PPO)."""
+
+import json
+import math
+
+import pytest
+import torch
+
+import align.rlhf
+from align.common import load_stage
+from align.compare import evaluate_point, point_metrics
+from align.data import write_jsonl
+from align.reward import RewardModel, load_reward_model
+from align.rlhf import RLHFConfig, train_rlhf
+from minigpt import ByteTokenizer, load_model, save_checkpoint
+from minigpt.cli import given_flags, parser_from_dataclass, run_main
+from minigpt.errors import InputError
+from minigpt.tokenizer import CharTokenizer
+from tests.conftest import tiny_config
+from tests.test_align_stages import byte_model, metrics_of
+from toyworld.world import heldout_prompts, train_prompts
+
+# What every training step logs (the module docstring, TRL's names); PPO adds loss/value_avg.
+STEP_METRICS = ("objective/kl", "objective/entropy", "objective/non_score_reward",
+                "objective/rlhf_reward", "objective/scores", "objective/gold_scores",
+                "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "val/ratio",
+                "val/num_eos_tokens")
+EVAL_METRICS = ("eval_gold_reward", "eval_gold_reward_low", "eval_gold_reward_high",
+                "eval_scores", "eval_kl", "eval_kl_exact_per_token", "eval_kl_exact_per_token_ci",
+                "eval_right_share", "eval_distinct_answers", "eval_unfinished")
+PLOTS = ("rewards.png", "kl.png", "loss.png")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Models this small gain nothing from a second thread, and on a busy machine the threads'
+    waiting for each other made this file 20 times slower (10 s against 220 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory):
+    """Tiny checkpoints the RL stage reads, written directly (training them would only cost
+    time): an SFT model, a reward model on its trunk, a reward model with a char tokenizer,
+    and prompt files (toy-world prompts)."""
+    root = tmp_path_factory.mktemp("rlhf-inputs")
+    sft = byte_model()  # a tiny random byte-level GPT: the SFT model, and r_φ's trunk
+    save_checkpoint(root / "sft" / "ckpt.pt", sft, 0, sft.config, ByteTokenizer(),
+                    extra={"stage": "sft"})
+    torch.manual_seed(1)
+    reward = RewardModel(sft.config)
+    reward.gpt.load_state_dict(sft.state_dict())
+    save_checkpoint(root / "reward" / "ckpt.pt", reward, 0, reward.config, ByteTokenizer(),
+                    extra={"stage": "reward"})
+    chars = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ?.,+0-9")
+    torch.manual_seed(0)
+    char_reward = RewardModel(tiny_config(vocab_size=chars.vocab_size, block_size=64))
+    save_checkpoint(root / "char-reward" / "ckpt.pt", char_reward, 0, char_reward.config, chars,
+                    extra={"stage": "reward"})
+    write_jsonl(root / "prompts.jsonl", [{"prompt": p} for p in train_prompts(16, 0)])
+    write_jsonl(root / "heldout.jsonl", [{"prompt": p} for p in heldout_prompts(8, 0)])
+    return root
+
+
+def rl_config(stages, out, **overrides) -> RLHFConfig:
+    values = dict(init=str(stages / "sft"), reward=str(stages / "reward"),
+                  data=str(stages / "prompts.jsonl"), eval_data=str(stages / "heldout.jsonl"),
+                  out_dir=str(out), rloo_k=2, batch_size=2, max_new_tokens=10, eval_prompts=8,
+                  max_iters=4, eval_interval=2, warmup_iters=1, learning_rate=1e-3, min_lr=1e-4,
+                  num_ppo_epochs=2, num_mini_batches=2, seed=3, device="cpu")
+    values.update(overrides)
+    return RLHFConfig(**values)
+
+
+def rl_argv(stages, out, **overrides) -> list[str]:
+    """A command line like rl_config's (two steps), as a user types it."""
+    values = dict(init=str(stages / "sft"), reward=str(stages / "reward"),
+                  data=str(stages / "prompts.jsonl"), eval_data=str(stages / "heldout.jsonl"),
+                  out_dir=str(out), rloo_k=2, batch_size=2, max_new_tokens=10, eval_prompts=8,
+                  max_iters=2, eval_interval=2, device="cpu")
+    values.update(overrides)
+    return [item for name, value in values.items()
+            for item in (f"--{name.replace('_', '-')}", str(value))]
+
+
+def step_rows(rows):
+    return [row for row in rows if "objective/kl" in row]
+
+
+def eval_rows(rows):
+    return [row for row in rows if "eval_gold_reward" in row]
+
+
+# ------------------------------------------------------------------------------ bad input
+def bad_inputs(stages, tmp_path):
+    no_prompt = tmp_path / "no-prompt.jsonl"
+    write_jsonl(no_prompt, [{"prompt": "Where is Lima?"}, {"question": "Where is Lima?"}])
+    sft, reward = stages / "sft" / "ckpt.pt", stages / "reward" / "ckpt.pt"
+    return [
+        (dict(reward=str(stages / "sft")),
+         f"{sft}: this is a 'sft' checkpoint (a language model fine-tuned on demonstrations); "
+         f"align.rlhf --reward needs a reward model ('reward')"),
+        (dict(reward=str(stages / "char-reward")),
+         (f"--reward {stages / 'char-reward'}: its tokenizer (char-",
+          "differs from the policy's (byte-", "r_φ would read other tokens than π_θ writes")),
+        (dict(init=str(stages / "reward")),
+         f"{reward}: this is a 'reward' checkpoint (a reward model: a GPT with a scalar head); "
+         f"align.rlhf --init needs a language model ('sft' or 'pretrain')"),
+        (dict(beta=0), "--beta must be positive"),
+        (dict(beta=-1), "--beta must be positive"),
+        (dict(rloo_k=1), "--rloo-k 1: RLOO needs at least 2 answers per prompt"),
+        (dict(data=str(tmp_path / "nosuch.jsonl")),
+         f"{tmp_path / 'nosuch.jsonl'}: no such data file"),
+        (dict(eval_data=str(tmp_path / "nosuch.jsonl")), "nosuch.jsonl: no such data file"),
+        (dict(data=str(no_prompt)), f"{no_prompt}, line 2: missing key 'prompt'"),
+        (dict(reward=""), "--reward is required"),
+        (dict(max_new_tokens=64), "--max-new-tokens 64 leaves no room for a prompt"),
+        (dict(algorithm="ppo", num_mini_batches=5),
+         "--num-mini-batches 5 is more than the 4 rollouts"),
+    ]
+
+
+def test_bad_input_is_one_line_before_the_run_folder_is_made(stages, tmp_path, capsys,
+                                                             monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a default run folder (runs/rlhf) would be made here
+    out = tmp_path / "rl"
+    for overrides, words in bad_inputs(stages, tmp_path):
+        with pytest.raises(SystemExit) as stop:
+            run_main(align.rlhf.main, rl_argv(stages, out, **overrides))
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert stop.value.code == 2, (overrides, captured.err)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (overrides, captured.err)
+        for part in (words,) if isinstance(words, str) else words:
+            assert part in lines[0], (overrides, lines[0])
+        assert "Traceback" not in captured.err + captured.out
+        assert not out.exists(), overrides  # refused before anything was written
+        assert not (tmp_path / "runs").exists()
+
+
+def test_rloo_needs_two_answers_per_prompt_but_ppo_takes_one():
+    parser = parser_from_dataclass(RLHFConfig, align.rlhf.__doc__)
+    with pytest.raises(InputError, match="--rloo-k 1: RLOO needs at least 2"):
+        RLHFConfig(**given_flags(parser.parse_args(["--rloo-k", "1"])))
+    config = RLHFConfig(**given_flags(parser.parse_args(["--algorithm", "ppo", "--rloo-k", "1",
+                                                         "--batch-size", "4"])))
+    assert config.algorithm == "ppo" and config.rloo_k == 1
+    with pytest.raises(InputError, match="invalid choice: 'dpo'"):
+        parser.parse_args(["--algorithm", "dpo"])
+
+
+# ------------------------------------------------------------------------------ short runs
+def check_run(stages, out, algorithm, config):
+    rows = metrics_of(out)
+    steps, evaluations = step_rows(rows), eval_rows(rows)
+    assert [row["step"] for row in steps] == [1, 2, 3, 4]
+    assert [row["step"] for row in evaluations] == [0, 2, 4]
+    assert len(rows) == len(steps) + len(evaluations)  # nothing else, nothing twice
+    names = {"step", "lr", *STEP_METRICS}
+    for row in steps:
+        assert names <= set(row), names - set(row)
+        assert ("loss/value_avg" in row) == (algorithm == "ppo")
+        assert all(math.isfinite(row[name]) for name in names), row
+        assert row["objective/rlhf_reward"] == pytest.approx(
+            row["objective/scores"] + row["objective/non_score_reward"], rel=1e-6, abs=1e-6)
+        assert row["objective/non_score_reward"] == pytest.approx(
+            -config.beta * row["objective/kl"], rel=1e-6, abs=1e-7)
+        assert row["objective/entropy"] > 0
+        assert isinstance(row["val/num_eos_tokens"], int)
+        assert 0 <= row["val/num_eos_tokens"] <= config.batch_size * config.rloo_k
+        assert 0.0 <= row["policy/clipfrac_avg"] <= 1.0
+        if algorithm == "rloo":  # one on-policy step: ρ = 1 exactly
+            assert row["val/ratio"] == 1.0
+            assert row["policy/approxkl_avg"] == 0.0 and row["policy/clipfrac_avg"] == 0.0
+    # step 1's rollouts come from π_θ = π_ref: the sampled log-ratio is exactly 0
+    assert steps[0]["objective/kl"] == 0.0 and steps[0]["objective/non_score_reward"] == 0.0
+    for row in evaluations:
+        assert set(row) == {"step", *EVAL_METRICS}, set(row) ^ {"step", *EVAL_METRICS}
+        assert row["eval_kl_exact_per_token"] >= 0
+        low, high = row["eval_gold_reward_low"], row["eval_gold_reward_high"]
+        assert low <= row["eval_gold_reward"] <= high
+        assert 0 <= row["eval_right_share"] <= 1 and 1 <= row["eval_distinct_answers"] <= 8
+    assert evaluations[0]["eval_kl"] == 0.0 and evaluations[0]["eval_kl_exact_per_token"] == 0.0
+
+    checkpoint, stage = load_stage(out, ("rlhf",))
+    assert stage == "rlhf" and checkpoint["step"] == 4
+    model, tokenizer, _ = load_model(out)
+    sft, _, _ = load_model(stages / "sft")
+    assert tokenizer.to_dict() == ByteTokenizer().to_dict()
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                     sft.state_dict().values()))  # π_θ moved
+    for name in PLOTS:
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["algorithm"] == algorithm and summary["beta"] == config.beta
+    assert summary["evaluated_on"] == "eval"
+    for name in EVAL_METRICS:  # the last evaluation, unprefixed
+        assert summary[name.removeprefix("eval_")] == evaluations[-1][name], name
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["algorithm"] == algorithm and saved["beta"] == config.beta
+    counts = saved["truncation"]
+    assert counts["train_prompts"] + counts["train_rows_repeating_a_prompt"] == 16
+    assert counts == summary["counts"]
+    return rows
+
+
+def test_a_short_rloo_run(stages, tmp_path):
+    config = rl_config(stages, tmp_path / "rloo")
+    kept = []
+    train_rlhf(config, progress=False, keep_point=lambda step, point: kept.append(step))
+    rows = check_run(stages, tmp_path / "rloo", "rloo", config)
+    assert kept == [0, 2, 4]
+    assert not (tmp_path / "rloo" / "value.pt").exists()  # RLOO has no value head
+    # step 0 is the SFT model itself, measured as align.compare measures any policy
+    sft, tokenizer, _ = load_model(stages / "sft")
+    reward_model, _ = load_reward_model(stages / "reward")
+    prompts = heldout_prompts(8, 0)
+    point = evaluate_point(sft, sft, reward_model, tokenizer, list(dict.fromkeys(prompts)),
+                           config.max_new_tokens, "cpu", seed=config.seed + 2,
+                           missing_eos_penalty=config.missing_eos_penalty)
+    assert {"step": 0, **point_metrics(point)} == eval_rows(rows)[0]
+
+
+def test_a_short_ppo_run(stages, tmp_path):
+    config = rl_config(stages, tmp_path / "ppo", algorithm="ppo")
+    train_rlhf(config, progress=False)
+    check_run(stages, tmp_path / "ppo", "ppo", config)
+    value, stage = load_stage(tmp_path / "ppo" / "value.pt", ("value",))
+    assert stage == "value" and value["step"] == 4
+    reward = torch.load(stages / "reward" / "ckpt.pt", weights_only=True)["model"]
+    assert value["model"].keys() == reward.keys()  # V is r_φ's network, trained on
+    assert any(not torch.equal(value["model"][k], reward[k]) for k in reward)
+
+
+# ------------------------------------------------------------------------------ resume
+@pytest.mark.parametrize("algorithm", ["rloo", "ppo"])
+def test_an_interrupted_rlhf_run_resumes_exactly(algorithm, stages, tmp_path, monkeypatch):
+    config = dict(algorithm=algorithm, eval_prompts=4)
+    monkeypatch.setattr(align.rlhf, "plot_rlhf", lambda *args: None)  # figures: test_a_short_*_run
+    train_rlhf(rl_config(stages, tmp_path / "whole", **config), progress=False)
+
+    real_learning_rate_at = align.rlhf.learning_rate_at
+
+    def interrupted_at_step_3(step, *args):  # after the checkpoint at step 2
+        if step == 3:
+            raise KeyboardInterrupt
+        return real_learning_rate_at(step, *args)
+
+    monkeypatch.setattr(align.rlhf, "learning_rate_at", interrupted_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_rlhf(rl_config(stages, tmp_path / "cut", **config), progress=False)
+    monkeypatch.setattr(align.rlhf, "learning_rate_at", real_learning_rate_at)
+    assert torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=True)["step"] == 2
+    train_rlhf(rl_config(stages, tmp_path / "cut", resume=True, **config), progress=False)
+
+    whole, again = metrics_of(tmp_path / "whole"), metrics_of(tmp_path / "cut")
+    assert [row["step"] for row in again] == [row["step"] for row in whole]  # nothing twice
+    for a, b in zip(whole, again):  # exactly the floats of the uninterrupted run
+        assert a == b, (a, b)
+    files = ["ckpt.pt"] + (["value.pt"] if algorithm == "ppo" else [])
+    assert (tmp_path / "cut" / "value.pt").exists() == (algorithm == "ppo")
+    for name in files:
+        saved = [torch.load(tmp_path / run / name, weights_only=True) for run in ("whole", "cut")]
+        assert saved[0]["step"] == saved[1]["step"] == 4
+        assert saved[0]["model"].keys() == saved[1]["model"].keys()
+        for key in saved[0]["model"]:
+            assert torch.equal(saved[0]["model"][key], saved[1]["model"][key]), (name, key)
+    optimizers = [torch.load(tmp_path / run / "ckpt.pt", weights_only=True)["optimizer"]
+                  for run in ("whole", "cut")]
+    for a, b in zip(optimizers[0]["state"].values(), optimizers[1]["state"].values()):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_resume_with_another_beta_or_over_a_run_is_refused(stages, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    monkeypatch.setattr(align.rlhf, "plot_rlhf", lambda *args: None)
+    train_rlhf(rl_config(stages, out, max_iters=1, eval_prompts=2), progress=False)
+    before = {name: (out / name).read_bytes()
+              for name in ("ckpt.pt", "metrics.jsonl", "config.json")}
+    with pytest.raises(InputError, match=r"cannot resume exactly: --beta 0.1 → 0.2 differ"):
+        train_rlhf(rl_config(stages, out, max_iters=1, eval_prompts=2, beta=0.2, resume=True),
+                   progress=False)
+    with pytest.raises(InputError, match="already holds a run; pass --resume to continue it, "
+                                         "--overwrite to replace it"):
+        train_rlhf(rl_config(stages, out, max_iters=1, eval_prompts=2), progress=False)
+    assert {name: (out / name).read_bytes() for name in before} == before  # untouched
+    with pytest.raises(InputError, match="no such checkpoint"):
+        train_rlhf(rl_config(stages, tmp_path / "nothing-here", resume=True), progress=False)
+    assert not (tmp_path / "nothing-here").exists()
