@@ -1,0 +1,341 @@
+"""The frontier: gold reward r* against KL(π‖π_ref), for DPO, RLHF, best-of-N and π*_β.
+
+The DPO paper (Rafailov et al. 2023, Fig. 2) settles "DPO ≈ RLHF, without RL" by plotting,
+for every policy, the gold reward of its samples against its KL from π_ref: a method is
+better where it reaches more reward for the same KL. Each method trades the two with its
+own knob (β for DPO and RLHF, N for best-of-N), so methods are compared at equal KL, never
+at equal β. From one pipeline run folder (π_ref = sft/, r_φ = reward/, the pairs in data/):
+
+    DPO           at each --dpo-betas, evaluated every --eval-every steps along training
+    RLHF          RLOO (or --algorithm ppo) at each --rlhf-betas, evaluated likewise
+    best-of-N     N = 1, 2, 4, 8, 16 answers of π_ref, the one r_φ scores highest; its KL is
+                  the usual closed form log N − (N − 1)/N, an upper bound on the true KL
+                  (Beirami et al. 2024), marked as such
+    π*_β          the lecture's "Política óptima", π*_β(y|x) = π_ref(y|x)·exp(r_φ(x, y)/β)/Z(x),
+                  estimated by self-normalised importance sampling from M answers y_j ~ π_ref:
+                  w_j = exp(r_φ(x, y_j)/β) / Σ_i exp(r_φ(x, y_i)/β),
+                  E_{π*}[r*] ≈ Σ_j w_j r*(x, y_j),
+                  KL(π*‖π_ref) = E_{π*}[r_φ]/β − log Z(x) ≈ Σ_j w_j r_φ(x, y_j)/β − log(1/M Σ_j e^{r_φ(x, y_j)/β}).
+                  The estimate lives on M answers, so its KL is at most log M; its effective
+                  sample size 1/Σ_j w_j² says how many answers carry it. Where the mean ESS
+                  falls below --min-ess, the point is reported as unreliable, not plotted.
+
+Every point is measured on the same held-out prompts (the pipeline's evaluation prompts,
+held out by content) with π's own answers at temperature 1: mean r* with a bootstrap
+interval, the right-answer share, r_φ of the same answers, KL exact per token (align.kl),
+and the win rate against SFT's answers on the same prompts (paired bootstrap). SFT itself
+is the point at KL 0.
+
+Writes into --out-dir: frontier.png (r* against KL with intervals), overoptimisation.png
+(r_φ against r*: where r_φ keeps rising and r* does not), frontier.md (the table, and the
+best r* each method reaches within each KL budget), frontier.json, and one run folder per
+trained policy (dpo-beta-*, rlhf-*-beta-*).
+
+Run:
+    python -m align.frontier --run runs/pipeline            # the default (about 30 minutes on 2 CPU cores)
+    python -m align.frontier --run runs/pipeline-quick --quick
+"""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from align.compare import evaluate_point
+from align.evaluate import mean_and_ci
+from align.data import write_jsonl
+from align.dpo import DPOConfig, train_dpo
+from align.frontier_report import frontier_markdown, plot_frontier
+from align.gold import gold_reward
+from align.breakdown import right_flags
+from align.reward import load_reward_model, score_sequences
+from align.rlhf import RLHFConfig, train_rlhf
+from align.sampling import sample_answers
+from align.stats import bootstrap_mean, paired_bootstrap
+from minigpt.checkpoint import load_model
+from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
+from minigpt.device import pick_device
+from minigpt.errors import InputError
+from minigpt.runlog import RunFolder
+from toyworld.world import heldout_prompts
+
+NEEDED = {"sft/ckpt.pt": "sft", "reward/ckpt.pt": "reward", "data/pairs_train.jsonl": "preferences",
+          "data/pairs_heldout.jsonl": "preferences", "config.json": "the run's settings"}
+
+PRESETS = {
+    "quick": dict(dpo_betas="0.1,0.5,1,2", rlhf_betas="0.05,0.1,0.3,1", dpo_steps=20, rlhf_steps=20,
+                  eval_every=10, eval_prompts=24, best_of="1,2,4", optimum_samples=8),
+    "default": dict(dpo_betas="0.1,0.25,0.5,1", rlhf_betas="0.05,0.1,0.2,0.5", dpo_steps=150,
+                    rlhf_steps=150, eval_every=50, eval_prompts=200, best_of="1,2,4,8,16",
+                    optimum_samples=48),
+}
+
+
+@dataclass
+class FrontierConfig:
+    run: str = field(default="runs/pipeline", metadata={
+        "help": "a pipeline run folder (python -m align.pipeline): sft/, reward/, data/"})
+    out_dir: str = field(default="", metadata={"help": "where to write (default: RUN/frontier)"})
+    quick: bool = field(default=False, metadata={"help": "a smoke-test preset (seconds, not minutes)"})
+    algorithm: str = field(default="rloo", metadata={"help": "RLHF's algorithm", "choices": ("rloo", "ppo")})
+    dpo_betas: str = field(default="", metadata={"help": "DPO's β values, comma-separated"})
+    rlhf_betas: str = field(default="", metadata={"help": "RLHF's β values, comma-separated"})
+    dpo_steps: int = field(default=0, metadata={"help": "DPO steps per β"})
+    rlhf_steps: int = field(default=0, metadata={"help": "RLHF steps per β"})
+    eval_every: int = field(default=0, metadata={"help": "steps between two points of a curve"})
+    eval_prompts: int = field(default=0, metadata={"help": "held-out prompts every point is measured on"})
+    best_of: str = field(default="", metadata={"help": "best-of-N's N values, comma-separated"})
+    optimum_samples: int = field(default=0, metadata={"help": "M: answers of π_ref per prompt for π*_β"})
+    min_ess: float = field(default=4.0, metadata={"help": "π*_β: smallest mean effective sample size plotted"})
+    rlhf_learning_rate: float = field(default=1e-4, metadata={"help": "RLHF's peak learning rate"})
+    seed: int = field(default=1337, metadata={"help": "random seed"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a frontier of other settings"})
+    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+
+    def __post_init__(self):
+        preset = PRESETS["quick" if self.quick else "default"]
+        for name, value in preset.items():
+            if getattr(self, name) in ("", 0):
+                setattr(self, name, value)
+        if not self.out_dir:
+            self.out_dir = os.path.join(self.run, "frontier")
+        for name in ("dpo_betas", "rlhf_betas"):
+            values = self.numbers(name, float)
+            if min(values) <= 0:
+                raise InputError(f"--{name.replace('_', '-')}: every β must be positive, got {values}")
+        if min(self.numbers("best_of", int)) < 1:
+            raise InputError(f"--best-of: every N must be at least 1, got {self.best_of}")
+        check_ranges(self, at_least_one=("dpo_steps", "rlhf_steps", "eval_every", "eval_prompts",
+                                         "optimum_samples"), not_negative=("min_ess", "rlhf_learning_rate"))
+
+    def numbers(self, name, kind) -> list:
+        try:
+            return [kind(v) for v in getattr(self, name).split(",") if v.strip()]
+        except ValueError:
+            raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected numbers "
+                             f"separated by commas, e.g. 0.1,0.5,1") from None
+
+
+def check_run_folder(run: str) -> dict:
+    """The pipeline run's settings, after checking it holds every stage the frontier needs."""
+    for name, stage in NEEDED.items():
+        if not os.path.exists(os.path.join(run, name)):
+            raise InputError(f"--run {run}: no {name} (the {stage} stage); make it with "
+                             f"`python -m align.pipeline --out-dir {run}` (stages already done are kept)")
+    with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
+        saved = json.load(f)
+    if "preset_settings" not in saved:
+        raise InputError(f"--run {run}: config.json is not a pipeline run's")
+    return saved
+
+
+def open_out_dir(config: FrontierConfig) -> RunFolder:
+    """A new folder, or one holding a frontier of the same settings (finished parts are kept);
+    one of other settings only with --overwrite."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("overwrite", "progress")}
+    saved_file = os.path.join(config.out_dir, "config.json")
+    if os.path.isdir(config.out_dir) and os.listdir(config.out_dir):
+        saved = {}
+        if os.path.exists(saved_file):
+            with open(saved_file, encoding="utf-8") as f:
+                saved = json.load(f)
+        changes = [f"--{k.replace('_', '-')} {saved.get(k)!r} → {v!r}" for k, v in settings.items()
+                   if saved.get(k) != v]
+        if changes and not config.overwrite:
+            raise InputError(f"--out-dir {config.out_dir}: holds a frontier of other settings "
+                             f"({', '.join(changes[:4])}); pass --overwrite to replace it, or "
+                             f"choose another --out-dir")
+        if changes:
+            shutil.rmtree(config.out_dir)
+    run = RunFolder(config.out_dir)
+    run.write_json("config.json", settings)
+    return run
+
+
+def kept(run: RunFolder, name: str, work):
+    """work()'s points, or those a finished earlier run left in NAME/points.json."""
+    file = run.file(os.path.join(name, "points.json"))
+    if os.path.exists(file):
+        with open(file, encoding="utf-8") as f:
+            print(f"{name}: done in an earlier run, kept")
+            return json.load(f)
+    points = work()
+    RunFolder(run.file(name)).write_json("points.json", points)
+    return points
+
+
+def table_row(method, setting, step, point, sft, seed, kl_is_bound=False) -> dict:
+    """One line of the frontier: the point's measures and its paired comparison with SFT."""
+    win = paired_bootstrap(point["gold"], sft["gold"], "win_rate", seed=seed) if sft else None
+    return {"method": method, "setting": setting, "step": step,
+            "kl": point["kl_exact_per_token"], "kl_ci": point["kl_exact_per_token_ci"],
+            "kl_is_bound": kl_is_bound, "gold": point["gold_mean"],
+            "gold_low": point["gold_interval"][0], "gold_high": point["gold_interval"][1],
+            "reward_model_score": point["reward_model_score"], "right_share": point["right_share"],
+            "right_low": point["right_interval"][0], "right_high": point["right_interval"][1],
+            "win_rate": None if win is None else win[0],
+            "win_low": None if win is None else win[1], "win_high": None if win is None else win[2],
+            "distinct_answers": point["breakdown"]["distinct_answers"], "gold_per_prompt": point["gold"]}
+
+
+def run_frontier(config: FrontierConfig) -> dict:
+    saved = check_run_folder(config.run)
+    device = pick_device(config.device)
+    path = lambda name: os.path.join(config.run, name)  # noqa: E731
+    preset = saved["preset_settings"]
+    seed, max_new_tokens = saved.get("seed", config.seed), saved.get("max_new_tokens", 48)
+    reference, tokenizer, _ = load_model(path("sft"), device, "align.frontier (the run's sft/)")
+    reward_model, _ = load_reward_model(path("reward"), device)
+    prompts = heldout_prompts(min(config.eval_prompts, preset["eval_prompts"]), seed + 2)
+    run = open_out_dir(config)
+    write_jsonl(run.file("eval_prompts.jsonl"), [{"prompt": p} for p in prompts])
+    started, timings = time.time(), {}
+    measure = dict(reward_model=reward_model, tokenizer=tokenizer, prompts=prompts,
+                   max_new_tokens=max_new_tokens, device=device, seed=seed + 2)
+
+    def point_of(policy):
+        return evaluate_point(policy, reference, **measure)
+
+    clock = time.time()
+    sft = point_of(reference)
+    rows = [table_row("SFT (π_ref)", "", 0, sft, None, seed)]
+    timings["SFT"] = time.time() - clock
+
+    for beta in config.numbers("dpo_betas", float):  # DPO along training, at each β
+        clock = time.time()
+        name = f"dpo-beta-{beta:g}"
+
+        def train_one_dpo():
+            points = []
+            dpo = DPOConfig(init=path("sft"), data=path("data/pairs_train.jsonl"),
+                            eval_data=path("data/pairs_heldout.jsonl"), out_dir=run.file(name),
+                            overwrite=True, device=config.device, seed=seed,
+                            **{**preset["dpo"], "beta": beta, "max_iters": config.dpo_steps,
+                               "eval_interval": config.eval_every})
+            train_dpo(dpo, progress=config.progress,
+                      also_evaluate=lambda step, policy: points.append((step, point_of(policy))) or {})
+            return [table_row("DPO", f"β={beta:g}", step, p, sft, seed) for step, p in points if step > 0]
+        rows += kept(run, name, train_one_dpo)
+        timings[name] = time.time() - clock
+
+    for beta in config.numbers("rlhf_betas", float):  # RLHF along training, at each β
+        clock = time.time()
+        name = f"rlhf-{config.algorithm}-beta-{beta:g}"
+        method = f"RLHF ({config.algorithm.upper()})"
+
+        def train_one_rlhf():
+            points = []
+            rl = RLHFConfig(init=path("sft"), reward=path("reward"), data=path("data/pairs_train.jsonl"),
+                            eval_data=run.file("eval_prompts.jsonl"), out_dir=run.file(name),
+                            overwrite=True, device=config.device, seed=seed, algorithm=config.algorithm,
+                            beta=beta, max_iters=config.rlhf_steps, eval_interval=config.eval_every,
+                            max_new_tokens=max_new_tokens, learning_rate=config.rlhf_learning_rate,
+                            min_lr=config.rlhf_learning_rate / 10)
+            train_rlhf(rl, progress=config.progress, keep_point=lambda step, p: points.append((step, p)))
+            return [table_row(method, f"β={beta:g}", step, p, sft, seed) for step, p in points if step > 0]
+        rows += kept(run, name, train_one_rlhf)
+        timings[name] = time.time() - clock
+
+    clock = time.time()
+    candidates = reference_samples(reference, reward_model, tokenizer, prompts, config, max_new_tokens,
+                                   device, seed)
+    rows += best_of_n_rows(candidates, prompts, config.numbers("best_of", int), sft, seed)
+    optimum = optimum_rows(candidates, prompts, config.numbers("rlhf_betas", float), config.min_ess, seed)
+    rows += optimum
+    timings["best-of-N and π*"] = time.time() - clock
+
+    results = {"run": config.run, "algorithm": config.algorithm, "prompts": len(prompts),
+               "device": device, "seconds": time.time() - started, "timings": timings,
+               "points": rows}  # with each point's r* per prompt, for paired comparisons
+    run.write_json("frontier.json", results)
+    plot_frontier(run, results["points"], config)
+    run.write_text("frontier.md", frontier_markdown(results, config))
+    return results
+
+
+@torch.no_grad()
+def reference_samples(reference, reward_model, tokenizer, prompts, config, max_new_tokens, device, seed):
+    """M answers y_j ~ π_ref per prompt, with r_φ (less the missing-EOS penalty, as RL is paid),
+    r* and right flags: [prompt][j] -> dict."""
+    m = max(config.optimum_samples, max(config.numbers("best_of", int)))
+    repeated = [p for p in prompts for _ in range(m)]
+    samples = sample_answers(reference, tokenizer, repeated, max_new_tokens=max_new_tokens,
+                             seed=seed + 7, device=device)
+    scores = []
+    for start in range(0, len(samples), 64):
+        batch = samples[start : start + 64]
+        raw = score_sequences(reward_model, [s.prompt_ids + s.answer_ids for s in batch],
+                              tokenizer.pad_id, device).float().tolist()
+        scores += [r if s.finished else r - RLHFConfig.missing_eos_penalty for r, s in zip(raw, batch)]
+    right = right_flags(repeated, [s.text for s in samples])
+    out = []
+    for i, prompt in enumerate(prompts):
+        out.append([{"text": samples[i * m + j].text, "finished": samples[i * m + j].finished,
+                     "score": scores[i * m + j], "gold": gold_reward(prompt, samples[i * m + j].text),
+                     "right": right[i * m + j]} for j in range(m)])
+    return out
+
+
+def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
+    """Best-of-N among the first N answers of π_ref (finished answers first, then r_φ)."""
+    rows = []
+    for n in ns:
+        chosen = [max(answers[:n], key=lambda a: (a["finished"], a["score"])) for answers in candidates]
+        gold = [a["gold"] for a in chosen]
+        right = [a["right"] for a in chosen]
+        point = point_from_lists(gold, right, [a["score"] for a in chosen],
+                                 len({a["text"].strip() for a in chosen}), seed)
+        point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = math.log(n) - (n - 1) / n, 0.0
+        rows.append(table_row("best-of-N (r_φ)", f"N={n}", 0, point, sft, seed, kl_is_bound=True))
+    return rows
+
+
+def optimum_rows(candidates, prompts, betas, min_ess, seed) -> list[dict]:
+    """π*_β ∝ π_ref·exp(r_φ/β) by self-normalised importance sampling (see the module)."""
+    rows = []
+    for beta in betas:
+        gold, right, score, kl, ess = [], [], [], [], []
+        for answers in candidates:
+            logits = torch.tensor([a["score"] / beta for a in answers], dtype=torch.float64)  # (M,)
+            w = torch.softmax(logits, 0)  # self-normalised weights
+            log_z = torch.logsumexp(logits, 0) - math.log(len(answers))  # log (1/M Σ e^{r/β})
+            gold.append(float(w @ torch.tensor([a["gold"] for a in answers], dtype=torch.float64)))
+            right.append(float(w @ torch.tensor([a["right"] for a in answers], dtype=torch.float64)))
+            score.append(float(w @ (logits * beta)))
+            kl.append(float(w @ logits - log_z))
+            ess.append(float(1.0 / (w ** 2).sum()))
+        point = point_from_lists(gold, right, score, None, seed)
+        point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = mean_and_ci(kl)
+        row = table_row("π*_β (analytic, SNIS)", f"β={beta:g}", 0, point, None, seed)
+        row["ess"] = sum(ess) / len(ess)
+        row["reliable"] = row["ess"] >= min_ess
+        rows.append(row)
+    return rows
+
+
+def point_from_lists(gold, right, scores, distinct, seed) -> dict:
+    mean, low, high = bootstrap_mean(gold, seed=seed)
+    right_mean, right_low, right_high = bootstrap_mean(right, seed=seed)
+    return {"gold": gold, "gold_mean": mean, "gold_interval": (low, high), "right_share": right_mean,
+            "right_interval": (right_low, right_high), "reward_model_score": sum(scores) / len(scores),
+            "breakdown": {"distinct_answers": distinct}}
+
+
+def main(argv=None):
+    parser = parser_from_dataclass(FrontierConfig, __doc__)
+    config = FrontierConfig(**given_flags(parser.parse_args(argv)))
+    results = run_frontier(config)
+    with open(os.path.join(config.out_dir, "frontier.md"), encoding="utf-8") as f:
+        print(f.read())
+    print(f"frontier: {config.out_dir} ({results['seconds']:.0f} s)")
+    return results
+
+
+if __name__ == "__main__":
+    run_main(main)

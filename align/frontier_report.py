@@ -1,0 +1,209 @@
+"""The frontier's figures and frontier.md (see `align.frontier` for what each point is).
+
+- frontier.png: r* against KL(π‖π_ref), every point with its 95% intervals on both axes;
+  the points of one training run are joined in the order they were measured, from SFT
+  (KL 0). Best-of-N's KL is the closed-form bound log N − (N − 1)/N (dashed).
+- overoptimisation.png: r_φ against r* for the same points. Along a run, a curve that goes
+  right (r_φ rises) but not up (r* does not) is reward over-optimisation: the policy found
+  what r_φ likes and r* does not.
+- frontier.md: the table, then the best r* each method reaches within each KL budget, and
+  the verdict computed from it: which method reaches more r* at equal KL.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from align.stats import paired_bootstrap  # noqa: E402
+
+KL_BUDGETS = (0.5, 1, 2, 4, 8, 16)  # nats per answer
+STYLE = {"DPO": ("tab:blue", "o"), "RLHF": ("tab:red", "s"), "best-of-N": ("tab:green", "^"),
+         "π*_β": ("black", "D"), "SFT": ("black", "*")}
+
+
+def family(method: str) -> str:
+    """The figure's colour group of a method name ("RLHF (RLOO)" → "RLHF")."""
+    return next((name for name in STYLE if method.startswith(name)), method)
+
+
+def runs(points):
+    """{(method, setting): [points in step order]}, SFT first."""
+    out = {}
+    for p in points:
+        out.setdefault((p["method"], p["setting"]), []).append(p)
+    return {key: sorted(value, key=lambda p: p["step"]) for key, value in out.items()}
+
+
+def plottable(p) -> bool:
+    return p.get("reliable", True)
+
+
+def draw(ax, points, x_key, x_err):
+    """Each run a line of points with error bars; SFT the origin of every trained run."""
+    sft = next(p for p in points if p["method"].startswith("SFT"))
+    shades = {}
+    for (method, setting), curve in runs(points).items():
+        if method.startswith("SFT"):
+            continue
+        curve = [p for p in curve if plottable(p)]
+        if not curve:
+            continue
+        name = family(method)
+        color, marker = STYLE[name]
+        shades[name] = shades.get(name, 0) + 1
+        alpha = max(1.0 - 0.18 * (shades[name] - 1), 0.35)  # one family, lighter for each β
+        trained = method.startswith(("DPO", "RLHF"))
+        line = ([sft] if trained else []) + curve
+        xs = [p[x_key] for p in line]
+        ys = [p["gold"] for p in line]
+        ax.plot(xs, ys, color=color, alpha=alpha, linestyle="--" if name == "best-of-N" else "-",
+                linewidth=1.2)
+        ax.errorbar([p[x_key] for p in curve], [p["gold"] for p in curve],
+                    yerr=[[p["gold"] - p["gold_low"] for p in curve], [p["gold_high"] - p["gold"] for p in curve]],
+                    xerr=[p[x_err] for p in curve] if x_err else None, fmt=marker, color=color,
+                    alpha=alpha, markersize=6, capsize=2,
+                    label=f"{method} {setting}" if trained or name == "π*_β" else method)
+    ax.errorbar([sft[x_key]], [sft["gold"]], yerr=[[sft["gold"] - sft["gold_low"]], [sft["gold_high"] - sft["gold"]]],
+                fmt="*", color="black", markersize=14, capsize=3, label="SFT (π_ref)", zorder=5)
+
+
+def plot_frontier(run, points, config):
+    fig, ax = plt.subplots(figsize=(9, 6))
+    draw(ax, points, "kl", "kl_ci")
+    ax.set_xlabel("KL(π ‖ π_ref) per answer, nats (exact per token; best-of-N: the bound log N − (N−1)/N)")
+    ax.set_ylabel("gold reward r* (held-out prompts, mean and 95% CI)")
+    ax.set_title("Gold reward against KL: DPO, RLHF, best-of-N and π*_β (the DPO paper's Fig. 2)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    fig.savefig(run.file("frontier.png"), dpi=120)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 6))
+    draw(ax, points, "reward_model_score", None)
+    ax.set_xlabel("r_φ of the same answers (what RLHF and best-of-N optimise)")
+    ax.set_ylabel("gold reward r* (mean and 95% CI)")
+    ax.set_title("Reward over-optimisation: r_φ keeps rising, does r* follow?")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    fig.tight_layout()
+    fig.savefig(run.file("overoptimisation.png"), dpi=120)
+    plt.close(fig)
+
+
+def interval(p, key, bounds, digits=2):
+    """"value [low, high]" of p[key] and p[bounds_low], p[bounds_high]; "—" where there is none."""
+    value, low, high = p.get(key), p.get(f"{bounds}_low"), p.get(f"{bounds}_high")
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def best_within(points, budget):
+    """{family: the point of highest r* among those with KL ≤ budget} (reliable points only)."""
+    best = {}
+    for p in points:
+        name = family(p["method"])
+        if name == "SFT" or not plottable(p) or p["kl"] > budget:
+            continue
+        if name not in best or p["gold"] > best[name]["gold"]:
+            best[name] = p
+    return best
+
+
+def paired_difference(ours, theirs):
+    """ours − theirs in mean r* on the same prompts: (estimate, low, high), paired bootstrap."""
+    return paired_bootstrap(ours["gold_per_prompt"], theirs["gold_per_prompt"], "mean_difference")
+
+
+def verdict(points) -> list[str]:
+    """Which of DPO and RLHF reaches more r* at equal KL, budget by budget: the best point of
+    each within the budget, their difference with a paired interval (the same prompts)."""
+    lines, leads = [], {"DPO": 0, "RLHF": 0}
+    clear = {"DPO": 0, "RLHF": 0}
+    compared = 0
+    for budget in KL_BUDGETS:
+        best = best_within(points, budget)
+        if "DPO" in best and "RLHF" in best:
+            compared += 1
+            estimate, low, high = paired_difference(best["RLHF"], best["DPO"])
+            leader = "RLHF" if estimate > 0 else "DPO"
+            leads[leader] += 1
+            clear[leader] += low > 0 if leader == "RLHF" else high < 0
+            lines.append(f"- KL ≤ {budget:g}: RLHF − DPO = {estimate:+.2f} [{low:+.2f}, {high:+.2f}] "
+                         f"(RLHF {best['RLHF']['setting']} step {best['RLHF']['step']}, DPO "
+                         f"{best['DPO']['setting']} step {best['DPO']['step']})")
+    if not compared:
+        return ["DPO and RLHF have no points within a common KL budget: they cannot be compared here."]
+    for name, other in (("DPO", "RLHF"), ("RLHF", "DPO")):
+        if leads[name] == compared and clear[name] == compared:
+            summary = (f"**At equal KL, {name} dominates {other} on this run**: more gold reward within "
+                       f"every one of the {compared} KL budgets, each paired interval excluding 0.")
+            break
+        if leads[name] == compared:
+            summary = (f"**At equal KL, {name} reaches more gold reward than {other} within every one "
+                       f"of the {compared} KL budgets**, but only {clear[name]} of the paired intervals "
+                       f"exclude 0: {'no' if not clear[name] else 'a partial'} dominance beyond the noise.")
+            break
+    else:
+        summary = (f"**Neither dominates at equal KL**: DPO leads within {leads['DPO']} KL budgets "
+                   f"({clear['DPO']} beyond the noise), RLHF within {leads['RLHF']} ({clear['RLHF']} "
+                   f"beyond the noise), of {compared}.")
+    return [summary, "", "Paired differences of mean r* (best point of each within the budget, "
+            "same prompts, 95% bootstrap):", ""] + lines
+
+
+def overoptimisation_lines(points) -> list[str]:
+    """For each trained run: r_φ and r* at its best-r* point and at its last point, and the
+    paired change of r* between the two. Over-optimised: r_φ rose while r* clearly fell."""
+    lines = ["| run | r_φ: best r* point → last | r*: best point → last | r* change [95% CI] | over-optimised |",
+             "| --- | --- | --- | --- | --- |"]
+    for (method, setting), curve in runs(points).items():
+        if not method.startswith(("RLHF", "DPO")) or len(curve) < 1:
+            continue
+        best, last = max(curve, key=lambda p: p["gold"]), curve[-1]
+        estimate, low, high = paired_difference(last, best) if last is not best else (0.0, 0.0, 0.0)
+        hacked = last["reward_model_score"] > best["reward_model_score"] and high < 0
+        lines.append(f"| {method} {setting} | {best['reward_model_score']:.2f} (step {best['step']}) → "
+                     f"{last['reward_model_score']:.2f} (step {last['step']}) | {best['gold']:.2f} → "
+                     f"{last['gold']:.2f} | {estimate:+.2f} [{low:+.2f}, {high:+.2f}] | "
+                     f"{'yes' if hacked else 'no'} |")
+    return lines
+
+
+def frontier_markdown(results, config) -> str:
+    points = results["points"]
+    lines = [f"# Frontier: gold reward r* against KL(π‖π_ref) ({results['run']}, {results['device']}, "
+             f"{results['seconds']:.0f} s)", "",
+             f"{results['prompts']} held-out prompts (held out by content); every policy answers at "
+             f"temperature 1. KL: exact per token on π's own answers (mean ± 95% half-width); for "
+             f"best-of-N the bound log N − (N − 1)/N; for π*_β the importance-sampling estimate. Win "
+             f"rate: against SFT's answers to the same prompts (ties ½, paired bootstrap).", "",
+             "![frontier](frontier.png)", "", "![over-optimisation](overoptimisation.png)", "",
+             "| method | setting | step | KL (nats) | r* [95% CI] | r_φ | right [95% CI] | win rate vs SFT [95% CI] | distinct answers |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for p in points:
+        kl = f"≤ {p['kl']:.2f}" if p.get("kl_is_bound") else f"{p['kl']:.2f} ± {p['kl_ci']:.2f}"
+        note = ""
+        if "ess" in p:
+            note = f" (ESS {p['ess']:.1f}{'' if p['reliable'] else ': too few, not plotted'})"
+        distinct = "—" if p["distinct_answers"] is None else str(p["distinct_answers"])
+        lines.append(f"| {p['method']} | {p['setting']}{note} | {p['step']} | {kl} | {interval(p, 'gold', 'gold')} | "
+                     f"{p['reward_model_score']:.2f} | {interval(p, 'right_share', 'right')} | "
+                     f"{interval(p, 'win_rate', 'win')} | {distinct} |")
+    lines += ["", "## At equal KL", "", "The best r* each method reaches with KL at most the budget:", "",
+              "| KL budget (nats) | " + " | ".join(("DPO", "RLHF", "best-of-N", "π*_β")) + " |",
+              "| --- | --- | --- | --- | --- |"]
+    for budget in KL_BUDGETS:
+        best = best_within(points, budget)
+        cells = [f"{best[n]['gold']:.2f} [{best[n]['gold_low']:.2f}, {best[n]['gold_high']:.2f}] ({best[n]['setting']}, step {best[n]['step']})"
+                 if n in best else "—" for n in ("DPO", "RLHF", "best-of-N", "π*_β")]
+        lines.append(f"| {budget:g} | " + " | ".join(cells) + " |")
+    lines += [""] + verdict(points)
+    lines += ["", "## Reward over-optimisation", "",
+              "Along each run, from its best point for r* to its last: r_φ still rising while r* "
+              "falls (a paired interval below 0) is over-optimisation of the reward model.", ""]
+    lines += overoptimisation_lines(points)
+    lines += ["", "Time per part (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings"].items())]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,104 @@
+"""The frontier's parts, each against an independent computation; the whole is run on the
+quick pipeline in tests/test_pipeline.py."""
+
+import math
+
+import pytest
+import torch
+
+from align.frontier import FrontierConfig, best_of_n_rows, check_run_folder, optimum_rows
+from align.frontier_report import best_within, verdict
+from minigpt.errors import InputError
+
+
+def answer(score, gold, right=0.0, finished=True, text=None):
+    return {"text": text or f"{score}/{gold}", "finished": finished, "score": score, "gold": gold,
+            "right": right}
+
+
+def test_the_optimum_is_exact_when_the_samples_are_pi_ref_itself():
+    """If the M answers are π_ref's support, each repeated in proportion to its probability,
+    self-normalised importance sampling is exact: π*_β = π_ref·exp(r/β)/Z, computed here
+    directly, and KL(π*‖π_ref) = Σ π* log π*/π_ref."""
+    pi_ref = torch.tensor([0.5, 0.25, 0.125, 0.125], dtype=torch.float64)
+    r = torch.tensor([0.3, 1.0, -0.5, 2.0], dtype=torch.float64)
+    gold = torch.tensor([1.0, -2.0, 3.0, 0.5], dtype=torch.float64)
+    copies = [4, 2, 1, 1]  # 8 samples in the proportions of π_ref
+    answers = [answer(float(r[i]), float(gold[i]), right=float(i == 2))
+               for i, n in enumerate(copies) for _ in range(n)]
+    for beta in (0.3, 1.0, 5.0):
+        row = optimum_rows([answers, answers], ["a", "b"], [beta], min_ess=1.0, seed=0)[0]
+        pi_star = pi_ref * torch.exp(r / beta)
+        pi_star = pi_star / pi_star.sum()
+        assert row["gold"] == pytest.approx(float(pi_star @ gold), abs=1e-9)
+        assert row["right_share"] == pytest.approx(float(pi_star[2]), abs=1e-9)
+        assert row["kl"] == pytest.approx(float((pi_star * (pi_star / pi_ref).log()).sum()), abs=1e-9)
+        assert row["kl"] >= 0
+        assert row["reward_model_score"] == pytest.approx(float(pi_star @ r), abs=1e-9)
+        # each copy of answer i weighs π*(i)/copies(i): ESS = 1/Σ_j w_j² = 1/Σ_i π*(i)²/copies(i)
+        ess = 1 / sum(float(pi_star[i]) ** 2 / n for i, n in enumerate(copies))
+        assert row["ess"] == pytest.approx(ess, rel=1e-9)
+
+
+def test_the_optimum_says_when_too_few_samples_carry_it():
+    flat = [[answer(0.0, 1.0) for _ in range(8)]]
+    row = optimum_rows(flat, ["a"], [0.1], min_ess=4.0, seed=0)[0]
+    assert row["ess"] == pytest.approx(8.0) and row["reliable"]  # equal weights: every sample counts
+    assert row["kl"] == pytest.approx(0.0, abs=1e-12)  # π* = π_ref when r is flat
+    peaked = [[answer(10.0, 1.0)] + [answer(0.0, -1.0) for _ in range(7)]]
+    row = optimum_rows(peaked, ["a"], [0.1], min_ess=4.0, seed=0)[0]
+    assert row["ess"] < 1.01 and not row["reliable"]
+    assert row["kl"] == pytest.approx(math.log(8), abs=1e-6)  # all weight on one of 8: KL → log M
+
+
+def test_best_of_n_picks_the_highest_reward_model_score_among_the_first_n_finished_answers():
+    candidates = [[answer(0.1, 1.0), answer(0.9, -2.0), answer(5.0, 3.0, finished=False), answer(0.5, 2.0)],
+                  [answer(-1.0, -1.0), answer(-2.0, 3.0), answer(-3.0, 0.0), answer(2.0, 1.0)]]
+    rows = {row["setting"]: row for row in best_of_n_rows(candidates, ["a", "b"], [1, 2, 4], None, 0)}
+    assert rows["N=1"]["gold"] == pytest.approx((1.0 + -1.0) / 2)  # the first answer: π_ref itself
+    assert rows["N=2"]["gold"] == pytest.approx((-2.0 + -1.0) / 2)
+    assert rows["N=4"]["gold"] == pytest.approx((-2.0 + 1.0) / 2)  # the unfinished 5.0 is passed over
+    for n in (1, 2, 4):
+        assert rows[f"N={n}"]["kl"] == pytest.approx(math.log(n) - (n - 1) / n)
+        assert rows[f"N={n}"]["kl_is_bound"]
+
+
+def test_a_run_folder_missing_a_stage_is_refused_naming_the_stage_and_the_command(tmp_path):
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "ckpt.pt").write_bytes(b"x")
+    with pytest.raises(InputError, match=r"no reward/ckpt.pt \(the reward stage\); make it with "
+                                         r"`python -m align.pipeline --out-dir"):
+        check_run_folder(str(tmp_path))
+
+
+@pytest.mark.parametrize("flags, message", [
+    ({"dpo_betas": "0.1,-1"}, "every β must be positive"),
+    ({"rlhf_betas": "0.1,x"}, "expected numbers separated by commas"),
+    ({"best_of": "0,2"}, "every N must be at least 1"),
+])
+def test_bad_frontier_settings_are_refused_at_once(flags, message):
+    with pytest.raises(InputError, match=message):
+        FrontierConfig(**flags)
+
+
+def point(method, setting, kl, gold_per_prompt, step=50, score=0.0):
+    mean = sum(gold_per_prompt) / len(gold_per_prompt)
+    return {"method": method, "setting": setting, "step": step, "kl": kl, "kl_ci": 0.0, "gold": mean,
+            "gold_low": mean - 0.1, "gold_high": mean + 0.1, "reward_model_score": score,
+            "gold_per_prompt": gold_per_prompt}
+
+
+def test_methods_are_compared_at_equal_kl_not_at_equal_beta():
+    """RLHF's β = 1 point (KL 0.8) beats DPO's β = 1 point (KL 3), but at KL ≤ 1 it must meet
+    DPO's best point with KL ≤ 1, and at KL ≤ 4 DPO's KL-3 point."""
+    n = 40
+    points = [point("SFT (π_ref)", "", 0.0, [0.0] * n, step=0),
+              point("DPO", "β=1", 3.0, [2.0] * n), point("DPO", "β=5", 0.6, [0.2] * n),
+              point("RLHF (RLOO)", "β=1", 0.8, [1.0 + 0.01 * (i % 3) for i in range(n)])]
+    assert best_within(points, 1)["DPO"]["setting"] == "β=5"
+    assert best_within(points, 4)["DPO"]["setting"] == "β=1"
+    lines = verdict(points)
+    assert lines[0].startswith("**Neither dominates at equal KL**"), lines[0]
+    assert any("KL ≤ 1: RLHF − DPO = +0.81" in line for line in lines), lines
+    dominated = [p for p in points if p["setting"] != "β=1" or p["method"] != "DPO"]
+    assert verdict(dominated)[0].startswith("**At equal KL, RLHF dominates DPO on this run**")
