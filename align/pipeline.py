@@ -1,12 +1,14 @@
-"""The lecture end to end: pre-training → SFT → reward model → preference data → DPO.
+"""The lecture end to end: pre-training → SFT → preference data → reward model → DPO and RLHF.
 
     toy world corpus ─► pre-training ─► SFT on mixed-quality demonstrations = π_ref
     π_ref samples, labelled by the gold reward r* through Bradley-Terry ─► preference pairs
     pairs ─► reward model r_φ (Bradley-Terry)        pairs + frozen π_ref ─► DPO policy π_θ
+    r_φ + frozen π_ref ─► RLHF policy (RLOO on J_RLHF, per-token KL penalty, align.rlhf)
     held-out prompts ─► gold reward r* of SFT, DPO and best-of-N (r_φ) answers, sampled and
         greedy, with the breakdown (right / wrong / offensive / evasive / off-topic shares,
         r* components, distinct answers, right answers by kind), paired bootstrap intervals
-        for DPO − SFT and best-of-N − SFT, and KL(π_θ‖π_ref) sampled and exact per token
+        for DPO − SFT, RLHF − SFT and best-of-N − SFT, and KL(π_θ‖π_ref) sampled and exact
+        per token
 
 Run:
     python -m align.pipeline                   # the default: about 20 minutes on 2 CPU cores
@@ -25,7 +27,7 @@ reward-model agreement with the gold ranking 0.86, KL 3.4 ± 0.4 nats (exact per
 Held-out facts (cities, sums, topics) stay mostly unanswered by every policy, and part of
 DPO's gain is pleasantries in place of wrong answers: see the README.
 
-One run folder (--out-dir) holds data/, pretrain/, sft/, reward/, dpo/ (each with its
+One run folder (--out-dir) holds data/, pretrain/, sft/, reward/, dpo/, rlhf/ (each with its
 checkpoint, metrics and plots), the figures losses.png, dpo_rewards.png, gold_reward.png
 and gold_components.png, samples.jsonl, results.json, and report.md with the tables.
 Each preset has its own default folder (runs/pipeline, runs/pipeline-quick, ...).
@@ -34,6 +36,8 @@ Nothing is lost or overwritten: every stage's settings are checked before pre-tr
 starts; a rerun into a folder of the same settings keeps the finished stages (stages.json)
 and continues an interrupted one from its last checkpoint, exactly; a folder of other
 settings is refused, naming them, unless --overwrite; a failed new run leaves no folder.
+A folder whose settings differ only for stages it has not run yet (a stage added to the
+pipeline since, say) keeps what it has done and runs those stages with the new settings.
 """
 
 import dataclasses
@@ -52,6 +56,7 @@ from align.dpo import DPOConfig, train_dpo
 from align.preferences import make_preference_pairs
 from align.report import plot_pipeline, write_report
 from align.reward import RewardConfig, load_reward_model, train_reward
+from align.rlhf import RLHFConfig, train_rlhf
 from align.sampling import generate_responses
 from align.sft import SFTConfig, train_sft
 from align.stats import proportion_interval
@@ -77,6 +82,8 @@ PRESETS = {
         sft=dict(max_iters=60, batch_size=16, eval_interval=30),
         reward=dict(max_iters=40, batch_size=16, eval_interval=20),
         dpo=dict(max_iters=40, batch_size=16, eval_interval=20, learning_rate=3e-4),
+        rlhf=dict(max_iters=10, batch_size=8, rloo_k=2, eval_interval=5, eval_prompts=16,
+                  learning_rate=3e-4),
     ),
     # Large enough that DPO's effect can be measured, small enough for the test suite.
     "small": dict(
@@ -90,6 +97,8 @@ PRESETS = {
         # (fluency and unfinished answers), 40 steps at 5e-5 gained 0.2.
         dpo=dict(max_iters=40, batch_size=32, eval_interval=20, learning_rate=5e-5,
                  warmup_iters=10),
+        rlhf=dict(max_iters=40, batch_size=16, rloo_k=4, eval_interval=20, eval_prompts=64,
+                  learning_rate=5e-5),
     ),
     "default": dict(
         corpus_chars=1_000_000, sft_rows=4000, pair_prompts=1500, heldout_pairs_prompts=300,
@@ -103,6 +112,8 @@ PRESETS = {
         sft=dict(max_iters=400, batch_size=32, eval_interval=100),
         reward=dict(max_iters=300, batch_size=32, eval_interval=100),
         dpo=dict(max_iters=300, batch_size=32, eval_interval=50),
+        rlhf=dict(max_iters=150, batch_size=16, rloo_k=4, eval_interval=50, eval_prompts=128,
+                  learning_rate=1e-4),
     ),
     "gpu": dict(
         corpus_chars=3_000_000, sft_rows=20000, pair_prompts=4000, heldout_pairs_prompts=500,
@@ -112,6 +123,8 @@ PRESETS = {
         sft=dict(max_iters=1500, batch_size=64, eval_interval=250),
         reward=dict(max_iters=1000, batch_size=64, eval_interval=250),
         dpo=dict(max_iters=1000, batch_size=64, eval_interval=100),
+        rlhf=dict(max_iters=500, batch_size=32, rloo_k=4, eval_interval=100, eval_prompts=256,
+                  learning_rate=1e-4),
     ),
 }
 
@@ -124,6 +137,8 @@ class PipelineConfig:
         "help": "run folder to write (default: runs/pipeline, or runs/pipeline-PRESET for "
                 "another preset, so a quick run never replaces a default one)"})
     beta: float = field(default=0.5, metadata={"help": "DPO's β (see the module's docstring)"})
+    rlhf_beta: float = field(default=0.1, metadata={
+        "help": "RLHF's β, the weight of its per-token KL penalty (see align.rlhf)"})
     max_new_tokens: int = field(default=48, metadata={"help": "longest sampled answer"})
     seed: int = field(default=1337, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
@@ -149,7 +164,8 @@ class PipelineConfig:
 
 # Settings that do not change what a run computes: a run may be resumed with other values.
 FREE_ON_RESUME = ("progress", "resume", "overwrite", "quick")
-STAGES = ("data", "pretrain", "sft", "preferences", "reward", "dpo", "evaluation")
+STAGES = ("data", "pretrain", "sft", "preferences", "reward", "dpo", "rlhf", "evaluation")
+STAGE_FLAGS = {"beta": "dpo", "rlhf_beta": "rlhf"}  # flags that shape one stage only
 
 
 def stage_configs(config: PipelineConfig, path) -> dict:
@@ -172,8 +188,12 @@ def stage_configs(config: PipelineConfig, path) -> dict:
         "dpo": DPOConfig(init=path("sft"), data=path("data/pairs_train.jsonl"),
                          eval_data=path("data/pairs_heldout.jsonl"), out_dir=path("dpo"),
                          beta=config.beta, **lengths, **preset["dpo"]),
+        "rlhf": RLHFConfig(init=path("sft"), reward=path("reward"), data=path("data/pairs_train.jsonl"),
+                           eval_data=path("data/pairs_heldout.jsonl"), out_dir=path("rlhf"),
+                           beta=config.rlhf_beta, max_new_tokens=config.max_new_tokens,
+                           **lengths, **preset["rlhf"]),
     }
-    for name in ("sft", "reward", "dpo"):
+    for name in ("sft", "reward", "dpo", "rlhf"):
         fit_lengths_to_context(configs[name], block)
     pick_device(config.device)  # an unavailable device is refused now too
     return configs
@@ -221,11 +241,15 @@ def open_run_folder(config: PipelineConfig) -> tuple[RunFolder, dict]:
         if saved is None or "preset_settings" not in saved:
             raise InputError(f"--out-dir {out}: holds files that are not a pipeline run; "
                              f"choose another --out-dir")
-        changes = setting_changes({k: saved.get(k) for k in wanted if k != "preset_settings"},
-                                  {k: v for k, v in wanted.items() if k != "preset_settings"})
+        # settings of stages this folder has not run yet may differ: those stages run anew
+        not_run = {name for name in STAGES
+                   if name not in (read_json_or_none(os.path.join(out, "stages.json")) or {})}
+        flags = [k for k in wanted if k != "preset_settings" and STAGE_FLAGS.get(k) not in not_run]
+        changes = setting_changes({k: saved.get(k) for k in flags}, {k: wanted[k] for k in flags})
         if not changes:  # the same flags, but the code's preset has changed since
-            changes = setting_changes(saved.get("preset_settings") or {},
-                                      wanted["preset_settings"], "preset settings: ")
+            keep = lambda preset: {k: v for k, v in (preset or {}).items() if k not in not_run}  # noqa: E731
+            changes = setting_changes(keep(saved.get("preset_settings")),
+                                      keep(wanted["preset_settings"]), "preset settings: ")
         if len(changes) > 4:
             changes = changes[:4] + [f"{len(changes) - 4} more"]
         finished = os.path.exists(os.path.join(out, "results.json"))
@@ -257,7 +281,7 @@ def stage_outputs(stage: str, path) -> list[str]:
     """The files a finished stage leaves; a stage whose files are missing is redone."""
     data = [path(f"data/{name}") for name in ("corpus.txt", "sft_train.jsonl", "sft_eval.jsonl")]
     pairs = [path("data/pairs_train.jsonl"), path("data/pairs_heldout.jsonl")]
-    checkpoints = {name: [path(f"{name}/ckpt.pt")] for name in ("pretrain", "sft", "reward", "dpo")}
+    checkpoints = {name: [path(f"{name}/ckpt.pt")] for name in ("pretrain", "sft", "reward", "dpo", "rlhf")}
     return {"data": data, "preferences": pairs, **checkpoints,
             "evaluation": [path("results.json"), path("report.md")]}[stage]
 
@@ -316,7 +340,7 @@ def run_pipeline(config: PipelineConfig) -> dict:
         return stages(config, configs, preset, device, seed, path, stage, run, done, started)
     except BaseException:
         if not existed and not any(os.path.exists(path(f"{name}/ckpt.pt"))
-                                   for name in ("pretrain", "sft", "reward", "dpo")):
+                                   for name in ("pretrain", "sft", "reward", "dpo", "rlhf")):
             shutil.rmtree(config.out_dir, ignore_errors=True)  # a failed new run leaves nothing
         raise
 
@@ -384,19 +408,23 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
     # 4. reward model r_φ, 5. DPO
     reward = fine_tune("reward", train_reward)
     dpo = fine_tune("dpo", train_dpo)
+    # 6. RLHF: RLOO on J_RLHF with the reward model, from the SFT model
+    rlhf = fine_tune("rlhf", train_rlhf)
 
-    # 6. evaluation on held-out prompts with the gold reward (align.compare)
+    # 7. evaluation on held-out prompts with the gold reward (align.compare)
     def evaluate(continuing):
         clock = time.time()
         reference, tokenizer, _ = load_model(path("sft"), device)
         policy, _, _ = load_model(path("dpo"), device)
+        rl_policy, _, _ = load_model(path("rlhf"), device)
         reward_model, _ = load_reward_model(path("reward"), device)
         prompts = heldout_prompts(preset["eval_prompts"], seed + 2)
-        comparison = compare_policies(reference, {"DPO": policy}, reward_model, tokenizer, prompts,
-                                      preset["best_of"], config.max_new_tokens, device, seed=seed)
+        comparison = compare_policies(reference, {"DPO": policy, "RLHF": rl_policy}, reward_model,
+                                      tokenizer, prompts, preset["best_of"], config.max_new_tokens,
+                                      device, seed=seed)
         lecture = {name: generate_responses(model, tokenizer, LECTURE_PROMPTS, temperature=0.0,
                                             **sampling)
-                   for name, model in (("SFT", reference), ("DPO", policy))}
+                   for name, model in (("SFT", reference), ("DPO", policy), ("RLHF", rl_policy))}
         timings = {**{name: done[name]["seconds"] for name in STAGES if name in done},
                    "evaluation": time.time() - clock}  # this stage is not in `done` yet
         results = {
@@ -411,6 +439,9 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
             "dpo_heldout_accuracy_interval": proportion_interval(
                 dpo["rewards/accuracies"], heldout_pairs_used(dpo["truncation"])),
             "dpo_train_accuracy_start_end": train_accuracy_start_end(path("dpo")),
+            "rlhf": {key: rlhf[key] for key in ("algorithm", "beta", "gold_reward", "scores",
+                                                 "kl_exact_per_token", "right_share")},
+            "rlhf_scores_start_end": rlhf_scores_start_end(path("rlhf")),
             "evaluation": without_texts(comparison),
             "pairs": pair_counts["train"], "heldout_pairs": pair_counts["heldout"],
             "truncation": {"sft": sft["truncation"], "reward": reward["truncation"],
@@ -451,6 +482,17 @@ def train_accuracy_start_end(dpo_dir) -> tuple[float, float]:
     _, values = column(RunFolder(dpo_dir).read_metrics(), "rewards/accuracies")
     tenth = max(len(values) // 10, 1)
     return sum(values[:tenth]) / tenth, sum(values[-tenth:]) / tenth
+
+
+def rlhf_scores_start_end(rlhf_dir) -> dict:
+    """RLHF's r_φ and r* of the rollouts, mean over the first and last tenth of training."""
+    rows = RunFolder(rlhf_dir).read_metrics()
+    out = {}
+    for key in ("objective/scores", "objective/gold_scores", "objective/kl"):
+        _, values = column(rows, key)
+        tenth = max(len(values) // 10, 1)
+        out[key] = (sum(values[:tenth]) / tenth, sum(values[-tenth:]) / tenth)
+    return out
 
 
 def main(argv=None):

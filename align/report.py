@@ -248,6 +248,23 @@ def evaluation_lines(evaluation: dict) -> list[str]:
     return lines
 
 
+LECTURE_COLUMNS = {"SFT": "SFT (π_ref)", "DPO": "DPO (π_θ)", "RLHF": "RLHF (π_θ, RL)"}
+
+
+def rlhf_rows(results) -> list[str]:
+    """The RLHF stage's lines of the stage table (none for a run made before it existed)."""
+    if "rlhf" not in results:
+        return []
+    rl, trend = results["rlhf"], results["rlhf_scores_start_end"]
+    scores, gold, kl = trend["objective/scores"], trend["objective/gold_scores"], trend["objective/kl"]
+    return [f"| RLHF ({rl['algorithm']}, β = {rl['beta']:g}) | rollouts' r_φ, first → last tenth of "
+            f"training | {scores[0]:.3f} → {scores[1]:.3f} |",
+            f"| RLHF ({rl['algorithm']}, β = {rl['beta']:g}) | rollouts' r* (never seen by RL), first → "
+            f"last tenth | {gold[0]:.3f} → {gold[1]:.3f} |",
+            f"| RLHF ({rl['algorithm']}, β = {rl['beta']:g}) | rollouts' KL (sampled log-ratio), first → "
+            f"last tenth | {kl[0]:.2f} → {kl[1]:.2f} nats |"]
+
+
 def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
     start, end = results["dpo_train_accuracy_start_end"]
     evaluation = results["evaluation"]
@@ -265,7 +282,8 @@ def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
         f"| DPO | implicit-reward accuracy, {results['dpo_heldout_pairs']} held-out pairs [95% CI] | "
         f"{interval(results['dpo_heldout_accuracy'], *results['dpo_heldout_accuracy_interval'])} |",
         f"| DPO | implicit-reward accuracy, training batches (first → last tenth) | "
-        f"{start:.3f} → {end:.3f} |", "",
+        f"{start:.3f} → {end:.3f} |",
+        *rlhf_rows(results), "",
         f"The aim: the aligned policy answers at least half of the held-out questions right "
         f"(greedy). DPO greedy: **{dpo_greedy:.2f}**"
         f" ({'met' if dpo_greedy >= 0.5 else 'not met'}).", "",
@@ -285,11 +303,13 @@ def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
             f"{total(t, 'rows')}" for stage, t in results["truncation"].items()),
         "Stage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings"].items()),
         "", "## The lecture's prompts (greedy answers)", "",
-        "| prompt | SFT (π_ref) | DPO (π_θ) |", "| --- | --- | --- |",
+        "| prompt | " + " | ".join(LECTURE_COLUMNS[n] for n in lecture) + " |",
+        "| --- | " + " | ".join("---" for _ in lecture) + " |",
     ]
     for i, prompt in enumerate(lecture_prompts):
-        lines.append("| " + " | ".join(cell(c) for c in [prompt] + [lecture[n][i] for n in ("SFT", "DPO")])
+        lines.append("| " + " | ".join(cell(c) for c in [prompt] + [lecture[n][i] for n in lecture])
                      + " |")
     lines += ["", "![losses](losses.png)", "", "![DPO rewards](dpo_rewards.png)", "",
+              *(["![RLHF: r_φ and r*](rlhf/rewards.png)", ""] if "rlhf" in results else []),
               "![gold reward](gold_reward.png)", "", "![gold components](gold_components.png)", ""]
     run.write_text("report.md", "\n".join(lines))

@@ -33,17 +33,21 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     tmp_path, results = quick_run
     for name in ("report.md", "losses.png", "dpo_rewards.png", "gold_reward.png",
                  "gold_components.png", "samples.jsonl", "results.json", "pretrain/ckpt.pt",
-                 "sft/ckpt.pt", "reward/ckpt.pt", "dpo/ckpt.pt", "data/pairs_train.jsonl",
+                 "sft/ckpt.pt", "reward/ckpt.pt", "dpo/ckpt.pt", "rlhf/ckpt.pt", "rlhf/rewards.png",
+                 "data/pairs_train.jsonl",
                  "data/pairs_heldout.jsonl"):
         assert os.path.getsize(tmp_path / name) > 0, name
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     for line in ("pre-training | validation loss", "SFT | held-out response loss",
                  "agreement with the gold ranking", "| DPO − SFT |", "KL, exact per token",
-                 "Right-answer share by kind", "| Where is Shanghai? |", "off-topic"):
+                 "Right-answer share by kind", "| Where is Shanghai? |", "off-topic",
+                 "| RLHF − SFT |", "| RLHF (rloo, β = 0.1) | rollouts' r* (never seen by RL)",
+                 "RLHF (π_θ, RL) |"):
         assert line in report, line
     evaluation = results["evaluation"]
-    assert set(evaluation["sampled"]) == {"SFT", "DPO", "best-of-2 (r_φ)"}
+    assert set(evaluation["sampled"]) == {"SFT", "DPO", "RLHF", "best-of-2 (r_φ)"}
     assert evaluation["kl"]["DPO"]["kl_exact_per_token"] >= 0
+    assert evaluation["kl"]["RLHF"]["kl_exact_per_token"] >= 0
     for summary in evaluation["sampled"].values():  # the breakdown adds up to the mean r*
         assert sum(summary["breakdown"]["components"].values()) == pytest.approx(summary["gold_mean"])
     rows = [json.loads(line) for line in open(tmp_path / "data/pairs_train.jsonl")]
@@ -128,6 +132,7 @@ def test_a_run_folder_is_never_replaced_without_asking(tmp_path, capsys):
     run, done = pipeline.open_run_folder(quick)
     assert done == {}
     (tmp_path / "run" / "results.json").write_text("{}")  # as if it had finished
+    run.write_json("stages.json", {name: {"seconds": 0, "result": {}} for name in pipeline.STAGES})
     err = one_line_error(capsys, pipeline_main, ["--out-dir", str(tmp_path / "run"), "--beta", "1",
                                                  "--quick"])
     assert "holds a finished pipeline run of other settings (--beta 0.5 → 1.0)" in err
@@ -156,6 +161,22 @@ def test_a_run_folder_is_never_replaced_without_asking(tmp_path, capsys):
     assert (tmp_path / "mine" / "notes.txt").read_text() == "my work"
     # each preset has its own default folder, so --quick never replaces a default run
     assert PipelineConfig(quick=True).out_dir != PipelineConfig().out_dir
+
+
+def test_settings_of_stages_not_run_yet_may_change(tmp_path, capsys, monkeypatch):
+    """A folder that stopped before RLHF (or was made before the pipeline had that stage)
+    keeps what it did; the RLHF stage's settings, flag or preset, are not held against it."""
+    quick = PipelineConfig(preset="quick", out_dir=str(tmp_path / "run"))
+    run, _ = pipeline.open_run_folder(quick)
+    done = [name for name in pipeline.STAGES if name not in ("rlhf", "evaluation")]
+    run.write_json("stages.json", {name: {"seconds": 0, "result": {}} for name in done})
+    _, kept = pipeline.open_run_folder(dataclasses.replace(quick, rlhf_beta=0.7))
+    assert set(kept) == set(done)
+    changed = {**pipeline.PRESETS["quick"], "rlhf": {**pipeline.PRESETS["quick"]["rlhf"], "max_iters": 3}}
+    monkeypatch.setitem(pipeline.PRESETS, "quick", changed)
+    assert set(pipeline.open_run_folder(quick)[1]) == set(done)
+    with pytest.raises(InputError, match=r"--beta 0.5 → 1.0"):  # DPO has run: its β may not change
+        pipeline.open_run_folder(dataclasses.replace(quick, beta=1.0))
 
 
 def test_a_failed_new_run_leaves_no_folder_behind(tmp_path, monkeypatch):
