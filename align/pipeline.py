@@ -97,7 +97,7 @@ PRESETS = {
         # (fluency and unfinished answers), 40 steps at 5e-5 gained 0.2.
         dpo=dict(max_iters=40, batch_size=32, eval_interval=20, learning_rate=5e-5,
                  warmup_iters=10),
-        rlhf=dict(max_iters=40, batch_size=16, rloo_k=4, eval_interval=20, eval_prompts=64,
+        rlhf=dict(max_iters=20, batch_size=16, rloo_k=4, eval_interval=10, eval_prompts=48,
                   learning_rate=5e-5),
     ),
     "default": dict(
@@ -137,7 +137,7 @@ class PipelineConfig:
         "help": "run folder to write (default: runs/pipeline, or runs/pipeline-PRESET for "
                 "another preset, so a quick run never replaces a default one)"})
     beta: float = field(default=0.5, metadata={"help": "DPO's β (see the module's docstring)"})
-    rlhf_beta: float = field(default=0.1, metadata={
+    rlhf_beta: float = field(default=0.5, metadata={
         "help": "RLHF's β, the weight of its per-token KL penalty (see align.rlhf)"})
     max_new_tokens: int = field(default=48, metadata={"help": "longest sampled answer"})
     seed: int = field(default=1337, metadata={"help": "random seed"})

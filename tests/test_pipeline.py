@@ -41,7 +41,7 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     for line in ("pre-training | validation loss", "SFT | held-out response loss",
                  "agreement with the gold ranking", "| DPO − SFT |", "KL, exact per token",
                  "Right-answer share by kind", "| Where is Shanghai? |", "off-topic",
-                 "| RLHF − SFT |", "| RLHF (rloo, β = 0.1) | rollouts' r* (never seen by RL)",
+                 "| RLHF − SFT |", "| RLHF (rloo, β = 0.5) | rollouts' r* (never seen by RL)",
                  "RLHF (π_θ, RL) |"):
         assert line in report, line
     evaluation = results["evaluation"]
@@ -268,3 +268,34 @@ def test_stage_commands_reject_bad_input_in_one_line_and_keep_earlier_output(tmp
     after = {name: (sft_dir / name).read_bytes() for name in ("ckpt.pt", "metrics.jsonl")}
     assert after == before  # nothing written before was lost
     assert json.loads((sft_dir / "config.json").read_text())["data"] == str(good)
+
+
+@pytest.mark.slow
+def test_the_frontier_runs_on_a_pipeline_folder_and_writes_its_figure_and_table(quick_run, tmp_path):
+    """Four β for DPO and for RLHF, each measured along training, best-of-N and π*_β, all on
+    the same prompts: SFT at KL 0, every trained point with KL ≥ 0, win rates beside SFT."""
+    from align.frontier import FrontierConfig, run_frontier
+    run_dir, _ = quick_run
+    config = FrontierConfig(run=str(run_dir), quick=True, out_dir=str(tmp_path / "frontier"),
+                            dpo_steps=4, rlhf_steps=4, eval_every=2, eval_prompts=12,
+                            optimum_samples=4, progress=False)
+    results = run_frontier(config)
+    points = results["points"]
+    settings = lambda method: {p["setting"] for p in points if p["method"] == method}  # noqa: E731
+    assert len(settings("DPO")) == 4 and len(settings("RLHF (RLOO)")) == 4
+    assert {p["step"] for p in points if p["method"] == "DPO"} == {2, 4}  # several points a run
+    sft = next(p for p in points if p["method"] == "SFT (π_ref)")
+    assert sft["kl"] == 0.0 and sft["win_rate"] is None
+    for p in points:
+        assert p["kl"] >= -1e-9, p
+        assert len(p["gold_per_prompt"]) == results["prompts"] == 12
+        if p["method"] in ("DPO", "RLHF (RLOO)"):
+            assert 0 <= p["win_low"] <= p["win_rate"] <= p["win_high"] <= 1
+    assert settings("best-of-N (r_φ)") == {"N=1", "N=2", "N=4"}
+    for name in ("frontier.png", "overoptimisation.png", "frontier.md", "frontier.json"):
+        assert (tmp_path / "frontier" / name).stat().st_size > 0, name
+    table = (tmp_path / "frontier" / "frontier.md").read_text(encoding="utf-8")
+    assert "## At equal KL" in table and "| RLHF (RLOO) | β=" in table
+    # a rerun of the same settings keeps every finished part
+    again = run_frontier(config)
+    assert [p["gold"] for p in again["points"]] == [p["gold"] for p in points]
