@@ -20,11 +20,16 @@ at equal β. From one pipeline run folder (π_ref = sft/, r_φ = reward/, the pa
                   sample size 1/Σ_j w_j² says how many answers carry it. Where the mean ESS
                   falls below --min-ess, the point is reported as unreliable, not plotted.
 
-Every point is measured on the same held-out prompts (the pipeline's evaluation prompts,
-held out by content) with π's own answers at temperature 1: mean r* with a bootstrap
+Every point is measured on the same held-out prompts (the distinct prompts among the
+pipeline's evaluation prompts, held out by content; at most --eval-prompts of them) with
+π's own answers at temperature 1: mean r* with a bootstrap
 interval, the right-answer share, r_φ of the same answers, KL exact per token (align.kl),
 and the win rate against SFT's answers on the same prompts (paired bootstrap). SFT itself
 is the point at KL 0.
+
+Names: r* is `gold` here (`eval_gold_reward` in a stage's metrics, `objective/gold_scores`
+for the rollouts); r_φ of π's answers is `reward_model_score` (`eval_scores`,
+`objective/scores` as TRL calls it).
 
 Writes into --out-dir: frontier.png (r* against KL with intervals), overoptimisation.png
 (r_φ against r*: where r_φ keeps rising and r* does not), frontier.md (the table, and the
@@ -70,7 +75,7 @@ NEEDED = {"sft/ckpt.pt": "sft", "reward/ckpt.pt": "reward", "data/pairs_train.js
 PRESETS = {
     "quick": dict(dpo_betas="0.1,0.5,1,2", rlhf_betas="0.05,0.1,0.3,1", dpo_steps=20, rlhf_steps=20,
                   eval_every=10, eval_prompts=24, best_of="1,2,4", optimum_samples=8),
-    "default": dict(dpo_betas="0.1,0.25,0.5,1", rlhf_betas="0.05,0.1,0.2,0.5", dpo_steps=150,
+    "default": dict(dpo_betas="0.1,0.25,0.5,1", rlhf_betas="0.1,0.25,0.5,1", dpo_steps=150,
                     rlhf_steps=150, eval_every=50, eval_prompts=200, best_of="1,2,4,8,16",
                     optimum_samples=48),
 }
@@ -81,14 +86,15 @@ class FrontierConfig:
     run: str = field(default="runs/pipeline", metadata={
         "help": "a pipeline run folder (python -m align.pipeline): sft/, reward/, data/"})
     out_dir: str = field(default="", metadata={"help": "where to write (default: RUN/frontier)"})
-    quick: bool = field(default=False, metadata={"help": "a smoke-test preset (seconds, not minutes)"})
+    quick: bool = field(default=False, metadata={"help": "a smoke-test preset (a minute or two)"})
     algorithm: str = field(default="rloo", metadata={"help": "RLHF's algorithm", "choices": ("rloo", "ppo")})
     dpo_betas: str = field(default="", metadata={"help": "DPO's β values, comma-separated"})
     rlhf_betas: str = field(default="", metadata={"help": "RLHF's β values, comma-separated"})
     dpo_steps: int = field(default=0, metadata={"help": "DPO steps per β"})
     rlhf_steps: int = field(default=0, metadata={"help": "RLHF steps per β"})
     eval_every: int = field(default=0, metadata={"help": "steps between two points of a curve"})
-    eval_prompts: int = field(default=0, metadata={"help": "held-out prompts every point is measured on"})
+    eval_prompts: int = field(default=0, metadata={
+        "help": "at most this many distinct held-out prompts, every point measured on them"})
     best_of: str = field(default="", metadata={"help": "best-of-N's N values, comma-separated"})
     optimum_samples: int = field(default=0, metadata={"help": "M: answers of π_ref per prompt for π*_β"})
     min_ess: float = field(default=4.0, metadata={"help": "π*_β: smallest mean effective sample size plotted"})
@@ -192,7 +198,8 @@ def run_frontier(config: FrontierConfig) -> dict:
     seed, max_new_tokens = saved.get("seed", config.seed), saved.get("max_new_tokens", 48)
     reference, tokenizer, _ = load_model(path("sft"), device, "align.frontier (the run's sft/)")
     reward_model, _ = load_reward_model(path("reward"), device)
-    prompts = heldout_prompts(min(config.eval_prompts, preset["eval_prompts"]), seed + 2)
+    # the pipeline's held-out evaluation prompts, each question once (they repeat some)
+    prompts = list(dict.fromkeys(heldout_prompts(preset["eval_prompts"], seed + 2)))[: config.eval_prompts]
     run = open_out_dir(config)
     write_jsonl(run.file("eval_prompts.jsonl"), [{"prompt": p} for p in prompts])
     started, timings = time.time(), {}

@@ -27,12 +27,17 @@ def family(method: str) -> str:
     return next((name for name in STYLE if method.startswith(name)), method)
 
 
+def trained(method: str) -> bool:
+    return method.startswith(("DPO", "RLHF"))
+
+
 def runs(points):
-    """{(method, setting): [points in step order]}, SFT first."""
+    """{(method, setting): [points in step order]} for DPO and RLHF (one run per β);
+    {(method, ""): [points in KL order]} for the others (one curve over N or β)."""
     out = {}
     for p in points:
-        out.setdefault((p["method"], p["setting"]), []).append(p)
-    return {key: sorted(value, key=lambda p: p["step"]) for key, value in out.items()}
+        out.setdefault((p["method"], p["setting"] if trained(p["method"]) else ""), []).append(p)
+    return {key: sorted(value, key=lambda p: (p["step"], p["kl"])) for key, value in out.items()}
 
 
 def plottable(p) -> bool:
@@ -53,8 +58,7 @@ def draw(ax, points, x_key, x_err):
         color, marker = STYLE[name]
         shades[name] = shades.get(name, 0) + 1
         alpha = max(1.0 - 0.18 * (shades[name] - 1), 0.35)  # one family, lighter for each β
-        trained = method.startswith(("DPO", "RLHF"))
-        line = ([sft] if trained else []) + curve
+        line = ([sft] if trained(method) else []) + curve
         xs = [p[x_key] for p in line]
         ys = [p["gold"] for p in line]
         ax.plot(xs, ys, color=color, alpha=alpha, linestyle="--" if name == "best-of-N" else "-",
@@ -63,7 +67,7 @@ def draw(ax, points, x_key, x_err):
                     yerr=[[p["gold"] - p["gold_low"] for p in curve], [p["gold_high"] - p["gold"] for p in curve]],
                     xerr=[p[x_err] for p in curve] if x_err else None, fmt=marker, color=color,
                     alpha=alpha, markersize=6, capsize=2,
-                    label=f"{method} {setting}" if trained or name == "π*_β" else method)
+                    label=f"{method} {setting}".strip())
     ax.errorbar([sft[x_key]], [sft["gold"]], yerr=[[sft["gold"] - sft["gold_low"]], [sft["gold_high"] - sft["gold"]]],
                 fmt="*", color="black", markersize=14, capsize=3, label="SFT (π_ref)", zorder=5)
 
@@ -128,9 +132,10 @@ def verdict(points) -> list[str]:
         if "DPO" in best and "RLHF" in best:
             compared += 1
             estimate, low, high = paired_difference(best["RLHF"], best["DPO"])
-            leader = "RLHF" if estimate > 0 else "DPO"
-            leads[leader] += 1
-            clear[leader] += low > 0 if leader == "RLHF" else high < 0
+            if estimate != 0:  # a tie leads for neither
+                leader = "RLHF" if estimate > 0 else "DPO"
+                leads[leader] += 1
+                clear[leader] += low > 0 if leader == "RLHF" else high < 0
             lines.append(f"- KL ≤ {budget:g}: RLHF − DPO = {estimate:+.2f} [{low:+.2f}, {high:+.2f}] "
                          f"(RLHF {best['RLHF']['setting']} step {best['RLHF']['step']}, DPO "
                          f"{best['DPO']['setting']} step {best['DPO']['step']})")
@@ -160,7 +165,7 @@ def overoptimisation_lines(points) -> list[str]:
     lines = ["| run | r_φ: best r* point → last | r*: best point → last | r* change [95% CI] | over-optimised |",
              "| --- | --- | --- | --- | --- |"]
     for (method, setting), curve in runs(points).items():
-        if not method.startswith(("RLHF", "DPO")) or len(curve) < 1:
+        if not trained(method):
             continue
         best, last = max(curve, key=lambda p: p["gold"]), curve[-1]
         estimate, low, high = paired_difference(last, best) if last is not best else (0.0, 0.0, 0.0)

@@ -85,6 +85,18 @@ PRESETS = {
         rlhf=dict(max_iters=10, batch_size=8, rloo_k=2, eval_interval=5, eval_prompts=16,
                   learning_rate=3e-4),
     ),
+    # Seconds: every stage's code path, with models too small to write words (the lessons'
+    # smoke setting).
+    "smoke": dict(
+        corpus_chars=20_000, sft_rows=100, pair_prompts=8, heldout_pairs_prompts=8,
+        samples_per_prompt=2, eval_prompts=8, best_of=2, unfinished="keep",
+        pretrain=dict(n_layer=1, n_head=2, n_embd=32, block_size=96, batch_size=8, max_iters=20,
+                      warmup_iters=2, eval_interval=20, eval_iters=2),
+        sft=dict(max_iters=10, batch_size=8, eval_interval=10),
+        reward=dict(max_iters=10, batch_size=8, eval_interval=10),
+        dpo=dict(max_iters=2, batch_size=8, eval_interval=2),
+        rlhf=dict(max_iters=1, batch_size=2, rloo_k=2, eval_interval=1, eval_prompts=4),
+    ),
     # Large enough that DPO's effect can be measured, small enough for the test suite.
     "small": dict(
         corpus_chars=600_000, sft_rows=2000, pair_prompts=400, heldout_pairs_prompts=300,

@@ -118,15 +118,13 @@ class RLHFConfig(StageConfig):
                              f"{self.batch_size * self.rloo_k} rollouts of a step")
 
 
-def read_prompts(path, flag, distinct=True) -> tuple[list[str], int]:
-    """The prompts of a JSONL file and how many rows repeat an earlier one. distinct: keep
-    each prompt once, in first-seen order (training: preference pairs repeat their prompt);
-    otherwise every row, as evaluation prompts are (align.frontier compares policies
-    prompt by prompt on the very same list)."""
+def read_prompts(path, flag) -> tuple[list[str], int]:
+    """The distinct prompts of a JSONL file, in first-seen order, and how many rows repeated
+    an earlier one (preference pairs repeat their prompt): an evaluation over distinct
+    prompts counts each question once in its mean, its interval and its distinct answers."""
     rows = read_jsonl(require(path, flag), ("prompt",))
-    prompts = [row["prompt"] for row in rows]
-    repeated = len(prompts) - len(set(prompts))
-    return (list(dict.fromkeys(prompts)) if distinct else prompts), repeated
+    prompts = list(dict.fromkeys(row["prompt"] for row in rows))
+    return prompts, len(rows) - len(prompts)
 
 
 def load_models(config: RLHFConfig, device):
@@ -229,8 +227,7 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
     torch.manual_seed(config.seed)
     policy, reference, reward_model, value_model, tokenizer = load_models(config, device)
     prompts, repeated = read_prompts(config.data, "--data")
-    eval_prompts, eval_repeated = (read_prompts(config.eval_data, "--eval-data", distinct=False)
-                                   if config.eval_data
+    eval_prompts, eval_repeated = (read_prompts(config.eval_data, "--eval-data") if config.eval_data
                                    else (prompts[:128], 0))
     if config.eval_prompts:
         eval_prompts = eval_prompts[: config.eval_prompts]

@@ -24,7 +24,9 @@ def student_dir() -> Path:
     """exercises/student, or the folder named by $EXERCISES_STUDENT_DIR (--student-dir)."""
     return Path(os.environ.get(STUDENT_DIR_VARIABLE) or STUDENT_DIR)
 CHECK_MODULES = ("exercises.checks.generation", "exercises.checks.scoring",
-                 "exercises.checks.preferences", "exercises.checks.rl")
+                 "exercises.checks.preferences", "exercises.checks.rl", "exercises.checks.rlhf")
+RLHF_USED_BY = ("python -m align.rlhf (RLOO: kl_penalized_rewards, rloo_advantages; PPO: "
+                "kl_penalized_rewards, gae, ppo_clip_loss), the pipeline's RLHF stage")
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,18 @@ EXERCISES = {e.name: e for e in [
              "gridworld.learning:reinforce_loss", "lessons/05_rl_with_the_cat.py",
              "REINFORCE (gradiente de la política)",
              "python -m gridworld --algorithm reinforce"),
+    Exercise("kl_penalized_rewards", "Per-token rewards: −β·log π_θ/π_ref on every token, + r_φ on the last",
+             "align.rl_losses:kl_penalized_rewards", "lessons/11_rlhf_by_rl.py",
+             "Per-token rewards: the KL penalty on every token", RLHF_USED_BY),
+    Exercise("rloo_advantages", "RLOO: each answer's baseline is the mean of the other answers",
+             "align.rl_losses:rloo_advantages", "lessons/11_rlhf_by_rl.py",
+             "RLOO: the other answers as the baseline", RLHF_USED_BY),
+    Exercise("gae", "GAE: Â_t = Σ_l (γλ)^l δ_{t+l}, from a value head",
+             "align.rl_losses:gae", "lessons/11_rlhf_by_rl.py",
+             "GAE: advantages from a value head", RLHF_USED_BY),
+    Exercise("ppo_clip_loss", "PPO's clipped surrogate loss",
+             "align.rl_losses:ppo_clip_loss", "lessons/11_rlhf_by_rl.py",
+             "PPO's clipped objective", RLHF_USED_BY),
 ]}
 
 

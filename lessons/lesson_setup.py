@@ -57,3 +57,25 @@ def pretrain_small_model(out: pathlib.Path, smoke: bool, block_size: int, max_it
                          eval_interval=10_000, eval_iters=2 if smoke else 10, sample_tokens=0,
                          overwrite=True, device="cpu", seed=0)
     return train(config, progress=not smoke)
+
+
+def pipeline_run_folder(root: pathlib.Path, out: pathlib.Path, smoke: bool) -> pathlib.Path:
+    """Set-up for the lessons that read a pipeline run (11, 12): the default run
+    (runs/pipeline) if it has the SFT model, the reward model and the pairs, else the quick
+    one (runs/pipeline-quick), made first if it does not exist (a few minutes on 2 CPU
+    cores). In the smoke setting: the pipeline's smoke preset into out/pipeline, seconds."""
+    from align.frontier import NEEDED  # what RLHF and the frontier read from a run folder
+    from align.pipeline import PipelineConfig, run_pipeline
+
+    if smoke:
+        folder = out / "pipeline"
+        run_pipeline(PipelineConfig(preset="smoke", out_dir=str(folder), max_new_tokens=16,
+                                    overwrite=True, progress=False, device="cpu"))
+        return folder
+    for folder in (root / "runs" / "pipeline", root / "runs" / "pipeline-quick"):
+        if all((folder / name).exists() for name in NEEDED):
+            return folder
+    folder = root / "runs" / "pipeline-quick"
+    print(f"no pipeline run found: running the quick one into {folder} (python -m align.pipeline --quick)")
+    run_pipeline(PipelineConfig(preset="quick", out_dir=str(folder), progress=True))
+    return folder
