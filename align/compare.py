@@ -35,7 +35,8 @@ FIXED_ANSWERS = ("I am Mary.", "Yes.", "Python.", "Hello! How can I help you?",
 @torch.no_grad()
 def best_of_n_samples(policy, reward_model, tokenizer, prompts, n, device, seed=0, **sampling):
     """For each prompt, N samples of the policy and the one r_φ scores highest."""
-    candidates = [sample_answers(policy, tokenizer, prompts, seed=seed + k, device=device, **sampling)
+    candidates = [sample_answers(policy, tokenizer, prompts, seed=seed + k, device=device,
+                                 **sampling)
                   for k in range(n)]  # n lists of len(prompts)
     best = []
     for i in range(len(prompts)):
@@ -103,7 +104,8 @@ def point_metrics(point: dict, prefix="eval_") -> dict:
 def paired(ours: dict, theirs: dict, seed) -> dict:
     """ours − theirs on the same prompts: mean r*, win rate, right share; paired intervals."""
     return {
-        "gold_difference": paired_bootstrap(ours["gold"], theirs["gold"], "mean_difference", seed=seed),
+        "gold_difference": paired_bootstrap(ours["gold"], theirs["gold"], "mean_difference",
+                                            seed=seed),
         "win_rate": paired_bootstrap(ours["gold"], theirs["gold"], "win_rate", seed=seed),
         "right_share_difference": paired_bootstrap(ours["right"], theirs["right"],
                                                    "mean_difference", seed=seed),
@@ -139,5 +141,6 @@ def compare_policies(reference, policies: dict, reward_model, tokenizer, prompts
         results["kl"][name] = kl_report(models[name], reference, sampled[name], tokenizer.pad_id,
                                         device)
     results["fixed_answers"] = {
-        answer: sum(gold_reward(p, answer) for p in prompts) / len(prompts) for answer in FIXED_ANSWERS}
+        answer: sum(gold_reward(p, answer) for p in prompts) / len(prompts)
+        for answer in FIXED_ANSWERS}
     return results

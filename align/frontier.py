@@ -15,7 +15,8 @@ at equal β. From one pipeline run folder (π_ref = sft/, r_φ = reward/, the pa
                   estimated by self-normalised importance sampling from M answers y_j ~ π_ref:
                   w_j = exp(r_φ(x, y_j)/β) / Σ_i exp(r_φ(x, y_i)/β),
                   E_{π*}[r*] ≈ Σ_j w_j r*(x, y_j),
-                  KL(π*‖π_ref) = E_{π*}[r_φ]/β − log Z(x) ≈ Σ_j w_j r_φ(x, y_j)/β − log(1/M Σ_j e^{r_φ(x, y_j)/β}).
+                  KL(π*‖π_ref) = E_{π*}[r_φ]/β − log Z(x)
+                               ≈ Σ_j w_j r_φ(x, y_j)/β − log(1/M Σ_j e^{r_φ(x, y_j)/β}).
                   The estimate lives on M answers, so its KL is at most log M; its effective
                   sample size 1/Σ_j w_j² says how many answers carry it. Where the mean ESS
                   falls below --min-ess, the point is reported as unreliable, not plotted.
@@ -37,7 +38,7 @@ best r* each method reaches within each KL budget), frontier.json, and one run f
 trained policy (dpo-beta-*, rlhf-*-beta-*).
 
 Run:
-    python -m align.frontier --run runs/pipeline            # the default (about 30 minutes on 2 CPU cores)
+    python -m align.frontier --run runs/pipeline  # the default (about 30 minutes on 2 CPU cores)
     python -m align.frontier --run runs/pipeline-quick --quick
 """
 
@@ -51,7 +52,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align.compare import evaluate_point
+from align.compare import evaluate_point, point_metrics
 from align.evaluate import mean_and_ci
 from align.data import write_jsonl
 from align.dpo import DPOConfig, train_dpo
@@ -87,7 +88,8 @@ class FrontierConfig:
         "help": "a pipeline run folder (python -m align.pipeline): sft/, reward/, data/"})
     out_dir: str = field(default="", metadata={"help": "where to write (default: RUN/frontier)"})
     quick: bool = field(default=False, metadata={"help": "a smoke-test preset (a minute or two)"})
-    algorithm: str = field(default="rloo", metadata={"help": "RLHF's algorithm", "choices": ("rloo", "ppo")})
+    algorithm: str = field(default="rloo", metadata={
+        "help": "RLHF's algorithm", "choices": ("rloo", "ppo")})
     dpo_betas: str = field(default="", metadata={"help": "DPO's β values, comma-separated"})
     rlhf_betas: str = field(default="", metadata={"help": "RLHF's β values, comma-separated"})
     dpo_steps: int = field(default=0, metadata={"help": "DPO steps per β"})
@@ -96,12 +98,15 @@ class FrontierConfig:
     eval_prompts: int = field(default=0, metadata={
         "help": "at most this many distinct held-out prompts, every point measured on them"})
     best_of: str = field(default="", metadata={"help": "best-of-N's N values, comma-separated"})
-    optimum_samples: int = field(default=0, metadata={"help": "M: answers of π_ref per prompt for π*_β"})
-    min_ess: float = field(default=4.0, metadata={"help": "π*_β: smallest mean effective sample size plotted"})
+    optimum_samples: int = field(default=0, metadata={
+        "help": "M: answers of π_ref per prompt for π*_β"})
+    min_ess: float = field(default=4.0, metadata={
+        "help": "π*_β: smallest mean effective sample size plotted"})
     rlhf_learning_rate: float = field(default=1e-4, metadata={"help": "RLHF's peak learning rate"})
     seed: int = field(default=1337, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
-    overwrite: bool = field(default=False, metadata={"help": "replace a frontier of other settings"})
+    overwrite: bool = field(default=False, metadata={
+        "help": "replace a frontier of other settings"})
     progress: bool = field(default=True, metadata={"help": "show progress bars"})
 
     def __post_init__(self):
@@ -114,18 +119,20 @@ class FrontierConfig:
         for name in ("dpo_betas", "rlhf_betas"):
             values = self.numbers(name, float)
             if min(values) <= 0:
-                raise InputError(f"--{name.replace('_', '-')}: every β must be positive, got {values}")
+                raise InputError(f"--{name.replace('_', '-')}: every β must be positive, "
+                                 f"got {values}")
         if min(self.numbers("best_of", int)) < 1:
             raise InputError(f"--best-of: every N must be at least 1, got {self.best_of}")
         check_ranges(self, at_least_one=("dpo_steps", "rlhf_steps", "eval_every", "eval_prompts",
-                                         "optimum_samples"), not_negative=("min_ess", "rlhf_learning_rate"))
+                                         "optimum_samples"),
+                     not_negative=("min_ess", "rlhf_learning_rate"))
 
     def numbers(self, name, kind) -> list:
         try:
             return [kind(v) for v in getattr(self, name).split(",") if v.strip()]
         except ValueError:
-            raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected numbers "
-                             f"separated by commas, e.g. 0.1,0.5,1") from None
+            raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)!r}: expected "
+                             f"numbers separated by commas, e.g. 0.1,0.5,1") from None
 
 
 def check_run_folder(run: str) -> dict:
@@ -133,7 +140,8 @@ def check_run_folder(run: str) -> dict:
     for name, stage in NEEDED.items():
         if not os.path.exists(os.path.join(run, name)):
             raise InputError(f"--run {run}: no {name} (the {stage} stage); make it with "
-                             f"`python -m align.pipeline --out-dir {run}` (stages already done are kept)")
+                             f"`python -m align.pipeline --out-dir {run}` (stages already done "
+                             f"are kept)")
     with open(os.path.join(run, "config.json"), encoding="utf-8") as f:
         saved = json.load(f)
     if "preset_settings" not in saved:
@@ -144,7 +152,8 @@ def check_run_folder(run: str) -> dict:
 def open_out_dir(config: FrontierConfig) -> RunFolder:
     """A new folder, or one holding a frontier of the same settings (finished parts are kept);
     one of other settings only with --overwrite."""
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("overwrite", "progress")}
+    settings = {k: v for k, v in dataclasses.asdict(config).items()
+                if k not in ("overwrite", "progress")}
     saved_file = os.path.join(config.out_dir, "config.json")
     if os.path.isdir(config.out_dir) and os.listdir(config.out_dir):
         saved = {}
@@ -187,7 +196,8 @@ def table_row(method, setting, step, point, sft, seed, kl_is_bound=False) -> dic
             "right_low": point["right_interval"][0], "right_high": point["right_interval"][1],
             "win_rate": None if win is None else win[0],
             "win_low": None if win is None else win[1], "win_high": None if win is None else win[2],
-            "distinct_answers": point["breakdown"]["distinct_answers"], "gold_per_prompt": point["gold"]}
+            "distinct_answers": point["breakdown"]["distinct_answers"],
+            "gold_per_prompt": point["gold"]}
 
 
 def run_frontier(config: FrontierConfig) -> dict:
@@ -199,7 +209,8 @@ def run_frontier(config: FrontierConfig) -> dict:
     reference, tokenizer, _ = load_model(path("sft"), device, "align.frontier (the run's sft/)")
     reward_model, _ = load_reward_model(path("reward"), device)
     # the pipeline's held-out evaluation prompts, each question once (they repeat some)
-    prompts = list(dict.fromkeys(heldout_prompts(preset["eval_prompts"], seed + 2)))[: config.eval_prompts]
+    prompts = list(dict.fromkeys(heldout_prompts(preset["eval_prompts"],
+                                                 seed + 2)))[: config.eval_prompts]
     run = open_out_dir(config)
     write_jsonl(run.file("eval_prompts.jsonl"), [{"prompt": p} for p in prompts])
     started, timings = time.time(), {}
@@ -225,9 +236,13 @@ def run_frontier(config: FrontierConfig) -> dict:
                             overwrite=True, device=config.device, seed=seed,
                             **{**preset["dpo"], "beta": beta, "max_iters": config.dpo_steps,
                                "eval_interval": config.eval_every})
-            train_dpo(dpo, progress=config.progress,
-                      also_evaluate=lambda step, policy: points.append((step, point_of(policy))) or {})
-            return [table_row("DPO", f"β={beta:g}", step, p, sft, seed) for step, p in points if step > 0]
+            # r* and the exact KL join DPO's own evaluation rows
+            def measure_point(step, policy):
+                points.append((step, point_of(policy)))
+                return point_metrics(points[-1][1])
+            train_dpo(dpo, progress=config.progress, also_evaluate=measure_point)
+            return [table_row("DPO", f"β={beta:g}", step, p, sft, seed)
+                    for step, p in points if step > 0]
         rows += kept(run, name, train_one_dpo)
         timings[name] = time.time() - clock
 
@@ -238,22 +253,27 @@ def run_frontier(config: FrontierConfig) -> dict:
 
         def train_one_rlhf():
             points = []
-            rl = RLHFConfig(init=path("sft"), reward=path("reward"), data=path("data/pairs_train.jsonl"),
+            rl = RLHFConfig(init=path("sft"), reward=path("reward"),
+                            data=path("data/pairs_train.jsonl"),
                             eval_data=run.file("eval_prompts.jsonl"), out_dir=run.file(name),
-                            overwrite=True, device=config.device, seed=seed, algorithm=config.algorithm,
+                            overwrite=True, device=config.device, seed=seed,
+                            algorithm=config.algorithm,
                             beta=beta, max_iters=config.rlhf_steps, eval_interval=config.eval_every,
                             max_new_tokens=max_new_tokens, learning_rate=config.rlhf_learning_rate,
                             min_lr=config.rlhf_learning_rate / 10)
-            train_rlhf(rl, progress=config.progress, keep_point=lambda step, p: points.append((step, p)))
-            return [table_row(method, f"β={beta:g}", step, p, sft, seed) for step, p in points if step > 0]
+            train_rlhf(rl, progress=config.progress,
+                       keep_point=lambda step, p: points.append((step, p)))
+            return [table_row(method, f"β={beta:g}", step, p, sft, seed)
+                    for step, p in points if step > 0]
         rows += kept(run, name, train_one_rlhf)
         timings[name] = time.time() - clock
 
     clock = time.time()
-    candidates = reference_samples(reference, reward_model, tokenizer, prompts, config, max_new_tokens,
-                                   device, seed)
+    candidates = reference_samples(reference, reward_model, tokenizer, prompts, config,
+                                   max_new_tokens, device, seed)
     rows += best_of_n_rows(candidates, prompts, config.numbers("best_of", int), sft, seed)
-    optimum = optimum_rows(candidates, prompts, config.numbers("rlhf_betas", float), config.min_ess, seed)
+    optimum = optimum_rows(candidates, prompts, config.numbers("rlhf_betas", float),
+                           config.min_ess, seed)
     rows += optimum
     timings["best-of-N and π*"] = time.time() - clock
 
@@ -267,7 +287,8 @@ def run_frontier(config: FrontierConfig) -> dict:
 
 
 @torch.no_grad()
-def reference_samples(reference, reward_model, tokenizer, prompts, config, max_new_tokens, device, seed):
+def reference_samples(reference, reward_model, tokenizer, prompts, config, max_new_tokens, device,
+                      seed):
     """M answers y_j ~ π_ref per prompt, with r_φ (less the missing-EOS penalty, as RL is paid),
     r* and right flags: [prompt][j] -> dict."""
     m = max(config.optimum_samples, max(config.numbers("best_of", int)))
@@ -279,12 +300,14 @@ def reference_samples(reference, reward_model, tokenizer, prompts, config, max_n
         batch = samples[start : start + 64]
         raw = score_sequences(reward_model, [s.prompt_ids + s.answer_ids for s in batch],
                               tokenizer.pad_id, device).float().tolist()
-        scores += [r if s.finished else r - RLHFConfig.missing_eos_penalty for r, s in zip(raw, batch)]
+        scores += [r if s.finished else r - RLHFConfig.missing_eos_penalty
+                   for r, s in zip(raw, batch)]
     right = right_flags(repeated, [s.text for s in samples])
     out = []
     for i, prompt in enumerate(prompts):
         out.append([{"text": samples[i * m + j].text, "finished": samples[i * m + j].finished,
-                     "score": scores[i * m + j], "gold": gold_reward(prompt, samples[i * m + j].text),
+                     "score": scores[i * m + j],
+                     "gold": gold_reward(prompt, samples[i * m + j].text),
                      "right": right[i * m + j]} for j in range(m)])
     return out
 
@@ -293,7 +316,8 @@ def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
     """Best-of-N among the first N answers of π_ref (finished answers first, then r_φ)."""
     rows = []
     for n in ns:
-        chosen = [max(answers[:n], key=lambda a: (a["finished"], a["score"])) for answers in candidates]
+        chosen = [max(answers[:n], key=lambda a: (a["finished"], a["score"]))
+                  for answers in candidates]
         gold = [a["gold"] for a in chosen]
         right = [a["right"] for a in chosen]
         point = point_from_lists(gold, right, [a["score"] for a in chosen],
@@ -313,7 +337,8 @@ def optimum_rows(candidates, prompts, betas, min_ess, seed) -> list[dict]:
             w = torch.softmax(logits, 0)  # self-normalised weights
             log_z = torch.logsumexp(logits, 0) - math.log(len(answers))  # log (1/M Σ e^{r/β})
             gold.append(float(w @ torch.tensor([a["gold"] for a in answers], dtype=torch.float64)))
-            right.append(float(w @ torch.tensor([a["right"] for a in answers], dtype=torch.float64)))
+            right.append(float(w @ torch.tensor([a["right"] for a in answers],
+                                                dtype=torch.float64)))
             score.append(float(w @ (logits * beta)))
             kl.append(float(w @ logits - log_z))
             ess.append(float(1.0 / (w ** 2).sum()))
@@ -329,8 +354,9 @@ def optimum_rows(candidates, prompts, betas, min_ess, seed) -> list[dict]:
 def point_from_lists(gold, right, scores, distinct, seed) -> dict:
     mean, low, high = bootstrap_mean(gold, seed=seed)
     right_mean, right_low, right_high = bootstrap_mean(right, seed=seed)
-    return {"gold": gold, "gold_mean": mean, "gold_interval": (low, high), "right_share": right_mean,
-            "right_interval": (right_low, right_high), "reward_model_score": sum(scores) / len(scores),
+    return {"gold": gold, "gold_mean": mean, "gold_interval": (low, high),
+            "right_share": right_mean, "right_interval": (right_low, right_high),
+            "reward_model_score": sum(scores) / len(scores),
             "breakdown": {"distinct_answers": distinct}}
 
 

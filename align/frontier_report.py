@@ -64,18 +64,21 @@ def draw(ax, points, x_key, x_err):
         ax.plot(xs, ys, color=color, alpha=alpha, linestyle="--" if name == "best-of-N" else "-",
                 linewidth=1.2)
         ax.errorbar([p[x_key] for p in curve], [p["gold"] for p in curve],
-                    yerr=[[p["gold"] - p["gold_low"] for p in curve], [p["gold_high"] - p["gold"] for p in curve]],
+                    yerr=[[p["gold"] - p["gold_low"] for p in curve],
+                          [p["gold_high"] - p["gold"] for p in curve]],
                     xerr=[p[x_err] for p in curve] if x_err else None, fmt=marker, color=color,
                     alpha=alpha, markersize=6, capsize=2,
                     label=f"{method} {setting}".strip())
-    ax.errorbar([sft[x_key]], [sft["gold"]], yerr=[[sft["gold"] - sft["gold_low"]], [sft["gold_high"] - sft["gold"]]],
+    ax.errorbar([sft[x_key]], [sft["gold"]],
+                yerr=[[sft["gold"] - sft["gold_low"]], [sft["gold_high"] - sft["gold"]]],
                 fmt="*", color="black", markersize=14, capsize=3, label="SFT (π_ref)", zorder=5)
 
 
 def plot_frontier(run, points, config):
     fig, ax = plt.subplots(figsize=(9, 6))
     draw(ax, points, "kl", "kl_ci")
-    ax.set_xlabel("KL(π ‖ π_ref) per answer, nats (exact per token; best-of-N: the bound log N − (N−1)/N)")
+    ax.set_xlabel("KL(π ‖ π_ref) per answer, nats (exact per token; best-of-N: the bound "
+                  "log N − (N−1)/N)")
     ax.set_ylabel("gold reward r* (held-out prompts, mean and 95% CI)")
     ax.set_title("Gold reward against KL: DPO, RLHF, best-of-N and π*_β (the DPO paper's Fig. 2)")
     ax.grid(alpha=0.3)
@@ -136,25 +139,29 @@ def verdict(points) -> list[str]:
                 leader = "RLHF" if estimate > 0 else "DPO"
                 leads[leader] += 1
                 clear[leader] += low > 0 if leader == "RLHF" else high < 0
-            lines.append(f"- KL ≤ {budget:g}: RLHF − DPO = {estimate:+.2f} [{low:+.2f}, {high:+.2f}] "
-                         f"(RLHF {best['RLHF']['setting']} step {best['RLHF']['step']}, DPO "
-                         f"{best['DPO']['setting']} step {best['DPO']['step']})")
+            lines.append(f"- KL ≤ {budget:g}: RLHF − DPO = {estimate:+.2f} [{low:+.2f}, "
+                         f"{high:+.2f}] (RLHF {best['RLHF']['setting']} step "
+                         f"{best['RLHF']['step']}, DPO {best['DPO']['setting']} step "
+                         f"{best['DPO']['step']})")
     if not compared:
-        return ["DPO and RLHF have no points within a common KL budget: they cannot be compared here."]
+        return ["DPO and RLHF have no points within a common KL budget: they cannot be compared "
+                "here."]
     for name, other in (("DPO", "RLHF"), ("RLHF", "DPO")):
         if leads[name] == compared and clear[name] == compared:
-            summary = (f"**At equal KL, {name} dominates {other} on this run**: more gold reward within "
-                       f"every one of the {compared} KL budgets, each paired interval excluding 0.")
+            summary = (f"**At equal KL, {name} dominates {other} on this run**: more gold reward "
+                       f"within every one of the {compared} KL budgets, each paired interval "
+                       f"excluding 0.")
             break
         if leads[name] == compared:
-            summary = (f"**At equal KL, {name} reaches more gold reward than {other} within every one "
-                       f"of the {compared} KL budgets**, but only {clear[name]} of the paired intervals "
-                       f"exclude 0: {'no' if not clear[name] else 'a partial'} dominance beyond the noise.")
+            summary = (f"**At equal KL, {name} reaches more gold reward than {other} within every "
+                       f"one of the {compared} KL budgets**, but only {clear[name]} of the paired "
+                       f"intervals exclude 0: {'no' if not clear[name] else 'a partial'} dominance "
+                       f"beyond the noise.")
             break
     else:
         summary = (f"**Neither dominates at equal KL**: DPO leads within {leads['DPO']} KL budgets "
-                   f"({clear['DPO']} beyond the noise), RLHF within {leads['RLHF']} ({clear['RLHF']} "
-                   f"beyond the noise), of {compared}.")
+                   f"({clear['DPO']} beyond the noise), RLHF within {leads['RLHF']} "
+                   f"({clear['RLHF']} beyond the noise), of {compared}.")
     return [summary, "", "Paired differences of mean r* (best point of each within the budget, "
             "same prompts, 95% bootstrap):", ""] + lines
 
@@ -162,7 +169,8 @@ def verdict(points) -> list[str]:
 def overoptimisation_lines(points) -> list[str]:
     """For each trained run: r_φ and r* at its best-r* point and at its last point, and the
     paired change of r* between the two. Over-optimised: r_φ rose while r* clearly fell."""
-    lines = ["| run | r_φ: best r* point → last | r*: best point → last | r* change [95% CI] | over-optimised |",
+    lines = ["| run | r_φ: best r* point → last | r*: best point → last | r* change [95% CI] "
+             "| over-optimised |",
              "| --- | --- | --- | --- | --- |"]
     for (method, setting), curve in runs(points).items():
         if not trained(method):
@@ -170,23 +178,25 @@ def overoptimisation_lines(points) -> list[str]:
         best, last = max(curve, key=lambda p: p["gold"]), curve[-1]
         estimate, low, high = paired_difference(last, best) if last is not best else (0.0, 0.0, 0.0)
         hacked = last["reward_model_score"] > best["reward_model_score"] and high < 0
-        lines.append(f"| {method} {setting} | {best['reward_model_score']:.2f} (step {best['step']}) → "
-                     f"{last['reward_model_score']:.2f} (step {last['step']}) | {best['gold']:.2f} → "
-                     f"{last['gold']:.2f} | {estimate:+.2f} [{low:+.2f}, {high:+.2f}] | "
-                     f"{'yes' if hacked else 'no'} |")
+        lines.append(f"| {method} {setting} | {best['reward_model_score']:.2f} "
+                     f"(step {best['step']}) → {last['reward_model_score']:.2f} "
+                     f"(step {last['step']}) | {best['gold']:.2f} → {last['gold']:.2f} | "
+                     f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}] | {'yes' if hacked else 'no'} |")
     return lines
 
 
 def frontier_markdown(results, config) -> str:
     points = results["points"]
-    lines = [f"# Frontier: gold reward r* against KL(π‖π_ref) ({results['run']}, {results['device']}, "
-             f"{results['seconds']:.0f} s)", "",
-             f"{results['prompts']} held-out prompts (held out by content); every policy answers at "
-             f"temperature 1. KL: exact per token on π's own answers (mean ± 95% half-width); for "
-             f"best-of-N the bound log N − (N − 1)/N; for π*_β the importance-sampling estimate. Win "
-             f"rate: against SFT's answers to the same prompts (ties ½, paired bootstrap).", "",
+    lines = [f"# Frontier: gold reward r* against KL(π‖π_ref) ({results['run']}, "
+             f"{results['device']}, {results['seconds']:.0f} s)", "",
+             f"{results['prompts']} held-out prompts (held out by content); every policy answers "
+             f"at temperature 1. KL: exact per token on π's own answers (mean ± 95% half-width); "
+             f"for best-of-N the bound log N − (N − 1)/N; for π*_β the importance-sampling "
+             f"estimate. Win rate: against SFT's answers to the same prompts (ties ½, paired "
+             f"bootstrap).", "",
              "![frontier](frontier.png)", "", "![over-optimisation](overoptimisation.png)", "",
-             "| method | setting | step | KL (nats) | r* [95% CI] | r_φ | right [95% CI] | win rate vs SFT [95% CI] | distinct answers |",
+             "| method | setting | step | KL (nats) | r* [95% CI] | r_φ | right [95% CI] "
+             "| win rate vs SFT [95% CI] | distinct answers |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in points:
         kl = f"≤ {p['kl']:.2f}" if p.get("kl_is_bound") else f"{p['kl']:.2f} ± {p['kl_ci']:.2f}"
@@ -194,15 +204,18 @@ def frontier_markdown(results, config) -> str:
         if "ess" in p:
             note = f" (ESS {p['ess']:.1f}{'' if p['reliable'] else ': too few, not plotted'})"
         distinct = "—" if p["distinct_answers"] is None else str(p["distinct_answers"])
-        lines.append(f"| {p['method']} | {p['setting']}{note} | {p['step']} | {kl} | {interval(p, 'gold', 'gold')} | "
-                     f"{p['reward_model_score']:.2f} | {interval(p, 'right_share', 'right')} | "
-                     f"{interval(p, 'win_rate', 'win')} | {distinct} |")
-    lines += ["", "## At equal KL", "", "The best r* each method reaches with KL at most the budget:", "",
+        lines.append(f"| {p['method']} | {p['setting']}{note} | {p['step']} | {kl} | "
+                     f"{interval(p, 'gold', 'gold')} | {p['reward_model_score']:.2f} | "
+                     f"{interval(p, 'right_share', 'right')} | {interval(p, 'win_rate', 'win')} | "
+                     f"{distinct} |")
+    lines += ["", "## At equal KL", "",
+              "The best r* each method reaches with KL at most the budget:", "",
               "| KL budget (nats) | " + " | ".join(("DPO", "RLHF", "best-of-N", "π*_β")) + " |",
               "| --- | --- | --- | --- | --- |"]
     for budget in KL_BUDGETS:
         best = best_within(points, budget)
-        cells = [f"{best[n]['gold']:.2f} [{best[n]['gold_low']:.2f}, {best[n]['gold_high']:.2f}] ({best[n]['setting']}, step {best[n]['step']})"
+        cells = [f"{best[n]['gold']:.2f} [{best[n]['gold_low']:.2f}, {best[n]['gold_high']:.2f}] "
+                 f"({best[n]['setting']}, step {best[n]['step']})"
                  if n in best else "—" for n in ("DPO", "RLHF", "best-of-N", "π*_β")]
         lines.append(f"| {budget:g} | " + " | ".join(cells) + " |")
     lines += [""] + verdict(points)
@@ -210,5 +223,6 @@ def frontier_markdown(results, config) -> str:
               "Along each run, from its best point for r* to its last: r_φ still rising while r* "
               "falls (a paired interval below 0) is over-optimisation of the reward model.", ""]
     lines += overoptimisation_lines(points)
-    lines += ["", "Time per part (s): " + ", ".join(f"{k} {v:.0f}" for k, v in results["timings"].items())]
+    lines += ["", "Time per part (s): " + ", ".join(f"{k} {v:.0f}"
+                                                    for k, v in results["timings"].items())]
     return "\n".join(lines) + "\n"

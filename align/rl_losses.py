@@ -10,7 +10,8 @@ next token is an answer token y_t (the prompt and the padding are False). An ans
 tokens are contiguous in its row; its last True column is its last token (its EOS when
 it wrote one).
 
-    kl_penalized_rewards   r_t = −β·(log π_θ(y_t|·) − log π_ref(y_t|·)), + r_φ(x, y) on the last token
+    kl_penalized_rewards   r_t = −β·(log π_θ(y_t|·) − log π_ref(y_t|·)), + r_φ(x, y) on the
+                           last token
     rloo_advantages        A_i = R_i − mean_{j≠i} R_j over the k answers to one prompt
     rloo_loss              −mean_i A_i · log π_θ(y_i|x)        (REINFORCE with that baseline)
     gae                    Â_t = Σ_l (γλ)^l δ_{t+l},  δ_t = r_t + γ·V(s_{t+1}) − V(s_t)
@@ -20,7 +21,8 @@ it wrote one).
 Why the sum of the per-token rewards is the lecture's J: log π(y|x) = Σ_t log π(y_t|x, y_<t),
 so for one sampled answer
 
-    Σ_t r_t = r_φ(x, y) − β·Σ_t [log π_θ(y_t|·) − log π_ref(y_t|·)] = r_φ(x, y) − β·log π_θ(y|x)/π_ref(y|x),
+    Σ_t r_t = r_φ(x, y) − β·Σ_t [log π_θ(y_t|·) − log π_ref(y_t|·)]
+            = r_φ(x, y) − β·log π_θ(y|x)/π_ref(y|x),
 
 and the mean of log π_θ(y|x)/π_ref(y|x) over y ~ π_θ is D_KL(π_θ ‖ π_ref) (align.kl). So
 E_{y~π_θ}[Σ_t r_t] = J_RLHF at x: maximising the return (γ = 1) maximises J.
@@ -153,7 +155,8 @@ def ppo_clip_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages
 
 
 def value_clip_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor,
-                    mask: torch.Tensor, clip_range_value: float = 0.2) -> tuple[torch.Tensor, float]:
+                    mask: torch.Tensor,
+                    clip_range_value: float = 0.2) -> tuple[torch.Tensor, float]:
     """PPO's clipped value loss: the value head may not move further than ε_V from the
     value it had when the answers were sampled, in one rollout batch.
 
@@ -161,7 +164,8 @@ def value_clip_loss(values: torch.Tensor, old_values: torch.Tensor, returns: tor
 
     Returns (loss, clipfrac: the share of tokens where the clipped error was the larger).
     """
-    clipped_values = old_values + torch.clamp(values - old_values, -clip_range_value, clip_range_value)
+    clipped_values = old_values + torch.clamp(values - old_values, -clip_range_value,
+                                              clip_range_value)
     unclipped_error = (values - returns) ** 2
     clipped_error = (clipped_values - returns) ** 2
     loss = 0.5 * masked_mean(torch.maximum(unclipped_error, clipped_error), mask)

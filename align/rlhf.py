@@ -35,7 +35,8 @@ Every --eval-interval steps (and at step 0): π_θ's own answers to the held-out
 
 Run:
     python -m align.rlhf --init runs/pipeline/sft --reward runs/pipeline/reward \\
-        --data runs/pipeline/data/pairs_train.jsonl --eval-data runs/pipeline/data/pairs_heldout.jsonl
+        --data runs/pipeline/data/pairs_train.jsonl \\
+        --eval-data runs/pipeline/data/pairs_heldout.jsonl
     python -m align.rlhf ... --algorithm ppo --out-dir runs/rlhf-ppo
 """
 
@@ -74,7 +75,8 @@ class RLHFConfig(StageConfig):
     β kl_coef)."""
 
     out_dir: str = field(default="runs/rlhf", metadata={"help": "run folder to write"})
-    reward: str = field(default="", metadata={"help": "the reward model r_φ (align.reward's run folder)"})
+    reward: str = field(default="", metadata={
+        "help": "the reward model r_φ (align.reward's run folder)"})
     data: str = field(default="", metadata={
         "help": "training prompts: a JSONL file with a 'prompt' per row (preference pairs do)"})
     eval_data: str = field(default="", metadata={
@@ -82,7 +84,8 @@ class RLHFConfig(StageConfig):
     algorithm: str = field(default="rloo", metadata={"help": "rloo or ppo", "choices": ALGORITHMS})
     beta: float = field(default=0.1, metadata={"help": "β of the KL penalty (TRL: kl_coef)"})
     rloo_k: int = field(default=4, metadata={"help": "answers sampled for each prompt"})
-    batch_size: int = field(default=16, metadata={"help": "prompts per step (rollouts: × --rloo-k)"})
+    batch_size: int = field(default=16, metadata={
+        "help": "prompts per step (rollouts: × --rloo-k)"})
     max_new_tokens: int = field(default=48, metadata={"help": "longest sampled answer"})
     missing_eos_penalty: float = field(default=1.0, metadata={
         "help": "subtracted from r_φ for an answer with no EOS within --max-new-tokens"})
@@ -98,12 +101,14 @@ class RLHFConfig(StageConfig):
     min_lr: float = field(default=3e-6, metadata={"help": "learning rate at the end"})
     warmup_iters: int = field(default=10, metadata={"help": "linear warm-up steps"})
     max_iters: int = field(default=200, metadata={"help": "RL steps (rollout batches)"})
-    eval_interval: int = field(default=50, metadata={"help": "evaluate and checkpoint every N steps"})
+    eval_interval: int = field(default=50, metadata={
+        "help": "evaluate and checkpoint every N steps"})
 
     def __post_init__(self):
         super().__post_init__()
         if self.algorithm not in ALGORITHMS:
-            raise InputError(f"--algorithm must be one of {list(ALGORITHMS)}, got {self.algorithm!r}")
+            raise InputError(f"--algorithm must be one of {list(ALGORITHMS)}, "
+                             f"got {self.algorithm!r}")
         if self.beta <= 0:
             raise InputError(f"--beta must be positive (the KL penalty's weight), got {self.beta}")
         if self.algorithm == "rloo" and self.rloo_k < 2:
@@ -128,15 +133,17 @@ def read_prompts(path, flag) -> tuple[list[str], int]:
 
 
 def load_models(config: RLHFConfig, device):
-    """π_θ, π_ref, r_φ (and PPO's value head), checked to fit together, before anything is written."""
+    """π_θ, π_ref, r_φ (and PPO's value head), checked to fit together, before anything is
+    written."""
     policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"), device,
                                                              "align.rlhf --init")
     load_stage(require(config.reward, "--reward"), ("reward",), "cpu", "align.rlhf --reward")
     reward_model, reward_tokenizer = load_reward_model(config.reward, device)
     if tokenizer_fingerprint(reward_tokenizer) != tokenizer_fingerprint(tokenizer):
-        raise InputError(f"--reward {config.reward}: its tokenizer ({tokenizer_fingerprint(reward_tokenizer)}) "
-                         f"differs from the policy's ({tokenizer_fingerprint(tokenizer)}): r_φ would "
-                         f"read other tokens than π_θ writes; train the reward model from this SFT model")
+        raise InputError(f"--reward {config.reward}: its tokenizer "
+                         f"({tokenizer_fingerprint(reward_tokenizer)}) differs from the policy's "
+                         f"({tokenizer_fingerprint(tokenizer)}): r_φ would read other tokens than "
+                         f"π_θ writes; train the reward model from this SFT model")
     if config.max_new_tokens >= policy.config.block_size:
         raise InputError(f"--max-new-tokens {config.max_new_tokens} leaves no room for a prompt in "
                          f"the model's context of {policy.config.block_size} tokens")
@@ -153,7 +160,8 @@ def rollout_metrics(rollouts, logprobs, beta) -> dict:
     kl = (logprobs - rollouts.ref_logprobs).sum(-1)  # (N,) log π_θ(y|x)/π_ref(y|x)
     non_score = -beta * kl
     gold = [gold_reward(s.prompt, s.text) for s in rollouts.samples]
-    return {"objective/kl": kl.mean().item(), "objective/entropy": (-logprobs.sum(-1)).mean().item(),
+    return {"objective/kl": kl.mean().item(),
+            "objective/entropy": (-logprobs.sum(-1)).mean().item(),
             "objective/non_score_reward": non_score.mean().item(),
             "objective/scores": rollouts.scores.mean().item(),
             "objective/rlhf_reward": (rollouts.scores + non_score).mean().item(),
@@ -163,7 +171,8 @@ def rollout_metrics(rollouts, logprobs, beta) -> dict:
 
 def rloo_update(policy, rollouts, config, optimizer, parameters, device) -> dict:
     """One RLOO step: leave-one-out advantages of the returns Σ_t r_t, one gradient step."""
-    logprobs, mask = policy_logprobs(policy, rollouts.input_ids, rollouts.labels, device)  # (N, T-1)
+    logprobs, mask = policy_logprobs(policy, rollouts.input_ids, rollouts.labels,
+                                     device)  # (N, T-1)
     rewards = kl_penalized_rewards(logprobs.detach(), rollouts.ref_logprobs, rollouts.scores, mask,
                                    config.beta)  # (N, T-1)
     returns = rewards.sum(-1)  # (N,) r_φ − β·log π_θ(y|x)/π_ref(y|x)
@@ -175,7 +184,8 @@ def rloo_update(policy, rollouts, config, optimizer, parameters, device) -> dict
             "loss/policy_avg": loss.item(), "val/ratio": 1.0}
 
 
-def ppo_update(policy, value_model, rollouts, config, optimizer, parameters, device, generator) -> dict:
+def ppo_update(policy, value_model, rollouts, config, optimizer, parameters, device,
+               generator) -> dict:
     """One PPO step: GAE on the per-token rewards, then epochs of clipped minibatch updates."""
     mask = rollouts.mask
     rewards = kl_penalized_rewards(rollouts.logprobs, rollouts.ref_logprobs, rollouts.scores, mask,
@@ -193,8 +203,8 @@ def ppo_update(policy, value_model, rollouts, config, optimizer, parameters, dev
             rows = order[start : start + size]
             batch = rollouts.subset(rows)
             logprobs, _ = policy_logprobs(policy, batch.input_ids, batch.labels, device)
-            policy_loss, stats = ppo_clip_loss(logprobs, batch.logprobs, advantages[rows], batch.mask,
-                                               config.cliprange)
+            policy_loss, stats = ppo_clip_loss(logprobs, batch.logprobs, advantages[rows],
+                                               batch.mask, config.cliprange)
             with autocast_for(device):
                 values = value_model.values(batch.input_ids)[:, :-1].float()  # (n, T-1)
             value_loss, value_clipfrac = value_clip_loss(values, batch.values, returns[rows],
@@ -240,11 +250,14 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
             load_value_head(value_model, config.out_dir, resume_from["step"])
     counts = {"train_prompts": len(prompts), "train_rows_repeating_a_prompt": repeated,
               "eval_prompts": len(eval_prompts), "eval_rows_repeating_a_prompt": eval_repeated}
-    run = start_run(config, tokenizer, counts, resume_from)  # only now: bad input leaves it untouched
+    # only now: bad input leaves it untouched
+    run = start_run(config, tokenizer, counts, resume_from)
     parameters = [p for p in trained.parameters() if p.requires_grad]
-    optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay, device_type=device)
+    optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay,
+                               device_type=device)
     start_step = 0
-    batches = shuffled_batches(len(prompts), config.batch_size, torch.Generator().manual_seed(config.seed))
+    batches = shuffled_batches(len(prompts), config.batch_size,
+                               torch.Generator().manual_seed(config.seed))
     if resume_from is not None:
         start_step = resume_from["step"]
         optimizer.load_state_dict(resume_from["optimizer"])
@@ -258,7 +271,8 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
                                missing_eos_penalty=config.missing_eos_penalty)
         row = point_metrics(point, prefix=f"{prefix}_")
         run.log({"step": step, **row})
-        tqdm.write(f"step {step}: r* {row[f'{prefix}_gold_reward']:.3f}, r_φ {row[f'{prefix}_scores']:.3f}, "
+        tqdm.write(f"step {step}: r* {row[f'{prefix}_gold_reward']:.3f}, "
+                   f"r_φ {row[f'{prefix}_scores']:.3f}, "
                    f"KL {row[f'{prefix}_kl_exact_per_token']:.2f} (exact per token), right "
                    f"{row[f'{prefix}_right_share']:.2f}")
         if keep_point is not None:
@@ -275,8 +289,8 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
     if start_step == 0:
         evaluate(0)
     name = f"RLHF ({config.algorithm.upper()})"
-    bar = tqdm(range(start_step + 1, config.max_iters + 1), initial=start_step, total=config.max_iters,
-               desc=name, disable=not progress, dynamic_ncols=True)
+    bar = tqdm(range(start_step + 1, config.max_iters + 1), initial=start_step,
+               total=config.max_iters, desc=name, disable=not progress, dynamic_ncols=True)
     for step in bar:
         lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
                               config.max_iters)
@@ -292,11 +306,12 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
             metrics = rloo_update(policy, rollouts, config, optimizer, parameters, device)
         else:
             minibatch_order = torch.Generator().manual_seed(config.seed * 100_003 + step)
-            metrics = ppo_update(policy, value_model, rollouts, config, optimizer, parameters, device,
-                                 minibatch_order)
+            metrics = ppo_update(policy, value_model, rollouts, config, optimizer, parameters,
+                                 device, minibatch_order)
         policy.eval()
         run.log({"step": step, "lr": lr, **metrics})
-        bar.set_postfix(r_phi=f"{metrics['objective/scores']:.2f}", kl=f"{metrics['objective/kl']:.2f}")
+        bar.set_postfix(r_phi=f"{metrics['objective/scores']:.2f}",
+                        kl=f"{metrics['objective/kl']:.2f}")
         if step % config.eval_interval == 0 or step == config.max_iters:
             evaluate(step)
             save(step)
@@ -306,7 +321,8 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
     final = [row for row in rows if f"{prefix}_gold_reward" in row][-1]
     summary = {"run": run.path, "seconds": time.time() - started, "evaluated_on": prefix,
                "algorithm": config.algorithm, "beta": config.beta,
-               **{key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"},
+               **{key.removeprefix(prefix + "_"): value for key, value in final.items()
+                  if key != "step"},
                "counts": counts}
     run.write_json("summary.json", summary)
     return summary
@@ -322,23 +338,29 @@ def load_value_head(value_model, out_dir, step):
 
 
 def plot_rlhf(run, rows, prefix, config):
-    """rewards.png (r_φ against r*: over-optimisation shows as the two parting), kl.png, loss.png."""
+    """rewards.png (r_φ against r*: over-optimisation shows as the two parting), kl.png,
+    loss.png."""
     where = "held-out prompts" if prefix == "eval" else "training prompts"
-    run.plot("rewards.png", {"r_φ of the rollouts (objective/scores)": column(rows, "objective/scores"),
-                             "r* of the rollouts (objective/gold_scores)": column(rows, "objective/gold_scores"),
-                             f"r_φ, {where} ({prefix}_scores)": column(rows, f"{prefix}_scores"),
-                             f"r*, {where} ({prefix}_gold_reward)": column(rows, f"{prefix}_gold_reward")},
-             title=f"RLHF ({config.algorithm}, β = {config.beta}): what it optimises (r_φ) and the truth (r*)",
+    run.plot("rewards.png",
+             {"r_φ of the rollouts (objective/scores)": column(rows, "objective/scores"),
+              "r* of the rollouts (objective/gold_scores)": column(rows, "objective/gold_scores"),
+              f"r_φ, {where} ({prefix}_scores)": column(rows, f"{prefix}_scores"),
+              f"r*, {where} ({prefix}_gold_reward)": column(rows, f"{prefix}_gold_reward")},
+             title=f"RLHF ({config.algorithm}, β = {config.beta}): what it optimises (r_φ) and "
+                   f"the truth (r*)",
              ylabel="reward", smooth=10,
              evaluation=(f"r_φ, {where} ({prefix}_scores)", f"r*, {where} ({prefix}_gold_reward)"))
     run.plot("kl.png", {"objective/kl (rollouts, sampled log-ratio)": column(rows, "objective/kl"),
-                        f"{prefix}_kl_exact_per_token ({where})": column(rows, f"{prefix}_kl_exact_per_token")},
+                        f"{prefix}_kl_exact_per_token ({where})":
+                            column(rows, f"{prefix}_kl_exact_per_token")},
              title="KL(π_θ ‖ π_ref) per answer", ylabel="nats", smooth=10,
-             evaluation=(f"{prefix}_kl_exact_per_token ({where})",), hlines={"0 (π_θ = π_ref)": 0.0})
+             evaluation=(f"{prefix}_kl_exact_per_token ({where})",),
+             hlines={"0 (π_θ = π_ref)": 0.0})
     series = {"loss/policy_avg": column(rows, "loss/policy_avg")}
     if config.algorithm == "ppo":
         series["loss/value_avg"] = column(rows, "loss/value_avg")
-    run.plot("loss.png", series, title=f"RLHF ({config.algorithm}) losses", ylabel="loss", smooth=10)
+    run.plot("loss.png", series, title=f"RLHF ({config.algorithm}) losses", ylabel="loss",
+             smooth=10)
 
 
 def main(argv=None):
@@ -346,7 +368,8 @@ def main(argv=None):
     summary = train_rlhf(RLHFConfig(**given_flags(parser.parse_args(argv))))
     print(f"run folder: {summary['run']} ({summary['seconds']:.0f} s)")
     print(f"{summary['evaluated_on']} prompts: r* {summary['gold_reward']:.3f} "
-          f"[{summary['gold_reward_low']:.3f}, {summary['gold_reward_high']:.3f}], r_φ {summary['scores']:.3f}, "
+          f"[{summary['gold_reward_low']:.3f}, {summary['gold_reward_high']:.3f}], "
+          f"r_φ {summary['scores']:.3f}, "
           f"KL {summary['kl_exact_per_token']:.2f} ± {summary['kl_exact_per_token_ci']:.2f} nats "
           f"(exact per token), right {summary['right_share']:.2f}, "
           f"{summary['distinct_answers']} distinct answers")

@@ -53,12 +53,14 @@ class Rollouts:
         """The rollouts at these rows (PPO's minibatches)."""
         pick = lambda t: None if t is None else t[rows]  # noqa: E731
         return Rollouts([self.samples[i] for i in rows.tolist()], pick(self.input_ids),
-                        pick(self.labels), pick(self.mask), pick(self.logprobs), pick(self.ref_logprobs),
-                        pick(self.scores), pick(self.finished), pick(self.values))
+                        pick(self.labels), pick(self.mask), pick(self.logprobs),
+                        pick(self.ref_logprobs), pick(self.scores), pick(self.finished),
+                        pick(self.values))
 
 
 def layout(samples: list[Sample], pad_id, device):
-    """(input_ids (N, T), labels (N, T)): prompt + answer right-padded, labels on the answer only."""
+    """(input_ids (N, T), labels (N, T)): prompt + answer right-padded, labels on the answer
+    only."""
     examples = [(s.prompt_ids + s.answer_ids, [-100] * len(s.prompt_ids) + s.answer_ids)
                 for s in samples]
     input_ids, labels = collate(examples, pad_id)  # labels -100 on prompt and padding
@@ -101,12 +103,14 @@ def collect_rollouts(policy, reference, reward_model, tokenizer, prompts: list[s
         with autocast_for(device):
             values = value_model.values(input_ids)[:, :-1].float()  # (N, T-1): V before token t+1
         values = torch.where(mask, values, 0.0)
-    return Rollouts(samples, input_ids, labels, mask, logprobs, ref_logprobs, scores, finished, values)
+    return Rollouts(samples, input_ids, labels, mask, logprobs, ref_logprobs, scores, finished,
+                    values)
 
 
 @dataclass
 class RolloutSpeedConfig:
-    init: str = field(default="runs/pipeline/sft", metadata={"help": "an SFT run folder or ckpt.pt"})
+    init: str = field(default="runs/pipeline/sft", metadata={
+        "help": "an SFT run folder or ckpt.pt"})
     batch_size: int = field(default=64, metadata={"help": "answers sampled at once"})
     prompts: int = field(default=256, metadata={"help": "answers to time"})
     max_new_tokens: int = field(default=48, metadata={"help": "longest answer"})
@@ -117,10 +121,12 @@ def rollout_speed(config: RolloutSpeedConfig) -> dict:
     """Tokens per second: the pipeline's sampling (one answer per prompt) against RL rollouts
     (k = 4 answers per prompt, with π_θ's and π_ref's log-probs and r_φ), same batch size."""
     device = pick_device(config.device)
-    policy, reference, tokenizer = load_policy_and_reference(config.init, device, "align.rollouts --init")
+    policy, reference, tokenizer = load_policy_and_reference(config.init, device,
+                                                             "align.rollouts --init")
     prompts = train_prompts(config.prompts, 0)
     timings = {}
-    for name in ("pipeline sampling", "RL rollouts (generation only)", "RL rollouts (with scoring)"):
+    for name in ("pipeline sampling", "RL rollouts (generation only)",
+                 "RL rollouts (with scoring)"):
         start = time.perf_counter()
         if name == "pipeline sampling":
             samples = sample_answers(policy, tokenizer, prompts, config.max_new_tokens,
@@ -135,7 +141,8 @@ def rollout_speed(config: RolloutSpeedConfig) -> dict:
                                        batch_size=config.batch_size).samples
         seconds = time.perf_counter() - start
         tokens = sum(len(s.answer_ids) for s in samples)
-        timings[name] = {"tokens": tokens, "seconds": seconds, "tokens_per_second": tokens / seconds}
+        timings[name] = {"tokens": tokens, "seconds": seconds,
+                         "tokens_per_second": tokens / seconds}
     return timings
 
 

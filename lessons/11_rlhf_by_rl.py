@@ -325,8 +325,8 @@ print(f"V_old = 1.0, 1.0; V = 1.1, 1.5; G = 2.0, 2.0: loss {loss:.3f} = "
 # answers (`align.gold`), which RL never sees; `objective/kl` is the mean of
 # log π_θ(y|x)/π_ref(y|x) over them. Every eval interval, π_θ answers held-out prompts and
 # r*, r_φ, the KL (exact per token, `align.kl`) and the number of distinct answers are
-# measured. β = 0.1, as in the pipeline; the learning rate is three times the pipeline's,
-# so that a few dozen steps show what 150 would.
+# measured. β = 0.1 (the pipeline's RLHF stage uses 0.5: see below why); the learning
+# rate is three times the pipeline's, so that a few dozen steps show what 150 would.
 
 # %%
 eval_file = OUT / "eval_prompts.jsonl"  # distinct held-out prompts (the pairs repeat theirs)
@@ -435,7 +435,11 @@ print(f"Read a mean r* beside what it is made of. Held-out r* went {first['eval_
 # within 60 steps π_θ collapsed onto one answer, "You can call me Mary.", for every
 # prompt. r_φ of the rollouts rose from −1.05 to about +3.0 while r* stayed at −1.0: the
 # answer is off-topic for nearly every question. The KL reached about 7.5 nats, and the
-# held-out evaluation found a single distinct answer in all of its 128 answers.
+# held-out evaluation found a single distinct answer to its 105 distinct prompts. At
+# β = 0.5 (the pipeline's RLHF stage) the same run kept 44 distinct answers of 105 (SFT:
+# 81) and the pipeline's report measured RLHF − SFT = +1.17 [0.95, 1.39] in mean r*, a
+# win rate of 0.73 [0.69, 0.77], and off-topic answers up from 10% to 42%: less collapse,
+# and still part of the gain is a pleasantry in place of a wrong answer.
 #
 # Why r_φ loved it: the reward model was trained only on pairs of π_ref's own answers to
 # each prompt (lesson 7's labelling, the pipeline's data). It never saw "You can call me

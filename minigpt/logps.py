@@ -73,8 +73,9 @@ def token_logps(logits: torch.Tensor, labels: torch.Tensor, label_pad_token_id: 
     per_token.sum(-1) is get_batch_logps(logits, labels).
     """
     if logits.shape[:-1] != labels.shape:
-        raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must share "
-                         f"batch and sequence dimensions: expected logits (B, T, vocab) and labels (B, T)")
+        raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must "
+                         f"share batch and sequence dimensions: expected logits (B, T, vocab) and "
+                         f"labels (B, T)")
     next_tokens = labels[:, 1:]  # (B, T-1)
     mask = next_tokens != label_pad_token_id
     logits = logits[:, :-1, :].to(torch.promote_types(logits.dtype, torch.float32))

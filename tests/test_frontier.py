@@ -32,7 +32,8 @@ def test_the_optimum_is_exact_when_the_samples_are_pi_ref_itself():
         pi_star = pi_star / pi_star.sum()
         assert row["gold"] == pytest.approx(float(pi_star @ gold), abs=1e-9)
         assert row["right_share"] == pytest.approx(float(pi_star[2]), abs=1e-9)
-        assert row["kl"] == pytest.approx(float((pi_star * (pi_star / pi_ref).log()).sum()), abs=1e-9)
+        assert row["kl"] == pytest.approx(float((pi_star * (pi_star / pi_ref).log()).sum()),
+                                          abs=1e-9)
         assert row["kl"] >= 0
         assert row["reward_model_score"] == pytest.approx(float(pi_star @ r), abs=1e-9)
         # each copy of answer i weighs π*(i)/copies(i): ESS = 1/Σ_j w_j² = 1/Σ_i π*(i)²/copies(i)
@@ -43,7 +44,8 @@ def test_the_optimum_is_exact_when_the_samples_are_pi_ref_itself():
 def test_the_optimum_says_when_too_few_samples_carry_it():
     flat = [[answer(0.0, 1.0) for _ in range(8)]]
     row = optimum_rows(flat, ["a"], [0.1], min_ess=4.0, seed=0)[0]
-    assert row["ess"] == pytest.approx(8.0) and row["reliable"]  # equal weights: every sample counts
+    # equal weights: every sample counts
+    assert row["ess"] == pytest.approx(8.0) and row["reliable"]
     assert row["kl"] == pytest.approx(0.0, abs=1e-12)  # π* = π_ref when r is flat
     peaked = [[answer(10.0, 1.0)] + [answer(0.0, -1.0) for _ in range(7)]]
     row = optimum_rows(peaked, ["a"], [0.1], min_ess=4.0, seed=0)[0]
@@ -52,12 +54,15 @@ def test_the_optimum_says_when_too_few_samples_carry_it():
 
 
 def test_best_of_n_picks_the_highest_reward_model_score_among_the_first_n_finished_answers():
-    candidates = [[answer(0.1, 1.0), answer(0.9, -2.0), answer(5.0, 3.0, finished=False), answer(0.5, 2.0)],
+    candidates = [[answer(0.1, 1.0), answer(0.9, -2.0), answer(5.0, 3.0, finished=False),
+                   answer(0.5, 2.0)],
                   [answer(-1.0, -1.0), answer(-2.0, 3.0), answer(-3.0, 0.0), answer(2.0, 1.0)]]
-    rows = {row["setting"]: row for row in best_of_n_rows(candidates, ["a", "b"], [1, 2, 4], None, 0)}
+    rows = {row["setting"]: row
+            for row in best_of_n_rows(candidates, ["a", "b"], [1, 2, 4], None, 0)}
     assert rows["N=1"]["gold"] == pytest.approx((1.0 + -1.0) / 2)  # the first answer: π_ref itself
     assert rows["N=2"]["gold"] == pytest.approx((-2.0 + -1.0) / 2)
-    assert rows["N=4"]["gold"] == pytest.approx((-2.0 + 1.0) / 2)  # the unfinished 5.0 is passed over
+    # the unfinished 5.0 is passed over
+    assert rows["N=4"]["gold"] == pytest.approx((-2.0 + 1.0) / 2)
     for n in (1, 2, 4):
         assert rows[f"N={n}"]["kl"] == pytest.approx(math.log(n) - (n - 1) / n)
         assert rows[f"N={n}"]["kl_is_bound"]
@@ -83,9 +88,9 @@ def test_bad_frontier_settings_are_refused_at_once(flags, message):
 
 def point(method, setting, kl, gold_per_prompt, step=50, score=0.0):
     mean = sum(gold_per_prompt) / len(gold_per_prompt)
-    return {"method": method, "setting": setting, "step": step, "kl": kl, "kl_ci": 0.0, "gold": mean,
-            "gold_low": mean - 0.1, "gold_high": mean + 0.1, "reward_model_score": score,
-            "gold_per_prompt": gold_per_prompt}
+    return {"method": method, "setting": setting, "step": step, "kl": kl, "kl_ci": 0.0,
+            "gold": mean, "gold_low": mean - 0.1, "gold_high": mean + 0.1,
+            "reward_model_score": score, "gold_per_prompt": gold_per_prompt}
 
 
 def test_methods_are_compared_at_equal_kl_not_at_equal_beta():
