@@ -42,6 +42,7 @@ Run:
     python -m align.frontier --run runs/pipeline-quick --quick
 """
 
+import collections
 import dataclasses
 import json
 import math
@@ -173,22 +174,44 @@ def open_out_dir(config: FrontierConfig) -> RunFolder:
     return run
 
 
+POINTS_FORMAT = 2  # what a saved point holds; points saved by other code are measured again
+
+
 def kept(run: RunFolder, name: str, work):
-    """work()'s points, or those a finished earlier run left in NAME/points.json."""
+    """work()'s points, or those a finished earlier run of this code left in NAME/points.json
+    (a run folder of the same settings; see open_out_dir)."""
     file = run.file(os.path.join(name, "points.json"))
     if os.path.exists(file):
         with open(file, encoding="utf-8") as f:
+            saved = json.load(f)
+        if isinstance(saved, dict) and saved.get("format") == POINTS_FORMAT:
             print(f"{name}: done in an earlier run, kept")
-            return json.load(f)
+            return saved["points"]
+        print(f"{name}: points saved by other code, measured again")
     points = work()
-    RunFolder(run.file(name)).write_json("points.json", points)
+    RunFolder(run.file(name)).write_json("points.json", {"format": POINTS_FORMAT, "points": points})
     return points
 
 
-def table_row(method, setting, step, point, sft, seed, kl_is_bound=False) -> dict:
-    """One line of the frontier: the point's measures and its paired comparison with SFT."""
+COLLAPSED_SHARE = 0.5  # a policy giving one answer to more than half the prompts has collapsed
+
+
+def collapse_check(texts, prompts) -> dict:
+    """The policy's most common answer, the share of prompts it was given to, and the mean r*
+    that answer would get if it were given to every prompt: a collapsed policy's r* is
+    that of a fixed answer, which no measure of alignment should reward."""
+    answer, count = collections.Counter(t.strip() for t in texts).most_common(1)[0]
+    return {"modal_answer": answer, "modal_share": count / len(texts),
+            "modal_gold": sum(gold_reward(p, answer) for p in prompts) / len(prompts),
+            "collapsed": count / len(texts) > COLLAPSED_SHARE}
+
+
+def table_row(method, setting, step, point, sft, seed, prompts, kl_is_bound=False) -> dict:
+    """One line of the frontier: the point's measures, its paired comparison with SFT and
+    its collapse check (where its answers are known)."""
     win = paired_bootstrap(point["gold"], sft["gold"], "win_rate", seed=seed) if sft else None
-    return {"method": method, "setting": setting, "step": step,
+    check = collapse_check(point["texts"], prompts) if point.get("texts") else {"collapsed": False}
+    return {"method": method, "setting": setting, "step": step, **check,
             "kl": point["kl_exact_per_token"], "kl_ci": point["kl_exact_per_token_ci"],
             "kl_is_bound": kl_is_bound, "gold": point["gold_mean"],
             "gold_low": point["gold_interval"][0], "gold_high": point["gold_interval"][1],
@@ -222,7 +245,7 @@ def run_frontier(config: FrontierConfig) -> dict:
 
     clock = time.time()
     sft = point_of(reference)
-    rows = [table_row("SFT (π_ref)", "", 0, sft, None, seed)]
+    rows = [table_row("SFT (π_ref)", "", 0, sft, None, seed, prompts)]
     timings["SFT"] = time.time() - clock
 
     for beta in config.numbers("dpo_betas", float):  # DPO along training, at each β
@@ -241,7 +264,7 @@ def run_frontier(config: FrontierConfig) -> dict:
                 points.append((step, point_of(policy)))
                 return point_metrics(points[-1][1])
             train_dpo(dpo, progress=config.progress, also_evaluate=measure_point)
-            return [table_row("DPO", f"β={beta:g}", step, p, sft, seed)
+            return [table_row("DPO", f"β={beta:g}", step, p, sft, seed, prompts)
                     for step, p in points if step > 0]
         rows += kept(run, name, train_one_dpo)
         timings[name] = time.time() - clock
@@ -263,7 +286,7 @@ def run_frontier(config: FrontierConfig) -> dict:
                             min_lr=config.rlhf_learning_rate / 10)
             train_rlhf(rl, progress=config.progress,
                        keep_point=lambda step, p: points.append((step, p)))
-            return [table_row(method, f"β={beta:g}", step, p, sft, seed)
+            return [table_row(method, f"β={beta:g}", step, p, sft, seed, prompts)
                     for step, p in points if step > 0]
         rows += kept(run, name, train_one_rlhf)
         timings[name] = time.time() - clock
@@ -322,8 +345,10 @@ def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
         right = [a["right"] for a in chosen]
         point = point_from_lists(gold, right, [a["score"] for a in chosen],
                                  len({a["text"].strip() for a in chosen}), seed)
+        point["texts"] = [a["text"] for a in chosen]
         point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = math.log(n) - (n - 1) / n, 0.0
-        rows.append(table_row("best-of-N (r_φ)", f"N={n}", 0, point, sft, seed, kl_is_bound=True))
+        rows.append(table_row("best-of-N (r_φ)", f"N={n}", 0, point, sft, seed, prompts,
+                              kl_is_bound=True))
     return rows
 
 
@@ -344,7 +369,7 @@ def optimum_rows(candidates, prompts, betas, min_ess, seed) -> list[dict]:
             ess.append(float(1.0 / (w ** 2).sum()))
         point = point_from_lists(gold, right, score, None, seed)
         point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = mean_and_ci(kl)
-        row = table_row("π*_β (analytic, SNIS)", f"β={beta:g}", 0, point, None, seed)
+        row = table_row("π*_β (analytic, SNIS)", f"β={beta:g}", 0, point, None, seed, prompts)
         row["ess"] = sum(ess) / len(ess)
         row["reliable"] = row["ess"] >= min_ess
         rows.append(row)

@@ -41,7 +41,14 @@ def runs(points):
 
 
 def plottable(p) -> bool:
+    """π*_β points that too few samples carry are not drawn."""
     return p.get("reliable", True)
+
+
+def comparable(p) -> bool:
+    """Points that count in the comparison at equal KL: drawn, and not collapsed onto one
+    answer (align.frontier.collapse_check: its r* is a fixed answer's, not alignment)."""
+    return plottable(p) and not p.get("collapsed", False)
 
 
 def draw(ax, points, x_key, x_err):
@@ -63,12 +70,17 @@ def draw(ax, points, x_key, x_err):
         ys = [p["gold"] for p in line]
         ax.plot(xs, ys, color=color, alpha=alpha, linestyle="--" if name == "best-of-N" else "-",
                 linewidth=1.2)
-        ax.errorbar([p[x_key] for p in curve], [p["gold"] for p in curve],
-                    yerr=[[p["gold"] - p["gold_low"] for p in curve],
-                          [p["gold_high"] - p["gold"] for p in curve]],
-                    xerr=[p[x_err] for p in curve] if x_err else None, fmt=marker, color=color,
-                    alpha=alpha, markersize=6, capsize=2,
-                    label=f"{method} {setting}".strip())
+        for kept, suffix in ((True, ""), (False, " (collapsed: hollow)")):
+            some = [p for p in curve if comparable(p) == kept]
+            if not some:
+                continue
+            ax.errorbar([p[x_key] for p in some], [p["gold"] for p in some],
+                        yerr=[[p["gold"] - p["gold_low"] for p in some],
+                              [p["gold_high"] - p["gold"] for p in some]],
+                        xerr=[p[x_err] for p in some] if x_err else None, fmt=marker, color=color,
+                        alpha=alpha, markersize=7, capsize=2,
+                        markerfacecolor=color if kept else "none",
+                        label=f"{method} {setting}".strip() + suffix)
     ax.errorbar([sft[x_key]], [sft["gold"]],
                 yerr=[[sft["gold"] - sft["gold_low"]], [sft["gold_high"] - sft["gold"]]],
                 fmt="*", color="black", markersize=14, capsize=3, label="SFT (π_ref)", zorder=5)
@@ -108,11 +120,11 @@ def interval(p, key, bounds, digits=2):
 
 
 def best_within(points, budget):
-    """{family: the point of highest r* among those with KL ≤ budget} (reliable points only)."""
+    """{family: the point of highest r* among those with KL ≤ budget} (`comparable` ones only)."""
     best = {}
     for p in points:
         name = family(p["method"])
-        if name == "SFT" or not plottable(p) or p["kl"] > budget:
+        if name == "SFT" or not comparable(p) or p["kl"] > budget:
             continue
         if name not in best or p["gold"] > best[name]["gold"]:
             best[name] = p
@@ -139,10 +151,12 @@ def verdict(points) -> list[str]:
                 leader = "RLHF" if estimate > 0 else "DPO"
                 leads[leader] += 1
                 clear[leader] += low > 0 if leader == "RLHF" else high < 0
+            r, d = best["RLHF"], best["DPO"]
             lines.append(f"- KL ≤ {budget:g}: RLHF − DPO = {estimate:+.2f} [{low:+.2f}, "
-                         f"{high:+.2f}] (RLHF {best['RLHF']['setting']} step "
-                         f"{best['RLHF']['step']}, DPO {best['DPO']['setting']} step "
-                         f"{best['DPO']['step']})")
+                         f"{high:+.2f}] (RLHF {r['setting']} step {r['step']}: right "
+                         f"{r['right_share']:.2f}, {r['distinct_answers']} distinct answers; DPO "
+                         f"{d['setting']} step {d['step']}: right {d['right_share']:.2f}, "
+                         f"{d['distinct_answers']} distinct)")
     if not compared:
         return ["DPO and RLHF have no points within a common KL budget: they cannot be compared "
                 "here."]
@@ -185,6 +199,15 @@ def overoptimisation_lines(points) -> list[str]:
     return lines
 
 
+def modal(p) -> str:
+    """The most common answer and its share ("—" where the answers are not known: π*_β)."""
+    if "modal_answer" not in p:
+        return "—"
+    text = p["modal_answer"] if len(p["modal_answer"]) <= 40 else p["modal_answer"][:37] + "..."
+    mark = " **collapsed**" if p["collapsed"] else ""
+    return f"{text.replace('|', '/')!r} ({p['modal_share']:.0%}){mark}"
+
+
 def frontier_markdown(results, config) -> str:
     points = results["points"]
     lines = [f"# Frontier: gold reward r* against KL(π‖π_ref) ({results['run']}, "
@@ -196,8 +219,8 @@ def frontier_markdown(results, config) -> str:
              f"bootstrap).", "",
              "![frontier](frontier.png)", "", "![over-optimisation](overoptimisation.png)", "",
              "| method | setting | step | KL (nats) | r* [95% CI] | r_φ | right [95% CI] "
-             "| win rate vs SFT [95% CI] | distinct answers |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| win rate vs SFT [95% CI] | distinct answers | most common answer (share) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in points:
         kl = f"≤ {p['kl']:.2f}" if p.get("kl_is_bound") else f"{p['kl']:.2f} ± {p['kl_ci']:.2f}"
         note = ""
@@ -207,7 +230,7 @@ def frontier_markdown(results, config) -> str:
         lines.append(f"| {p['method']} | {p['setting']}{note} | {p['step']} | {kl} | "
                      f"{interval(p, 'gold', 'gold')} | {p['reward_model_score']:.2f} | "
                      f"{interval(p, 'right_share', 'right')} | {interval(p, 'win_rate', 'win')} | "
-                     f"{distinct} |")
+                     f"{distinct} | {modal(p)} |")
     lines += ["", "## At equal KL", "",
               "The best r* each method reaches with KL at most the budget:", "",
               "| KL budget (nats) | " + " | ".join(("DPO", "RLHF", "best-of-N", "π*_β")) + " |",
@@ -218,6 +241,13 @@ def frontier_markdown(results, config) -> str:
                  f"({best[n]['setting']}, step {best[n]['step']})"
                  if n in best else "—" for n in ("DPO", "RLHF", "best-of-N", "π*_β")]
         lines.append(f"| {budget:g} | " + " | ".join(cells) + " |")
+    collapsed = [p for p in points if p.get("collapsed")]
+    lines += ["", f"Points left out of this comparison: those too few samples carry (π*_β, "
+              f"ESS below --min-ess) and the {len(collapsed)} collapsed ones, which give one "
+              f"answer to more than half the prompts; their r* is what that one answer gets:", ""]
+    lines += [f"- {p['method']} {p['setting']} step {p['step']}: {p['modal_answer']!r} to "
+              f"{p['modal_share']:.0%} of the prompts; r* {p['gold']:.2f}, and that answer given "
+              f"to every prompt {p['modal_gold']:.2f}" for p in collapsed] or ["- none collapsed"]
     lines += [""] + verdict(points)
     lines += ["", "## Reward over-optimisation", "",
               "Along each run, from its best point for r* to its last: r_φ still rising while r* "

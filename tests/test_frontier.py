@@ -6,7 +6,9 @@ import math
 import pytest
 import torch
 
-from align.frontier import FrontierConfig, best_of_n_rows, check_run_folder, optimum_rows
+from align.frontier import (FrontierConfig, best_of_n_rows, check_run_folder, collapse_check,
+                            optimum_rows)
+from align.gold import gold_reward
 from align.frontier_report import best_within, verdict
 from minigpt.errors import InputError
 
@@ -90,7 +92,8 @@ def point(method, setting, kl, gold_per_prompt, step=50, score=0.0):
     mean = sum(gold_per_prompt) / len(gold_per_prompt)
     return {"method": method, "setting": setting, "step": step, "kl": kl, "kl_ci": 0.0,
             "gold": mean, "gold_low": mean - 0.1, "gold_high": mean + 0.1,
-            "reward_model_score": score, "gold_per_prompt": gold_per_prompt}
+            "reward_model_score": score, "gold_per_prompt": gold_per_prompt, "right_share": 0.1,
+            "distinct_answers": 30}
 
 
 def test_methods_are_compared_at_equal_kl_not_at_equal_beta():
@@ -107,3 +110,21 @@ def test_methods_are_compared_at_equal_kl_not_at_equal_beta():
     assert any("KL ≤ 1: RLHF − DPO = +0.81" in line for line in lines), lines
     dominated = [p for p in points if p["setting"] != "β=1" or p["method"] != "DPO"]
     assert verdict(dominated)[0].startswith("**At equal KL, RLHF dominates DPO on this run**")
+
+
+def test_a_policy_that_gives_one_answer_to_most_prompts_is_collapsed_and_not_compared():
+    """Its r* is a fixed answer's: RLOO at a small β found "You can call me Mary."; the
+    frontier must not count such a point as RLHF reaching more gold reward."""
+    prompts = ["Where is Lima?", "What is 2+2?", "What is your name?", "Where is Paris?"]
+    check = collapse_check(["You can call me Mary."] * 3 + ["Paris is in France."], prompts)
+    assert check["modal_answer"] == "You can call me Mary." and check["modal_share"] == 0.75
+    assert check["collapsed"]
+    assert check["modal_gold"] == pytest.approx(
+        sum(gold_reward(p, "You can call me Mary.") for p in prompts) / 4)
+    assert not collapse_check(["a", "a", "b", "c"], prompts)["collapsed"]  # half is not more
+    n = 40
+    points = [point("SFT (π_ref)", "", 0.0, [0.0] * n, step=0), point("DPO", "β=1", 1.0, [0.5] * n),
+              {**point("RLHF (RLOO)", "β=0.1", 0.9, [0.9] * n), "collapsed": True},
+              {**point("RLHF (RLOO)", "β=1", 0.5, [0.2] * n), "collapsed": False}]
+    assert best_within(points, 1)["RLHF"]["setting"] == "β=1"
+    assert verdict(points)[0].startswith("**At equal KL, DPO dominates RLHF")
