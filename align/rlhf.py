@@ -262,6 +262,8 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
         start_step = resume_from["step"]
         optimizer.load_state_dict(resume_from["optimizer"])
         torch.set_rng_state(resume_from["rng"]["torch"])
+        if device == "cuda" and resume_from["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(resume_from["rng"]["cuda"])
         for _ in range(start_step):
             next(batches)  # the batches an uninterrupted run drew, thrown away
 
@@ -279,7 +281,8 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
             keep_point(step, point)
 
     def save(step):
-        rng = {"torch": torch.get_rng_state()}
+        rng = {"torch": torch.get_rng_state(),  # as align.common saves it (sampling has its own)
+               "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
         if value_model is not None:  # first the value head, then ckpt.pt: a resume checks both
             save_checkpoint(run.file(VALUE_NAME), value_model, step, value_model.config, tokenizer,
                             extra={"stage": "value"})
