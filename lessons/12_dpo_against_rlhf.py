@@ -31,7 +31,8 @@ import torch
 
 import align.frontier
 from align.frontier import FrontierConfig, optimum_rows, run_frontier
-from align.frontier_report import STYLE, family, overoptimisation_lines, paired_difference, verdict
+from align.frontier_report import (STYLE, comparable, family, overoptimisation_lines,
+                                   paired_difference, verdict)
 from gridworld import kl, optimal_kl_policy
 
 torch.manual_seed(0)
@@ -187,9 +188,13 @@ except ImportError:
 # - A blue (DPO) or red (RLHF) line is one training run at one β, through its evaluations
 #   in step order; a lighter shade is another β. Moving right along a line is the policy
 #   spending KL; a good method buys r* with it, so its line climbs.
-# - Green triangles are best-of-N, one for each N = 1, 2, 4, ...; their x is the bound
-#   log N − (N − 1)/N, so the true points lie at or left of where they are drawn. N = 1
-#   is π_ref again, on other samples: its distance from the star is the noise.
+# - Green triangles joined by a dashed line are best-of-N, N = 1, 2, 4, ...; their x is
+#   the bound log N − (N − 1)/N, so the true points lie at or left of where they are
+#   drawn. N = 1 is π_ref again, on other samples: its distance from the star is the noise.
+# - A hollow marker is a collapsed policy: one answer to more than half of the prompts
+#   (`align.frontier.collapse_check`). Its r* is what that one fixed answer gets, however
+#   high it looks, so frontier.md names its answer and leaves it out of the comparison at
+#   equal KL: a number a degenerate policy reaches is not alignment.
 # - Black diamonds are π*_β, the optimum of J for r_φ (not for r*): where it sits says
 #   what J itself is worth with this reward model. Its points with too small an ESS are
 #   left out of the figure (the table marks them).
@@ -212,13 +217,16 @@ def cell(p, key, low, high):
 
 
 print(f"{'method':24} {'setting':8} {'step':>4}  {'KL (nats)':>13}  {'r* [95% CI]':22} {'r_φ':>6}  "
-      f"{'right share':19} {'win rate vs SFT':19} distinct")
+      f"{'right share':19} {'win rate vs SFT':19} distinct  most common answer")
 for p in points:
     kl_text = f"≤ {p['kl']:.2f}" if p.get("kl_is_bound") else f"{p['kl']:.2f} ± {p['kl_ci']:.2f}"
     note = ""
     if "ess" in p:
         note = f"   ESS {p['ess']:.1f}" + ("" if p["reliable"] else " (too few: not plotted)")
     distinct = "—" if p.get("distinct_answers") is None else p["distinct_answers"]
+    if "modal_answer" in p:
+        note += (f"  {p['modal_answer'][:30]!r} {p['modal_share']:.0%}"
+                 + (" COLLAPSED" if p["collapsed"] else ""))
     print(f"{p['method']:24} {p['setting']:8} {p['step']:4d}  {kl_text:>13}  "
           f"{cell(p, 'gold', 'gold_low', 'gold_high'):22} {p['reward_model_score']:+6.2f}  "
           f"{cell(p, 'right_share', 'right_low', 'right_high'):19} "
@@ -227,9 +235,10 @@ for p in points:
 # %% [markdown]
 # ## Your own figure from the JSON
 #
-# The same points drawn again, simply: on the left r* against KL, one colour per family,
-# and for each family the best r* reached with at most that much KL (the running maximum
-# of r* over its points sorted by KL), a staircase that is the family's frontier proper;
+# The same points drawn again, simply, collapsed ones left out: on the left r* against KL,
+# one colour per family, and for each family the best r* reached with at most that much KL
+# (the running maximum of r* over its points sorted by KL), a staircase that is the
+# family's frontier proper;
 # on the right r_φ against KL, where over-optimisation shows as r_φ climbing with KL
 # while r* on the left does not.
 
@@ -237,7 +246,7 @@ for p in points:
 fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
 sft = next(p for p in points if family(p["method"]) == "SFT")
 for name in ("DPO", "RLHF", "best-of-N", "π*_β"):
-    mine = [p for p in points if family(p["method"]) == name and p.get("reliable", True)]
+    mine = [p for p in points if family(p["method"]) == name and comparable(p)]  # not collapsed
     if not mine:
         continue
     color, marker = STYLE[name]
