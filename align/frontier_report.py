@@ -181,9 +181,12 @@ def verdict(points) -> list[str]:
 
 
 def overoptimisation_lines(points) -> list[str]:
-    """For each trained run: r_φ and r* at its best-r* point and at its last point, and the
-    paired change of r* between the two. Over-optimised: r_φ rose while r* clearly fell."""
-    lines = ["| run | r_φ: best r* point → last | r*: best point → last | r* change [95% CI] "
+    """For each trained run: r_φ and r* from SFT to its last point, from its best-r* point to
+    its last (with the paired change of r*), and the verdict. Over-optimised: r_φ rose while
+    r* clearly fell after its best point, or the policy ended collapsed onto one answer
+    (whatever r* that answer happens to get, it is r_φ's favourite, not alignment)."""
+    sft = next(p for p in points if family(p["method"]) == "SFT")
+    lines = ["| run | r_φ: SFT → last | r*: SFT → last | r*: best point → last, change [95% CI] "
              "| over-optimised |",
              "| --- | --- | --- | --- | --- |"]
     for (method, setting), curve in runs(points).items():
@@ -191,11 +194,13 @@ def overoptimisation_lines(points) -> list[str]:
             continue
         best, last = max(curve, key=lambda p: p["gold"]), curve[-1]
         estimate, low, high = paired_difference(last, best) if last is not best else (0.0, 0.0, 0.0)
-        hacked = last["reward_model_score"] > best["reward_model_score"] and high < 0
-        lines.append(f"| {method} {setting} | {best['reward_model_score']:.2f} "
-                     f"(step {best['step']}) → {last['reward_model_score']:.2f} "
-                     f"(step {last['step']}) | {best['gold']:.2f} → {last['gold']:.2f} | "
-                     f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}] | {'yes' if hacked else 'no'} |")
+        fell = last["reward_model_score"] > best["reward_model_score"] and high < 0
+        verdict_text = (f"yes: collapsed onto {last['modal_answer']!r} ({last['modal_share']:.0%})"
+                        if last.get("collapsed") else "yes: r* fell" if fell else "no")
+        lines.append(f"| {method} {setting} | {sft['reward_model_score']:.2f} → "
+                     f"{last['reward_model_score']:.2f} (step {last['step']}) | {sft['gold']:.2f} → "
+                     f"{last['gold']:.2f} | step {best['step']} → {last['step']}: {estimate:+.2f} "
+                     f"[{low:+.2f}, {high:+.2f}] | {verdict_text} |")
     return lines
 
 
@@ -250,8 +255,9 @@ def frontier_markdown(results, config) -> str:
               f"to every prompt {p['modal_gold']:.2f}" for p in collapsed] or ["- none collapsed"]
     lines += [""] + verdict(points)
     lines += ["", "## Reward over-optimisation", "",
-              "Along each run, from its best point for r* to its last: r_φ still rising while r* "
-              "falls (a paired interval below 0) is over-optimisation of the reward model.", ""]
+              "Along each run: r_φ rising while r* falls after its best point (a paired interval "
+              "below 0), or a policy that ends collapsed onto one answer r_φ overrates, is "
+              "over-optimisation of the reward model.", ""]
     lines += overoptimisation_lines(points)
     lines += ["", "Time per part (s): " + ", ".join(f"{k} {v:.0f}"
                                                     for k, v in results["timings"].items())]
