@@ -107,15 +107,7 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, s
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
                                device_type=device)
-    start_step = 0
-    if resume_from is not None:
-        start_step = resume_from["step"]
-        optimizer.load_state_dict(resume_from["optimizer"])
-        torch.set_rng_state(resume_from["rng"]["torch"])
-        if device == "cuda" and resume_from["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all(resume_from["rng"]["cuda"])
-        for _ in range(start_step):
-            next(batches)
+    start_step = continue_from(resume_from, optimizer, batches, device)
     started = time.time()
 
     def log_evaluation(step):
@@ -126,9 +118,8 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, s
         tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
 
     def save(step):
-        rng = {"torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
-        save_stage(run, model, step, model.config, tokenizer, stage, config, optimizer, rng)
+        save_stage(run, model, step, model.config, tokenizer, stage, config, optimizer,
+                   random_state(device))
 
     if evaluate is not None and start_step == 0:
         log_evaluation(0)  # the baseline every curve starts from
@@ -156,6 +147,28 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, s
     bar.close()
     model.eval()
     return time.time() - started
+
+
+def random_state(device) -> dict:
+    """The random state a checkpoint keeps for an exact resume (CPU, and CUDA when in use)."""
+    return {"torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
+
+
+def continue_from(resume_from: dict | None, optimizer, batches, device) -> int:
+    """Put back what an exact resume needs from a checkpoint (`checkpoint_to_resume`):
+    AdamW's state, the random state, and the batches an uninterrupted run had drawn by
+    then (drawn again and thrown away, so the next one is the one it would see). Returns
+    the step to continue after: 0 without a checkpoint."""
+    if resume_from is None:
+        return 0
+    optimizer.load_state_dict(resume_from["optimizer"])
+    torch.set_rng_state(resume_from["rng"]["torch"])
+    if device == "cuda" and resume_from["rng"].get("cuda"):
+        torch.cuda.set_rng_state_all(resume_from["rng"]["cuda"])
+    for _ in range(resume_from["step"]):
+        next(batches)
+    return resume_from["step"]
 
 
 def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, config,

@@ -84,7 +84,7 @@ PRESETS = {
         sft=dict(max_iters=60, batch_size=16, eval_interval=30),
         reward=dict(max_iters=40, batch_size=16, eval_interval=20),
         dpo=dict(max_iters=40, batch_size=16, eval_interval=20, learning_rate=3e-4),
-        rlhf=dict(max_iters=10, batch_size=8, rloo_k=2, eval_interval=5, eval_prompts=16,
+        rlhf=dict(max_iters=6, batch_size=8, rloo_k=2, eval_interval=3, eval_prompts=8,
                   learning_rate=3e-4),
     ),
     # Seconds: every stage's code path, with models too small to write words (the lessons'
@@ -111,7 +111,8 @@ PRESETS = {
         # (fluency and unfinished answers), 40 steps at 5e-5 gained 0.2.
         dpo=dict(max_iters=40, batch_size=32, eval_interval=20, learning_rate=5e-5,
                  warmup_iters=10),
-        rlhf=dict(max_iters=20, batch_size=16, rloo_k=4, eval_interval=10, eval_prompts=48,
+        # the end-to-end test measures DPO; RLHF runs every code path, briefly
+        rlhf=dict(max_iters=6, batch_size=8, rloo_k=4, eval_interval=6, eval_prompts=16,
                   learning_rate=5e-5),
     ),
     "default": dict(

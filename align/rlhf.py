@@ -48,8 +48,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from align.common import (StageConfig, checkpoint_to_resume, load_stage, require, save_stage,
-                          shuffled_batches, start_run)
+from align.common import (StageConfig, checkpoint_to_resume, continue_from, load_stage,
+                          random_state, require, save_stage, shuffled_batches, start_run)
 from align.compare import evaluate_point, point_metrics
 from align.data import read_jsonl, tokenizer_fingerprint
 from align.dpo import load_policy_and_reference
@@ -255,17 +255,9 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
     parameters = [p for p in trained.parameters() if p.requires_grad]
     optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay,
                                device_type=device)
-    start_step = 0
     batches = shuffled_batches(len(prompts), config.batch_size,
                                torch.Generator().manual_seed(config.seed))
-    if resume_from is not None:
-        start_step = resume_from["step"]
-        optimizer.load_state_dict(resume_from["optimizer"])
-        torch.set_rng_state(resume_from["rng"]["torch"])
-        if device == "cuda" and resume_from["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all(resume_from["rng"]["cuda"])
-        for _ in range(start_step):
-            next(batches)  # the batches an uninterrupted run drew, thrown away
+    start_step = continue_from(resume_from, optimizer, batches, device)  # 0 for a new run
 
     def evaluate(step):
         point = evaluate_point(policy, reference, reward_model, tokenizer, eval_prompts,
@@ -281,8 +273,7 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
             keep_point(step, point)
 
     def save(step):
-        rng = {"torch": torch.get_rng_state(),  # as align.common saves it (sampling has its own)
-               "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
+        rng = random_state(device)  # as align.common saves it (sampling has its own generator)
         if value_model is not None:  # first the value head, then ckpt.pt: a resume checks both
             save_checkpoint(run.file(VALUE_NAME), value_model, step, value_model.config, tokenizer,
                             extra={"stage": "value"})
