@@ -23,7 +23,7 @@ import torch
 from align.breakdown import answer_breakdown, right_flags
 from align.gold import gold_reward
 from align.kl import kl_report
-from align.reward import score_sequences
+from align.reward import score_samples, score_sequences
 from align.sampling import sample_answers
 from align.stats import bootstrap_mean, paired_bootstrap
 
@@ -78,13 +78,8 @@ def evaluate_point(policy, reference, reward_model, tokenizer, prompts, max_new_
     samples = sample_answers(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, seed=seed,
                              device=device)
     point = summarise(prompts, samples, seed)
-    scores = []
-    for start in range(0, len(samples), 64):
-        batch = samples[start : start + 64]
-        raw = score_sequences(reward_model, [s.prompt_ids + s.answer_ids for s in batch],
-                              tokenizer.pad_id, device).float().tolist()
-        scores += [r if s.finished else r - missing_eos_penalty for r, s in zip(raw, batch)]
-    point["reward_model_score"] = sum(scores) / len(scores)
+    point["reward_model_score"] = score_samples(reward_model, samples, tokenizer.pad_id, device,
+                                                missing_eos_penalty).mean().item()
     point.update(kl_report(policy, reference, samples, tokenizer.pad_id, device))
     return point
 

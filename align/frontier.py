@@ -60,7 +60,7 @@ from align.dpo import DPOConfig, train_dpo
 from align.frontier_report import frontier_markdown, plot_frontier
 from align.gold import gold_reward
 from align.breakdown import right_flags
-from align.reward import load_reward_model, score_sequences
+from align.reward import load_reward_model, score_samples
 from align.rlhf import RLHFConfig, train_rlhf
 from align.sampling import sample_answers
 from align.stats import bootstrap_mean, paired_bootstrap
@@ -318,13 +318,8 @@ def reference_samples(reference, reward_model, tokenizer, prompts, config, max_n
     repeated = [p for p in prompts for _ in range(m)]
     samples = sample_answers(reference, tokenizer, repeated, max_new_tokens=max_new_tokens,
                              seed=seed + 7, device=device)
-    scores = []
-    for start in range(0, len(samples), 64):
-        batch = samples[start : start + 64]
-        raw = score_sequences(reward_model, [s.prompt_ids + s.answer_ids for s in batch],
-                              tokenizer.pad_id, device).float().tolist()
-        scores += [r if s.finished else r - RLHFConfig.missing_eos_penalty
-                   for r, s in zip(raw, batch)]
+    scores = score_samples(reward_model, samples, tokenizer.pad_id, device,
+                           RLHFConfig.missing_eos_penalty).tolist()
     right = right_flags(repeated, [s.text for s in samples])
     out = []
     for i, prompt in enumerate(prompts):

@@ -86,29 +86,30 @@ def draw(ax, points, x_key, x_err):
                 fmt="*", color="black", markersize=14, capsize=3, label="SFT (π_ref)", zorder=5)
 
 
-def plot_frontier(run, points, config):
-    fig, ax = plt.subplots(figsize=(9, 6))
-    draw(ax, points, "kl", "kl_ci")
-    ax.set_xlabel("KL(π ‖ π_ref) per answer, nats (exact per token; best-of-N: the bound "
-                  "log N − (N−1)/N)")
-    ax.set_ylabel("gold reward r* (held-out prompts, mean and 95% CI)")
-    ax.set_title("Gold reward against KL: DPO, RLHF, best-of-N and π*_β (the DPO paper's Fig. 2)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-    fig.tight_layout()
-    fig.savefig(run.file("frontier.png"), dpi=120)
-    plt.close(fig)
+FIGURES = (  # file, x, its error bar, x label, y label, title
+    ("frontier.png", "kl", "kl_ci",
+     "KL(π ‖ π_ref) per answer, nats (exact per token; best-of-N: the bound log N − (N−1)/N)",
+     "gold reward r* (held-out prompts, mean and 95% CI)",
+     "Gold reward against KL: DPO, RLHF, best-of-N and π*_β (the DPO paper's Fig. 2)"),
+    ("overoptimisation.png", "reward_model_score", None,
+     "r_φ of the same answers (what RLHF and best-of-N optimise)",
+     "gold reward r* (mean and 95% CI)",
+     "Reward over-optimisation: r_φ keeps rising, does r* follow?"),
+)
 
-    fig, ax = plt.subplots(figsize=(9, 6))
-    draw(ax, points, "reward_model_score", None)
-    ax.set_xlabel("r_φ of the same answers (what RLHF and best-of-N optimise)")
-    ax.set_ylabel("gold reward r* (mean and 95% CI)")
-    ax.set_title("Reward over-optimisation: r_φ keeps rising, does r* follow?")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
-    fig.tight_layout()
-    fig.savefig(run.file("overoptimisation.png"), dpi=120)
-    plt.close(fig)
+
+def plot_frontier(run, points, config):
+    for name, x_key, x_err, xlabel, ylabel, title in FIGURES:
+        fig, ax = plt.subplots(figsize=(9, 6))
+        draw(ax, points, x_key, x_err)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2, loc="best")
+        fig.tight_layout()
+        fig.savefig(run.file(name), dpi=120)
+        plt.close(fig)
 
 
 def interval(p, key, bounds, digits=2):

@@ -68,6 +68,22 @@ def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, devi
     return model(input_ids, lengths)  # (B,)
 
 
+@torch.no_grad()
+def score_samples(model: RewardModel, samples, pad_id, device, missing_eos_penalty=0.0,
+                  batch_size=64) -> torch.Tensor:
+    """r_φ(x, y) of sampled answers (align.sampling.Sample), read at the EOS as r_φ was
+    trained, in batches; an answer cut before EOS is something r_φ never saw: it gets
+    r_φ − missing_eos_penalty (RL's rule, TRL's too). Returns (N,) float32."""
+    scores = []
+    for start in range(0, len(samples), batch_size):
+        batch = samples[start : start + batch_size]
+        raw = score_sequences(model, [s.prompt_ids + s.answer_ids for s in batch], pad_id,
+                              device).float()  # (B,)
+        finished = torch.tensor([s.finished for s in batch], device=raw.device)
+        scores.append(torch.where(finished, raw, raw - missing_eos_penalty))
+    return torch.cat(scores)  # (N,)
+
+
 def score_pairs(model: RewardModel, pairs, pad_id, device):
     """r_φ(x, y_w) and r_φ(x, y_l) for a batch of pairs, chosen and rejected in one forward pass."""
     rewards = score_sequences(model, [p["chosen"][0] for p in pairs] + [p["rejected"][0] for p in pairs],

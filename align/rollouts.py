@@ -26,7 +26,7 @@ import torch
 
 from align.data import collate
 from align.dpo import load_policy_and_reference
-from align.reward import RewardModel, score_sequences
+from align.reward import RewardModel, score_samples
 from align.sampling import Sample, sample_answers
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.device import autocast_for, pick_device
@@ -93,11 +93,10 @@ def collect_rollouts(policy, reference, reward_model, tokenizer, prompts: list[s
         policy.eval()
         logprobs, _ = policy_logprobs(policy, input_ids, labels, device)
         policy.train(was_training)
-    with autocast_for(device):
-        raw = score_sequences(reward_model, [s.prompt_ids + s.answer_ids for s in samples],
-                              tokenizer.pad_id, device).float()  # (N,) at the last real token
+    with autocast_for(device):  # all N in one batch, at the last real token
+        scores = score_samples(reward_model, samples, tokenizer.pad_id, device,
+                               missing_eos_penalty, batch_size=len(samples))  # (N,)
     finished = torch.tensor([s.finished for s in samples], device=device)
-    scores = torch.where(finished, raw, raw - missing_eos_penalty)
     values = None
     if value_model is not None:
         with autocast_for(device):
