@@ -304,7 +304,29 @@ def load_weights(model, state_dict, path):
     if problems:
         raise InputError(f"{path}: the weights do not match the model config: "
                          f"{'; '.join(problems)}")
+    check_sharing(model, state_dict, path)
     model.load_state_dict(state_dict)
+
+
+def check_sharing(model, state_dict, path):
+    """Names that are one tensor in the model (ALBERT's share_layers, the tied embedding)
+    must hold one value in the file: otherwise load_state_dict would silently keep the last
+    depth's weights for all. A file saved with other sharing is refused by name."""
+    for first, *others in shared_state_names(model):
+        for other in others:
+            if not torch.equal(state_dict[first], state_dict[other]):
+                raise InputError(
+                    f"{path}: {other!r} differs from {first!r}, but the model config makes them "
+                    f"one tensor (share_layers): the weights were saved from a model with other sharing")
+
+
+def shared_state_names(model) -> list[list[str]]:
+    """Groups of state_dict names that are one tensor in the model (ALBERT's sharing, the
+    tied embedding): [[first name, other names...], ...], each group of two or more."""
+    groups: dict[int, list[str]] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        groups.setdefault(id(tensor), []).append(name)
+    return [names for names in groups.values() if len(names) > 1]
 
 
 def check_same_config(path, saved: dict, wanted: dict, what: str):

@@ -20,63 +20,25 @@ When generating, only the newest token's query q_t is new; the keys K and values
 the earlier tokens are kept in a KV cache (the slide "Generando de forma iterativa el
 siguiente token": q_t Kᵀ, softmax, then the weighted sum of V).
 
+Two options come from the lecture's last slide, "Transformadores para una mejor eficiencia":
+- attention="lsh": Reformer's locality-sensitive-hashing attention (Kitaev et al. 2020):
+  shared query-keys, hashed into buckets, attention within sorted chunks (minigpt.lsh);
+- embedding_dim E < n_embd and share_layers: ALBERT's factorised embedding and cross-layer
+  parameter sharing (Lan et al. 2019), see `GPT`'s docstring for the parameter counts.
+
 Shapes: B = batch, T = tokens in this call, T_k = tokens attended to (cache + this call),
-C = n_embd, nh = n_head, hs = head size = C / nh (the slides' d_k).
+C = n_embd, nh = n_head, hs = head size = C / nh (the slides' d_k), E = embedding_dim.
 """
 
 import math
-from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minigpt.config import ATTENTION_KINDS, SHARE_MODES, GPTConfig  # noqa: F401 (re-exported)
+from minigpt.lsh import default_n_buckets, lsh_attention, random_rotations, shared_keys, shared_qk_attention
 from minigpt.sampling import sample_next_token
-
-ATTENTION_KINDS = ("manual", "sdpa")
-
-
-@dataclass
-class GPTConfig:
-    """Every number that fixes the model's shape. Travels with checkpoints as JSON."""
-
-    block_size: int = 1024  # the longest context the position embedding covers
-    vocab_size: int = 259  # 256 bytes + BOS, EOS, PAD (the byte tokenizer's size)
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    bias: bool = True  # biases in Linear and LayerNorm layers, as GPT-2
-    attention: str = "manual"  # "manual": the formula by hand; "sdpa": PyTorch's fused kernel
-
-    def __post_init__(self):
-        for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
-        if self.n_embd % self.n_head != 0:
-            raise ValueError(
-                f"GPTConfig: n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
-                f"each head gets n_embd / n_head dimensions, so pick n_embd as a multiple of n_head"
-            )
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
-        if self.attention not in ATTENTION_KINDS:
-            raise ValueError(
-                f"GPTConfig.attention must be one of {ATTENTION_KINDS}, got {self.attention!r}"
-            )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "GPTConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"GPTConfig: unknown fields {sorted(unknown)}; expected {sorted(known)}")
-        return cls(**values)
-
 
 class KVCache:
     """The keys and values of every token processed so far, one pair per layer.
@@ -92,8 +54,13 @@ class KVCache:
 
     @property
     def length(self) -> int:
-        """How many tokens are cached (T_past)."""
-        return 0 if self.keys[0] is None else self.keys[0].size(2)
+        """How many tokens are cached (T_past), read before a forward call appends to it."""
+        return self.length_at(0)
+
+    def length_at(self, layer: int) -> int:
+        """How many tokens the given depth holds (during a forward call, the depths before
+        this one already hold this call's tokens too)."""
+        return 0 if self.keys[layer] is None else self.keys[layer].size(2)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Add this call's k, v (B, nh, T, hs) and return everything cached: (B, nh, T_k, hs)."""
@@ -158,41 +125,74 @@ def causal_attention(q, k, v, allowed, dropout=None):
 
 
 class CausalSelfAttention(nn.Module):
-    """Multi-head causal self-attention: softmax(Q Kᵀ / √d_k + mask) V for every head."""
+    """Multi-head causal self-attention: softmax(Q Kᵀ / √d_k + mask) V for every head.
+
+    With attention="lsh" one projection serves as both queries and keys (Reformer's
+    shared-QK: k_j = q_j / ‖q_j‖), so c_attn makes 2C numbers per token instead of 3C.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
+        self.config = config
         self.n_head = config.n_head
         self.head_size = config.n_embd // config.n_head  # d_k
         self.attention = config.attention
         self.dropout = config.dropout
-        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd, bias=config.bias)  # Q, K, V
+        projections = 2 if config.attention == "lsh" else 3  # (QK, V) or (Q, K, V)
+        self.c_attn = nn.Linear(config.n_embd, projections * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # heads → C
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x, allowed, layer=0, kv_cache=None, is_plain_causal=False):
+    def heads(self, x):
+        """(B, T, C) -> (B, nh, T, hs): the C columns split into nh heads of hs."""
         B, T, C = x.shape
-        q, k, v = self.c_attn(x).split(C, dim=2)  # each (B, T, C)
-        q = q.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        v = v.view(B, T, self.n_head, self.head_size).transpose(1, 2)  # (B, nh, T, hs)
-        if kv_cache is not None:
-            k, v = kv_cache.append(layer, k, v)  # (B, nh, T_k, hs): the past and the new
+        return x.view(B, T, self.n_head, self.head_size).transpose(1, 2)
 
-        if self.attention == "manual":
-            y = causal_attention(q, k, v, allowed, self.attn_dropout)  # (B, nh, T, hs)
+    def forward(self, x, allowed, layer=0, kv_cache=None, is_plain_causal=False, key_is_real=None):
+        """x: (B, T, C). allowed: (B|1, 1, T, T_k) from `attention_allowed`. layer: this
+        block's depth (the KV cache's index). key_is_real: (B, T_k) or None, the attention
+        mask, which LSH attention reads directly (it never builds the T × T_k `allowed`)."""
+        B, T, C = x.shape
+        if self.attention == "lsh":
+            y = self.lsh_forward(x, allowed, layer, kv_cache, key_is_real)  # (B, nh, T, hs)
         else:
-            # The same formula in one fused call; is_causal lets it pick its fastest kernel.
-            y = F.scaled_dot_product_attention(
-                q, k, v,
-                attn_mask=None if is_plain_causal else allowed,
-                dropout_p=self.dropout if self.training else 0.0,
-                is_causal=is_plain_causal,
-            )  # (B, nh, T, hs)
+            q, k, v = map(self.heads, self.c_attn(x).split(C, dim=2))  # each (B, nh, T, hs)
+            if kv_cache is not None:
+                k, v = kv_cache.append(layer, k, v)  # (B, nh, T_k, hs): the past and the new
+            if self.attention == "manual":
+                y = causal_attention(q, k, v, allowed, self.attn_dropout)  # (B, nh, T, hs)
+            else:
+                # The same formula in one fused call; is_causal lets it pick its fastest kernel.
+                y = F.scaled_dot_product_attention(
+                    q, k, v,
+                    attn_mask=None if is_plain_causal else allowed,
+                    dropout_p=self.dropout if self.training else 0.0,
+                    is_causal=is_plain_causal,
+                )  # (B, nh, T, hs)
 
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+    def lsh_forward(self, x, allowed, layer, kv_cache, key_is_real):
+        """Reformer's attention. A whole sequence (nothing cached yet) goes through LSH
+        attention; a token decoded with the KV cache attends exactly to every cached key
+        (`shared_qk_attention`): with one query there is no T × T matrix to avoid, so
+        hashing would only throw keys away."""
+        C = x.size(-1)
+        qk, v = map(self.heads, self.c_attn(x).split(C, dim=2))  # each (B, nh, T, hs)
+        past = 0 if kv_cache is None else kv_cache.length_at(layer)
+        if kv_cache is not None:
+            k, v_all = kv_cache.append(layer, shared_keys(qk), v)  # (B, nh, T_k, hs)
+        if past > 0:
+            return shared_qk_attention(qk, k, v_all, allowed, self.attn_dropout)  # (B, nh, T, hs)
+        T, config = x.size(1), self.config
+        n_buckets = config.lsh_n_buckets or default_n_buckets(T, config.lsh_bucket_size)
+        rotations = random_rotations(config.lsh_n_hashes, self.head_size, n_buckets,
+                                     seed=config.lsh_seed + layer, device=x.device,
+                                     dtype=qk.dtype)  # (n_hashes, hs, n_buckets / 2)
+        return lsh_attention(qk, v, rotations, config.lsh_bucket_size, key_is_real,
+                             self.attn_dropout)  # (B, nh, T, hs)
 
 
 class MLP(nn.Module):
@@ -210,39 +210,88 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """A pre-LayerNorm transformer block: x + Attention(LN(x)), then x + MLP(LN(x))."""
+    """A pre-LayerNorm transformer block: x + Attention(LN(x)), then x + MLP(LN(x)).
 
-    def __init__(self, config: GPTConfig):
+    attn, mlp: modules to use instead of new ones: ALBERT's sharing passes the same
+    module to the blocks at every depth.
+    """
+
+    def __init__(self, config: GPTConfig, attn=None, mlp=None):
         super().__init__()
         self.ln_1 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.attn = CausalSelfAttention(config)
+        self.attn = attn if attn is not None else CausalSelfAttention(config)
         self.ln_2 = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.mlp = MLP(config)
+        self.mlp = mlp if mlp is not None else MLP(config)
 
-    def forward(self, x, allowed, layer=0, kv_cache=None, is_plain_causal=False):
-        x = x + self.attn(self.ln_1(x), allowed, layer, kv_cache, is_plain_causal)  # residual
+    def forward(self, x, allowed, layer=0, kv_cache=None, is_plain_causal=False, key_is_real=None):
+        x = x + self.attn(self.ln_1(x), allowed, layer, kv_cache, is_plain_causal, key_is_real)  # residual
         x = x + self.mlp(self.ln_2(x))  # residual
         return x
 
 
+def depth_blocks(config: GPTConfig) -> nn.ModuleList:
+    """The n_layer blocks, one per depth, with ALBERT's cross-layer sharing.
+
+    share_layers="none": n_layer independent blocks (GPT-2). "all": one block, the same
+    module at every depth (its LayerNorms too). "attention" / "mlp": one attention (or
+    MLP) module shared by every depth; each depth keeps its own LayerNorms and the other
+    sub-layer. A module that appears at several depths is one set of parameters:
+    `parameters()` yields it once, the optimiser updates it once with the gradient summed
+    over the depths, and a checkpoint stores it once (the state_dict names it at every
+    depth, all names pointing at the same tensor).
+    """
+    mode, n = config.share_layers, config.n_layer
+    if mode == "all":
+        block = Block(config)
+        return nn.ModuleList([block] * n)
+    attn = CausalSelfAttention(config) if mode == "attention" else None
+    mlp = MLP(config) if mode == "mlp" else None
+    return nn.ModuleList([Block(config, attn=attn, mlp=mlp) for _ in range(n)])
+
+
 class GPT(nn.Module):
-    """The language model p_θ(w_t | w_{1:t-1}): token ids in, next-token logits out."""
+    """The language model p_θ(w_t | w_{1:t-1}): token ids in, next-token logits out.
+
+    With ALBERT's factorised embedding (E = embedding_dim < H = n_embd) the embeddings are
+    E wide and a Linear E → H lifts them into the model; at the output a Linear H → E
+    brings the hidden state back to E before the tied token matrix (V × E) scores it.
+
+    Unique parameters, V = vocab_size, P = block_size, L = n_layer, biases on (bias=True):
+
+        embeddings            V·E + P·E              (V·H + P·H when E = H: no projections)
+        projections (E < H)   (E·H + H) + (H·E + E)  in and out
+        attention sub-layer   a = 2H (LayerNorm) + H·kH + kH + H·H + H,  k = 3 (2 with LSH: shared QK)
+        MLP sub-layer         f = 2H (LayerNorm) + 4H² + 4H + 4H² + H
+        blocks                none: L·(a + f); all: a + f; attention: a + L·f;
+                              mlp: L·a + f (the LayerNorms stay per depth when only one
+                              sub-layer is shared: subtract 2H per shared sub-layer and add L·2H)
+        final LayerNorm       2H
+
+    `num_parameters` counts each shared tensor once; tests/test_model_options.py checks these
+    closed forms.
+    """
 
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # token embedding
-        self.wpe = nn.Embedding(config.block_size, config.n_embd)  # learned position embedding
+        E = config.embedding_dim or config.n_embd
+        self.wte = nn.Embedding(config.vocab_size, E)  # token embedding (V, E)
+        self.wpe = nn.Embedding(config.block_size, E)  # learned position embedding (P, E)
+        self.factorised = E < config.n_embd
+        if self.factorised:  # ALBERT: V·E + E·H parameters instead of V·H
+            self.embed_in = nn.Linear(E, config.n_embd, bias=config.bias)  # E → H
+            self.embed_out = nn.Linear(config.n_embd, E, bias=config.bias)  # H → E, before lm_head
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
+        self.blocks = depth_blocks(config)
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        # Tied embeddings: the output layer reuses the token embedding matrix (vocab, C).
+        self.lm_head = nn.Linear(E, config.vocab_size, bias=False)
+        # Tied embeddings: the output layer reuses the token embedding matrix (vocab, E).
         self.lm_head.weight = self.wte.weight
 
         # GPT-2 initialisation: N(0, 0.02) everywhere, biases 0, and the projections that
         # write into the residual stream scaled by 1/√(2·n_layer), since each of the
-        # 2·n_layer residual additions adds variance.
+        # 2·n_layer residual additions adds variance. n_layer is the depth, shared or not:
+        # a shared block still adds to the residual stream at every depth.
         self.apply(self._init_weights)
         for name, parameter in self.named_parameters():
             if name.endswith("c_proj.weight"):
@@ -272,6 +321,8 @@ class GPT(nn.Module):
             loss = -1/N Σ_t log p_θ(targets_t | idx_{≤t})  over the N targets that are not -100.
         """
         x = self.hidden_states(idx, attention_mask, position_ids, kv_cache)  # (B, T, C)
+        if self.factorised:
+            x = self.embed_out(x)  # (B, T, E)
         logits = self.lm_head(x)  # (B, T, vocab)
         loss = None
         if targets is not None:
@@ -306,12 +357,17 @@ class GPT(nn.Module):
             else:  # count real tokens: (B, T_k) -> positions of this call's tokens (B, T)
                 position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
 
-        x = self.wte(idx) + self.wpe(position_ids)  # (B, T, C) + (B or 1, T, C)
+        x = self.wte(idx) + self.wpe(position_ids)  # (B, T, E) + (B or 1, T, E)
+        if self.factorised:
+            x = self.embed_in(x)  # (B, T, E) -> (B, T, C)
         x = self.drop(x)
-        allowed = attention_allowed(past, T, attention_mask, idx.device)  # (B|1, 1, T, T_k)
         is_plain_causal = attention_mask is None and past == 0
-        for layer, block in enumerate(self.blocks):
-            x = block(x, allowed, layer, kv_cache, is_plain_causal)  # (B, T, C)
+        # The T × T_k mask, unless the attention never reads it: the fused kernel's plain
+        # causal case and LSH over a whole sequence are linear in memory, the mask is not.
+        needs_mask = not (is_plain_causal and self.config.attention != "manual")
+        allowed = attention_allowed(past, T, attention_mask, idx.device) if needs_mask else None
+        for layer, block in enumerate(self.blocks):  # the same module at several depths when shared
+            x = block(x, allowed, layer, kv_cache, is_plain_causal, attention_mask)  # (B, T, C)
         return self.ln_f(x)
 
     @torch.no_grad()

@@ -38,13 +38,16 @@ from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_ma
 from minigpt.data import TokenData, read_text_file
 from minigpt.device import autocast_for, pick_device
 from minigpt.errors import InputError
-from minigpt.model import ATTENTION_KINDS, GPT, GPTConfig
+from minigpt.model import ATTENTION_KINDS, GPT, SHARE_MODES, GPTConfig
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
 from minigpt.runlog import RunFolder, column
 from minigpt.tokenizer import TOKENIZER_KINDS, make_tokenizer, tokenizer_from_dict
 from toyworld.world import pretraining_corpus
 
-MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attention")
+MODEL_FIELDS = ("block_size", "n_layer", "n_head", "n_embd", "dropout", "bias", "attention",
+                "lsh_n_hashes", "lsh_bucket_size", "lsh_n_buckets", "lsh_seed",
+                "embedding_dim", "share_layers")
+ZERO_MEANS_NONE = ("lsh_n_buckets", "embedding_dim")  # 0 on the command line: GPTConfig's None
 # Settings a resumed run may change and still be exact: they decide what is evaluated,
 # printed and saved, and when to stop, not the steps taken. Every other field of
 # TrainConfig shapes the optimisation trajectory (a new field does too, until listed here).
@@ -67,8 +70,18 @@ class TrainConfig:
     n_embd: int = field(default=128, metadata={"help": "embedding width"})
     dropout: float = field(default=0.0, metadata={"help": "dropout probability"})
     bias: bool = field(default=True, metadata={"help": "biases in Linear and LayerNorm"})
-    attention: str = field(default="manual", metadata={"help": "attention implementation",
+    attention: str = field(default="manual", metadata={"help": "attention implementation "
+                                                               "(lsh: Reformer's)",
                                                        "choices": ATTENTION_KINDS})
+    lsh_n_hashes: int = field(default=2, metadata={"help": "with --attention lsh: hash rounds"})
+    lsh_bucket_size: int = field(default=32, metadata={"help": "with --attention lsh: chunk length m"})
+    lsh_n_buckets: int = field(default=0, metadata={"help": "with --attention lsh: buckets per round, "
+                                                            "even; 0: 2·T/m"})
+    lsh_seed: int = field(default=0, metadata={"help": "with --attention lsh: the rotations' seed"})
+    embedding_dim: int = field(default=0, metadata={"help": "ALBERT's factorised embedding width E "
+                                                            "(≤ --n-embd); 0: E = --n-embd"})
+    share_layers: str = field(default="none", metadata={"help": "ALBERT's cross-layer sharing",
+                                                        "choices": SHARE_MODES})
     # optimisation
     batch_size: int = field(default=12, metadata={"help": "sequences per micro-batch"})
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
@@ -109,7 +122,10 @@ class TrainConfig:
             raise InputError(message.replace("GPTConfig: ", "")) from None
 
     def model_config(self, vocab_size: int) -> GPTConfig:
-        return GPTConfig(vocab_size=vocab_size, **{name: getattr(self, name) for name in MODEL_FIELDS})
+        values = {name: getattr(self, name) for name in MODEL_FIELDS}
+        for name in ZERO_MEANS_NONE:
+            values[name] = values[name] or None
+        return GPTConfig(vocab_size=vocab_size, **values)
 
 
 @torch.no_grad()
@@ -158,7 +174,8 @@ def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
     # --allow-changes is this invocation's choice, never inherited from the saved run
     config = TrainConfig(**{**saved, **flags, "resume": True,
                             "allow_changes": flags.get("allow_changes", False)})
-    saved_model = json.loads(checkpoint["model_config"])
+    # through GPTConfig, so that a checkpoint older than a field gets that field's default
+    saved_model = GPTConfig.from_dict(json.loads(checkpoint["model_config"])).to_dict()
     wanted_model = config.model_config(saved_model["vocab_size"]).to_dict()
     check_same_config(checkpoint["path"], saved_model, wanted_model, "model config")
     saved_kind = json.loads(checkpoint["tokenizer"])["kind"]
