@@ -69,13 +69,15 @@ class GPTConfig:
         n = self.lsh_n_buckets
         if n is not None and (not isinstance(n, int) or n < 2 or n % 2):
             raise ValueError(f"GPTConfig.lsh_n_buckets must be an even integer ≥ 2 (the hash is "
-                             f"argmax over [xR; −xR], two buckets per rotation), or None, got {n!r}")
+                             f"argmax over [xR; −xR], two buckets per rotation), or None (0 on the "
+                             f"command line) for Reformer's 2·T/m, got {n!r}")
 
     def _check_albert(self):
         E = self.embedding_dim
         if E is not None and (not isinstance(E, int) or not 1 <= E <= self.n_embd):
             raise ValueError(f"GPTConfig.embedding_dim must be an integer from 1 to n_embd={self.n_embd} "
-                             f"(a factorised embedding is narrower than the model), or None, got {E!r}")
+                             f"(a factorised embedding is narrower than the model), or None (0 on the "
+                             f"command line) for E = n_embd, got {E!r}")
         if self.share_layers not in SHARE_MODES:
             raise ValueError(f"GPTConfig.share_layers must be one of {SHARE_MODES}, "
                              f"got {self.share_layers!r}")

@@ -143,6 +143,10 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # heads → C
         self.attn_dropout = nn.Dropout(config.dropout)
         self.resid_dropout = nn.Dropout(config.dropout)
+        # LSH's random rotations R are a fixed function of (lsh_seed + depth, n_buckets), so
+        # outputs are deterministic (evaluation, exact resume); Reformer redraws them at every
+        # step. Kept here so that each is drawn on the CPU and moved to the device once.
+        self.rotations: dict[tuple, torch.Tensor] = {}
 
     def heads(self, x):
         """(B, T, C) -> (B, nh, T, hs): the C columns split into nh heads of hs."""
@@ -188,9 +192,12 @@ class CausalSelfAttention(nn.Module):
             return shared_qk_attention(qk, k, v_all, allowed, self.attn_dropout)  # (B, nh, T, hs)
         T, config = x.size(1), self.config
         n_buckets = config.lsh_n_buckets or default_n_buckets(T, config.lsh_bucket_size)
-        rotations = random_rotations(config.lsh_n_hashes, self.head_size, n_buckets,
-                                     seed=config.lsh_seed + layer, device=x.device,
-                                     dtype=qk.dtype)  # (n_hashes, hs, n_buckets / 2)
+        key = (layer, n_buckets, x.device, qk.dtype)
+        if key not in self.rotations:  # drawn once per depth, length and device, then reused
+            self.rotations[key] = random_rotations(config.lsh_n_hashes, self.head_size, n_buckets,
+                                                   seed=config.lsh_seed + layer, device=x.device,
+                                                   dtype=qk.dtype)  # (n_hashes, hs, n_buckets / 2)
+        rotations = self.rotations[key]
         return lsh_attention(qk, v, rotations, config.lsh_bucket_size, key_is_real,
                              self.attn_dropout)  # (B, nh, T, hs)
 
@@ -296,6 +303,13 @@ class GPT(nn.Module):
         for name, parameter in self.named_parameters():
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+        if self.factorised:
+            # Two N(0, 0.02) matrices in a row would start the residual stream at
+            # 0.02 · 0.02·√E instead of GPT-2's 0.02. With std 1/√E, E → H keeps the
+            # embedding's scale (Var = E · 0.02² · 1/E), and with 1/√H, H → E hands the
+            # tied output layer vectors of ln_f's scale, as lm_head gets them when E = H.
+            nn.init.normal_(self.embed_in.weight, mean=0.0, std=1 / math.sqrt(E))
+            nn.init.normal_(self.embed_out.weight, mean=0.0, std=1 / math.sqrt(config.n_embd))
 
     @staticmethod
     def _init_weights(module):

@@ -9,7 +9,9 @@ from align.pipeline import main as pipeline_main
 from align.preferences import main as preferences_main
 from align.reward import main as reward_main
 from align.sft import main as sft_main
+from minigpt.albert import main as albert_main
 from minigpt.bench import main as bench_main
+from minigpt.prune import main as prune_main
 from minigpt.cli import run_main
 from minigpt.sample import main as sample_main
 from minigpt.train import main as train_main
@@ -40,6 +42,12 @@ BAD_INPUTS = [
     (pipeline_main, ["--preset", "huge"], "invalid choice: 'huge'"),
     (pipeline_main, ["--beta", "0"], "--beta must be positive"),
     (examples_main, ["--out-dir", "README.md"], "is a file, expected a folder"),
+    (train_main, ["--attention", "lsh", "--lsh-n-buckets", "3"], "--lsh-n-buckets must be an even integer"),
+    (train_main, ["--share-layers", "some"], "invalid choice: 'some'"),
+    (albert_main, ["--variants", "nosuch"], "--variants: unknown variant 'nosuch'"),
+    (albert_main, ["--max-iters", "0"], "--max-iters must be at least 1"),
+    (prune_main, ["--run", "nosuch"], "--run nosuch: no such run folder"),
+    (prune_main, ["--run", "x", "--sparsities", "0,1.5"], "each sparsity must be in [0, 1)"),
 ]
 
 

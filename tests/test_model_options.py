@@ -223,3 +223,17 @@ def test_the_training_command_trains_each_option(tmp_path, flags):
     rows = [json.loads(line) for line in open(os.path.join(summary["run"], "metrics.jsonl"))]
     first, last = next(row["val_loss"] for row in rows if "val_loss" in row), summary["val_loss"]
     assert last < first - 0.5, (first, last)
+
+
+def test_a_factorised_embedding_starts_at_gpt2s_scale():
+    """E → H must not shrink the residual stream: at initialisation the lifted embeddings
+    have about the std of the unfactorised ones (0.02), and the vectors handed to the tied
+    output layer about ln_f's (1)."""
+    torch.manual_seed(0)
+    model = GPT(tiny_config(n_embd=256, n_head=4, embedding_dim=16, vocab_size=512))
+    idx = torch.randint(0, 512, (8, 32))
+    with torch.no_grad():
+        lifted = model.embed_in(model.wte(idx) + model.wpe(torch.arange(32)))
+        handed = model.embed_out(torch.randn(8, 32, 256))
+    assert 0.02 * 0.8 < lifted.std().item() / 2 ** 0.5 < 0.02 * 1.25  # wte + wpe: √2 · 0.02
+    assert 0.8 < handed.std().item() < 1.25
