@@ -24,7 +24,8 @@ def student_dir() -> Path:
     """exercises/student, or the folder named by $EXERCISES_STUDENT_DIR (--student-dir)."""
     return Path(os.environ.get(STUDENT_DIR_VARIABLE) or STUDENT_DIR)
 CHECK_MODULES = ("exercises.checks.generation", "exercises.checks.scoring",
-                 "exercises.checks.preferences", "exercises.checks.rl", "exercises.checks.rlhf")
+                 "exercises.checks.preferences", "exercises.checks.rl", "exercises.checks.rlhf",
+                 "exercises.checks.lsh")
 RLHF_USED_BY = ("python -m align.rlhf (RLOO: kl_penalized_rewards, rloo_advantages; PPO: "
                 "kl_penalized_rewards, gae, ppo_clip_loss), the pipeline's RLHF stage")
 
@@ -106,6 +107,10 @@ EXERCISES = {e.name: e for e in [
     Exercise("ppo_clip_loss", "PPO's clipped surrogate loss",
              "align.rl_losses:ppo_clip_loss", "lessons/11_rlhf_by_rl.py",
              "PPO's clipped objective", RLHF_USED_BY),
+    Exercise("lsh_buckets", "LSH buckets: argmax([xR; −xR])",
+             "minigpt.lsh:lsh_buckets", "lessons/13_efficient_transformers.py",
+             "LSH attention by hand",
+             "every GPT with attention='lsh': python -m minigpt.train --attention lsh"),
 ]}
 
 
