@@ -36,7 +36,10 @@ SMOKE_FLAGS = {
     "align.frontier": "--run runs/pipeline-quick --quick --dpo-betas 0.5,1 --rlhf-betas 0.5,1 "
                       "--dpo-steps 2 --rlhf-steps 2 --eval-every 1 --eval-prompts 4 --best-of 1,2 "
                       "--optimum-samples 2 --no-progress",
-    "gridworld": "--episodes 30 --no-figures",  # the figures: tests/test_gridworld_render.py
+    "gridworld": "--episodes 30 --no-figures",
+    "minigpt.albert": "--variants share-all --n-layer 2 --n-embd 32 --n-head 2 --block-size 16 "
+                      "--max-iters 3 --eval-iters 1 --timing-steps 1 --timing-repeats 1 --no-progress",
+    "minigpt.prune": "--sparsities 0,0.5 --eval-iters 1 --no-progress",  # the figures: tests/test_gridworld_render.py
 }
 # What a command may answer in this repository as it is shipped: the exercise files are
 # still stubs, so grading them says so (exit 1), and so does running the model with one.
