@@ -13,7 +13,7 @@
 Run:
     python -m align.pipeline                   # the default: about 25 minutes on 2 CPU cores
     python -m align.pipeline --quick            # under a minute: a smoke test
-    python -m align.pipeline --preset small     # about 8 minutes: the end-to-end test's run
+    python -m align.pipeline --preset small     # about 6 minutes: the end-to-end test's run
     python -m align.pipeline --preset gpu --device cuda
 
 β: the lecture's example uses DPOConfig(beta=0.1). Here log π(y|x) sums the log-probs of
@@ -103,9 +103,12 @@ PRESETS = {
     "small": dict(
         corpus_chars=600_000, sft_rows=2000, pair_prompts=400, heldout_pairs_prompts=300,
         samples_per_prompt=4, eval_prompts=120, best_of=2,
+        # 700 pre-training and 120 SFT steps (were 1000 and 200): the suite's longest test,
+        # 190 s shorter; DPO's held-out accuracy 0.633 [0.579, 0.685], DPO − SFT −0.00
+        # [−0.22, 0.22], 119 distinct answers of 120 (measured)
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16,
-                      max_iters=1000, warmup_iters=50, eval_interval=500, eval_iters=5),
-        sft=dict(max_iters=200, batch_size=32, eval_interval=100),
+                      max_iters=700, warmup_iters=50, eval_interval=350, eval_iters=5),
+        sft=dict(max_iters=120, batch_size=32, eval_interval=60),
         reward=dict(max_iters=150, batch_size=32, eval_interval=50),
         # A weaker π_ref drifts into made-up words sooner: 100 steps at 1e-4 lost 0.25 of r*
         # (fluency and unfinished answers), 40 steps at 5e-5 gained 0.2.
