@@ -265,13 +265,13 @@ class GPT(nn.Module):
 
     Unique parameters, V = vocab_size, P = block_size, L = n_layer, biases on (bias=True):
 
-        embeddings            V·E + P·E              (V·H + P·H when E = H: no projections)
+        embeddings            V·E + P·E              (E = H: V·H + P·H, and no projections)
         projections (E < H)   (E·H + H) + (H·E + E)  in and out
-        attention sub-layer   a = 2H (LayerNorm) + H·kH + kH + H·H + H,  k = 3 (2 with LSH: shared QK)
-        MLP sub-layer         f = 2H (LayerNorm) + 4H² + 4H + 4H² + H
-        blocks                none: L·(a + f); all: a + f; attention: a + L·f;
-                              mlp: L·a + f (the LayerNorms stay per depth when only one
-                              sub-layer is shared: subtract 2H per shared sub-layer and add L·2H)
+        attention sub-layer   a = H·kH + kH + H·H + H    (c_attn, c_proj; k = 3, or 2 with LSH's shared QK)
+        MLP sub-layer         f = H·4H + 4H + 4H·H + H   (c_fc, c_proj)
+        a block's LayerNorms  n = 4H                     (ln_1, ln_2: a weight and a bias each)
+        blocks                none: L·(a + f + n)    all: a + f + n
+                              attention: a + L·(f + n)    mlp: f + L·(a + n)
         final LayerNorm       2H
 
     `num_parameters` counts each shared tensor once; tests/test_model_options.py checks these
