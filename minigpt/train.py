@@ -62,6 +62,8 @@ class TrainConfig:
     out_dir: str = field(default="runs/pretrain", metadata={"help": "run folder to write"})
     tokenizer: str = field(default="char", metadata={"help": "tokenizer kind",
                                                      "choices": TOKENIZER_KINDS})
+    vocab_size: int = field(default=512, metadata={"help": "with --tokenizer bpe: tokens learned "
+                                                         "(256 bytes + merges), before BOS/EOS/PAD"})
     val_fraction: float = field(default=0.1, metadata={"help": "last part of the text kept for validation"})
     # model
     block_size: int = field(default=64, metadata={"help": "context length in tokens"})
@@ -112,6 +114,9 @@ class TrainConfig:
                                          "max_iters"),
                      not_negative=("warmup_iters", "sample_tokens", "stop_after", "weight_decay",
                                    "grad_clip"))
+        if self.tokenizer == "bpe" and self.vocab_size < 256:
+            raise InputError(f"--vocab-size {self.vocab_size}: a byte-level BPE vocabulary starts "
+                             f"with the 256 bytes, so it must be at least 256")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(f"--val-fraction must be between 0 and 1, got {self.val_fraction}")
         try:
@@ -234,7 +239,8 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
     if checkpoint is not None:
         tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
     else:
-        tokenizer = make_tokenizer(config.tokenizer, text)
+        tokenizer = make_tokenizer(config.tokenizer, text, vocab_size=config.vocab_size,
+                                   progress=progress)
     data = TokenData.from_text(text, tokenizer, config.val_fraction, source)
     data.check_block_size(config.block_size)
 

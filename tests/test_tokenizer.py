@@ -82,7 +82,7 @@ def test_json_save_and_load(tmp_path):
         assert loaded == tokenizer and loaded.vocab_size == tokenizer.vocab_size
         assert loaded.encode("Qué") == tokenizer.encode("Qué")
     with pytest.raises(ValueError, match="unknown tokenizer kind"):
-        tokenizer_from_dict({"kind": "bpe"})
+        tokenizer_from_dict({"kind": "wordpiece"})
 
 
 def test_char_tokenizer_on_tinyshakespeare(shared_dir):

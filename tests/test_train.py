@@ -257,7 +257,7 @@ def test_the_settings_that_shape_the_optimisation_are_all_checked():
     trajectory = {f.name for f in dataclasses.fields(TrainConfig)} - set(FREE_ON_RESUME)
     assert trajectory == {"learning_rate", "min_lr", "warmup_iters", "max_iters", "batch_size",
                           "grad_accum", "block_size", "weight_decay", "beta1", "beta2",
-                          "grad_clip", "seed", "data", "tokenizer", "val_fraction", "n_layer",
+                          "grad_clip", "seed", "data", "tokenizer", "vocab_size", "val_fraction", "n_layer",
                           "n_head", "n_embd", "dropout", "bias", "attention", "lsh_n_hashes",
                           "lsh_bucket_size", "lsh_n_buckets", "lsh_seed", "embedding_dim",
                           "share_layers"}
