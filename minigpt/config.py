@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 
 ATTENTION_KINDS = ("manual", "sdpa", "lsh")
 SHARE_MODES = ("none", "all", "attention", "mlp")  # which block weights all depths share
+GELU_KINDS = ("erf", "tanh")  # exact GELU, or the tanh approximation GPT-2 uses ("gelu_new")
 LSH_DEFAULTS = {"lsh_n_hashes": 2, "lsh_bucket_size": 32, "lsh_n_buckets": None, "lsh_seed": 0}
 
 
@@ -33,6 +34,8 @@ class GPTConfig:
     # no projection), and which block weights are one set shared by every depth
     embedding_dim: int | None = None
     share_layers: str = "none"  # "none", "all", "attention" or "mlp"
+    # the MLP's GELU: "erf" the exact x·Φ(x); "tanh" the approximation GPT-2 was trained with
+    gelu: str = "erf"
 
     def __post_init__(self):
         for name in ("block_size", "vocab_size", "n_layer", "n_head", "n_embd"):
@@ -50,6 +53,8 @@ class GPTConfig:
             raise ValueError(
                 f"GPTConfig.attention must be one of {ATTENTION_KINDS}, got {self.attention!r}"
             )
+        if self.gelu not in GELU_KINDS:
+            raise ValueError(f"GPTConfig.gelu must be one of {GELU_KINDS}, got {self.gelu!r}")
         self._check_lsh()
         self._check_albert()
 

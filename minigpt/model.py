@@ -208,7 +208,8 @@ class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = nn.GELU()
+        # GELU(x) = x·Φ(x) exactly ("erf"), or GPT-2's tanh approximation ("tanh")
+        self.gelu = nn.GELU(approximate="none" if config.gelu == "erf" else "tanh")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -310,6 +311,19 @@ class GPT(nn.Module):
             # tied output layer vectors of ln_f's scale, as lm_head gets them when E = H.
             nn.init.normal_(self.embed_in.weight, mean=0.0, std=1 / math.sqrt(E))
             nn.init.normal_(self.embed_out.weight, mean=0.0, std=1 / math.sqrt(config.n_embd))
+
+    @classmethod
+    def from_pretrained(cls, folder, **kwargs) -> "GPT":
+        """A GPT with the weights of a local Hugging Face GPT-2 folder (see minigpt.gpt2)."""
+        from minigpt.gpt2 import from_pretrained
+
+        return from_pretrained(folder, **kwargs)
+
+    def save_pretrained(self, folder, **kwargs) -> str:
+        """Write this model as a Hugging Face GPT-2 folder (see minigpt.gpt2)."""
+        from minigpt.gpt2 import save_pretrained
+
+        return save_pretrained(self, folder, **kwargs)
 
     @staticmethod
     def _init_weights(module):
