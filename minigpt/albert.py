@@ -63,6 +63,7 @@ from tqdm import tqdm
 matplotlib.use("Agg")  # write PNG files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
+from minigpt.bench import synchronize  # noqa: E402
 from minigpt.checkpoint import load_model  # noqa: E402
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main  # noqa: E402
 from minigpt.data import TokenData, read_text_file  # noqa: E402
@@ -294,19 +295,15 @@ def training_tokens_per_s(models: dict, batch, config: AlbertConfig, device: str
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
-    def synchronize():
-        if device == "cuda":
-            torch.cuda.synchronize()
-
     times = {name: [] for name in models}
     for name in models:
         steps(name)  # warm-up: AdamW's moments are allocated at the first step
     for _ in range(config.timing_repeats):
         for name in models:
-            synchronize()
+            synchronize(device)
             started = time.perf_counter()
             steps(name)
-            synchronize()
+            synchronize(device)
             times[name].append(time.perf_counter() - started)
     tokens = config.timing_steps * x.numel()
     return {name: tokens / statistics.median(seconds) for name, seconds in times.items()}
