@@ -180,15 +180,13 @@ def test_the_training_command_refuses_bad_options_in_one_line(tmp_path, capsys, 
 
 
 @pytest.mark.parametrize("options", [dict(share_layers="all", embedding_dim=8),
-                                     dict(attention="lsh", lsh_bucket_size=8)], ids=["albert", "lsh"])
+                                     dict(attention="lsh", lsh_bucket_size=32)], ids=["albert", "lsh"])
 def test_the_kv_cache_is_indexed_by_depth_and_generation_works(options):
     """With a shared block, the cache still keeps one (K, V) per depth: cached generation
     equals recomputing the prefix. With LSH, the two agree while the whole sequence fits
     one chunk (then LSH is exact shared-QK attention, as the cached steps are)."""
     torch.manual_seed(0)
     model = GPT(tiny_config(n_layer=3, **options)).eval()
-    if options.get("attention") == "lsh":
-        model = GPT(tiny_config(n_layer=3, attention="lsh", lsh_bucket_size=32)).eval()
     prompt = torch.randint(0, 37, (2, 5))
     cached = model.generate(prompt, 20, temperature=0.0, use_cache=True)
     recomputed = model.generate(prompt, 20, temperature=0.0, use_cache=False)
