@@ -14,6 +14,7 @@ import dataclasses
 import os
 import sys
 
+from minigpt.distributed import StoppedByAnotherRank, finish
 from minigpt.errors import InputError
 
 
@@ -69,12 +70,19 @@ def given_flags(namespace: argparse.Namespace) -> dict:
 
 
 def run_main(main, argv=None):
-    """Run main(argv); report an InputError as one line and exit with status 2."""
+    """Run main(argv); report an InputError as one line and exit with status 2.
+
+    Under torchrun, bad input that one rank found is reported by rank 0 alone (see
+    minigpt.distributed.Ranks.together); every rank leaves the process group at the end."""
     try:
         return main(argv)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except StoppedByAnotherRank:
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        finish()

@@ -72,10 +72,17 @@ class TokenData:
                     f"--block-size"
                 )
 
-    def get_batch(self, split, batch_size, block_size, generator=None, device="cpu"):
-        """Random contiguous blocks: x (B, T) and y (B, T), y shifted by one token."""
+    def get_batch(self, split, batch_size, block_size, generator=None, device="cpu", rank=0,
+                  world_size=1):
+        """Random contiguous blocks: x (B, T) and y (B, T), y shifted by one token.
+
+        Of world_size ranks (minigpt.distributed), each draws the same world_size·B starts
+        and keeps its own B, rank·B … rank·B + B − 1: together, one process's batch of
+        world_size·B."""
         ids = self.train if split == "train" else self.val
-        starts = torch.randint(len(ids) - block_size, (batch_size,), generator=generator)
+        starts = torch.randint(len(ids) - block_size, (world_size * batch_size,),
+                               generator=generator)
+        starts = starts[rank * batch_size : (rank + 1) * batch_size]  # (B,)
         x = torch.stack([ids[i : i + block_size] for i in starts.tolist()])  # (B, T)
         y = torch.stack([ids[i + 1 : i + 1 + block_size] for i in starts.tolist()])  # (B, T)
         return x.to(device), y.to(device)

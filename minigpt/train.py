@@ -6,6 +6,13 @@ Run:
     python -m minigpt.train                          # the built-in corpus (toyworld.world's)
     python -m minigpt.train --data input.txt --out-dir runs/shakespeare
     python -m minigpt.train --out-dir runs/shakespeare --resume      # continue it, exactly
+    torchrun --nproc_per_node 2 -m minigpt.train --batch-size 6     # 2 processes, DDP
+
+Under torchrun each of N processes (ranks) trains a copy of the model on its own
+--batch-size blocks of every global batch of N·batch_size·grad_accum blocks, and DDP
+averages their gradients (minigpt.distributed): the steps are those of one process with
+--batch-size N·batch_size. Rank 0 alone logs, plots and checkpoints; --resume restores
+every rank, and needs as many ranks as the run was saved from.
 
 A resumed run gives the losses of an uninterrupted one, so --resume refuses a changed
 setting that shapes the optimisation (the schedule, the batch, the data, the model...):
@@ -37,6 +44,8 @@ from minigpt.checkpoint import (CHECKPOINT_NAME, check_same_config, load_checkpo
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.data import TokenData, read_text_file
 from minigpt.device import autocast_for, pick_device
+from minigpt import distributed
+from minigpt.distributed import Ranks
 from minigpt.errors import InputError
 from minigpt.model import ATTENTION_KINDS, GPT, SHARE_MODES, GPTConfig
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
@@ -134,18 +143,23 @@ class TrainConfig:
 
 
 @torch.no_grad()
-def estimate_loss(model, data, config, device):
-    """Mean loss over eval_iters batches of each split; the same batches at every evaluation."""
+def estimate_loss(model, data, config, device, world_size=1):
+    """Mean loss over eval_iters batches of each split; the same batches at every evaluation.
+
+    Each batch is a global one, world_size·batch_size blocks (so the figure does not
+    depend on how many processes train), run through the model batch_size at a time."""
     model.eval()
     generator = torch.Generator().manual_seed(config.seed + 1)
     losses = {}
     for split in ("train", "val"):
         total = 0.0
         for _ in range(config.eval_iters):
-            x, y = data.get_batch(split, config.batch_size, config.block_size, generator, device)
-            with autocast_for(device):
-                _, loss = model(x, y)
-            total += loss.item()
+            x, y = data.get_batch(split, world_size * config.batch_size, config.block_size,
+                                  generator, device)  # (N·B, T) each
+            for x_part, y_part in zip(x.split(config.batch_size), y.split(config.batch_size)):
+                with autocast_for(device):
+                    _, loss = model(x_part, y_part)
+                total += loss.item() / world_size  # equal parts: their mean is the batch's
         losses[split] = total / config.eval_iters
     model.train()
     return losses
@@ -159,7 +173,7 @@ def sample_text(model, tokenizer, data, n_tokens, seed, device) -> str:
     return tokenizer.decode(out[0].tolist())
 
 
-def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
+def resolve_config(flags: dict, ranks: Ranks = Ranks()) -> tuple[TrainConfig, dict | None]:
     """The run's configuration: defaults, or the resumed run's, overridden by the flags typed."""
     config = TrainConfig(**flags)
     if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
@@ -175,7 +189,8 @@ def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
     if missing:
         raise InputError(f"{checkpoint['path']}: cannot resume from it: it has no {' or '.join(missing)} "
                          f"state (a model-only checkpoint); start a new run from it instead")
-    saved = json.loads(checkpoint["extra"]).get("train_config", {})
+    extra = json.loads(checkpoint["extra"])
+    saved = extra.get("train_config", {})
     # --allow-changes is this invocation's choice, never inherited from the saved run
     config = TrainConfig(**{**saved, **flags, "resume": True,
                             "allow_changes": flags.get("allow_changes", False)})
@@ -191,7 +206,13 @@ def resolve_config(flags: dict) -> tuple[TrainConfig, dict | None]:
         raise InputError(f"{checkpoint['path']}: cannot resume exactly: {changes} change the "
                          f"optimisation; pass --allow-changes to resume anyway (the losses will "
                          f"then differ from an uninterrupted run), or start a new run")
-    if changes:
+    saved_world_size = extra.get("world_size", 1)
+    if saved_world_size != ranks.world_size:
+        if not config.allow_changes:
+            ranks.check_resume(checkpoint["path"], saved_world_size)  # the refusal, worded
+        changes = ", ".join(filter(None, [changes, f"processes {saved_world_size} → "
+                                                   f"{ranks.world_size}"]))
+    if changes and ranks.is_main:
         print(f"warning: {checkpoint['path']}: resuming with changed settings ({changes}); "
               f"the losses will differ from an uninterrupted run", file=sys.stderr)
     return config, checkpoint
@@ -229,22 +250,30 @@ def builtin_corpus() -> str:
     return pretraining_corpus()
 
 
-def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = True) -> dict:
-    """Pre-train a GPT as configured; returns a summary with the final losses."""
+def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = True,
+          ranks: Ranks = Ranks()) -> dict:
+    """Pre-train a GPT as configured; returns a summary with the final losses.
+
+    ranks: this process's place in a torchrun run (minigpt.distributed); the default is
+    a single process. The summary is complete on rank 0 only (the others return {})."""
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
+    main_rank = ranks.is_main
+    progress = progress and main_rank
 
-    text = read_text_file(config.data) if config.data else builtin_corpus()
-    source = config.data or "<built-in corpus: the toy world of toyworld.world>"
-    if checkpoint is not None:
-        tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
-    else:
-        tokenizer = make_tokenizer(config.tokenizer, text, vocab_size=config.vocab_size,
-                                   progress=progress)
-    data = TokenData.from_text(text, tokenizer, config.val_fraction, source)
-    data.check_block_size(config.block_size)
+    with ranks.together():  # bad data on any rank stops every rank, with its message
+        text = read_text_file(config.data) if config.data else builtin_corpus()
+        source = config.data or "<built-in corpus: the toy world of toyworld.world>"
+        if checkpoint is not None:
+            tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
+        else:
+            tokenizer = make_tokenizer(config.tokenizer, text, vocab_size=config.vocab_size,
+                                       progress=progress)
+        data = TokenData.from_text(text, tokenizer, config.val_fraction, source)
+        data.check_block_size(config.block_size)
 
-    run = RunFolder(config.out_dir)  # only now: bad data above leaves no empty folder behind
+    # only now: bad data above leaves no empty folder behind; rank 0 alone writes it
+    run = RunFolder(config.out_dir) if main_rank else None
     model_config = config.model_config(tokenizer.vocab_size)
     model = GPT(model_config).to(device)
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
@@ -259,27 +288,33 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
         for group, decay in zip(optimizer.param_groups, (config.weight_decay, 0.0)):
             group["weight_decay"], group["betas"] = decay, (config.beta1, config.beta2)
         start_step = checkpoint["step"]
-        torch.set_rng_state(checkpoint["rng"]["torch"])
-        batch_generator.set_state(checkpoint["rng"]["batches"])
-        if device == "cuda" and checkpoint["rng"]["cuda"]:
-            torch.cuda.set_rng_state_all(checkpoint["rng"]["cuda"])
-        run.keep_metrics_up_to(start_step)
-    else:
-        run.keep_metrics_up_to(-1)  # a fresh run starts a fresh metrics file
-        if os.path.exists(run.file(CHECKPOINT_NAME)):  # --overwrite: no stale run to resume
-            os.remove(run.file(CHECKPOINT_NAME))
-    run.write_json("config.json", {**dataclasses.asdict(config), "model": model_config.to_dict(),
-                                   "device": device, "data_tokens": len(data.train) + len(data.val)})
-    tokenizer.save(run.file("tokenizer.json"))
+        ranks.restore_random_states(checkpoint["rng"], device)
+        batch_generator.set_state(checkpoint["rng"]["batches"])  # the same on every rank
+    elif ranks.rank > 0:
+        torch.manual_seed(config.seed + ranks.rank)  # each rank its own dropout masks
+    trained = ranks.wrap(model, device)  # DDP(model) under torchrun: its backward all-reduces
+    if main_rank:
+        if checkpoint is not None:
+            run.keep_metrics_up_to(start_step)
+        else:
+            run.keep_metrics_up_to(-1)  # a fresh run starts a fresh metrics file
+            if os.path.exists(run.file(CHECKPOINT_NAME)):  # --overwrite: no stale run to resume
+                os.remove(run.file(CHECKPOINT_NAME))
+        run.write_json("config.json", {**dataclasses.asdict(config),
+                                       "model": model_config.to_dict(), "device": device,
+                                       "world_size": ranks.world_size,
+                                       "data_tokens": len(data.train) + len(data.val)})
+        tokenizer.save(run.file("tokenizer.json"))
 
     def save(step):
-        rng = {"torch": torch.get_rng_state(), "batches": batch_generator.get_state(),
-               "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
-        save_checkpoint(run.file(CHECKPOINT_NAME), model, step, model_config, tokenizer,
-                        optimizer, rng, extra={"train_config": dataclasses.asdict(config)})
+        rng = {**ranks.random_states(device), "batches": batch_generator.get_state()}
+        if main_rank:
+            save_checkpoint(run.file(CHECKPOINT_NAME), model, step, model_config, tokenizer,
+                            optimizer, rng, extra={"train_config": dataclasses.asdict(config),
+                                                   "world_size": ranks.world_size})
 
     def evaluate(step):
-        losses = estimate_loss(model, data, config, device)
+        losses = estimate_loss(model, data, config, device, ranks.world_size)
         run.log({"step": step, "train_loss": losses["train"], "val_loss": losses["val"],
                  "train_perplexity": math.exp(losses["train"]),
                  "val_perplexity": math.exp(losses["val"])})
@@ -290,15 +325,18 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
             tqdm.write(f"--- sample at step {step} ---\n{sample}\n---")
         return losses
 
-    print(f"{model.num_parameters() / 1e6:.2f}M parameters, {len(data.train)} training tokens, "
-          f"vocabulary {tokenizer.vocab_size} ({tokenizer.kind}), device {device}")
+    if main_rank:
+        print(f"{model.num_parameters() / 1e6:.2f}M parameters, {len(data.train)} training "
+              f"tokens, vocabulary {tokenizer.vocab_size} ({tokenizer.kind}), device {device}"
+              + (f", {ranks.world_size} processes" if ranks.several else ""))
     last_step = config.max_iters
     if config.stop_after > 0:
         last_step = min(last_step, start_step + config.stop_after)
-    if start_step == 0:
+    if start_step == 0 and main_rank:
         evaluate(0)
     model.train()
-    tokens_per_step = config.batch_size * config.block_size * config.grad_accum
+    tokens_per_step = (config.batch_size * config.block_size * config.grad_accum
+                       * ranks.world_size)  # over all ranks
     tokens_per_s = 0.0
     started = time.time()
     bar = tqdm(range(start_step + 1, last_step + 1), initial=start_step, total=config.max_iters,
@@ -309,13 +347,15 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
                               config.warmup_iters, config.max_iters)
         set_learning_rate(optimizer, lr)
         step_loss = 0.0
-        for _ in range(config.grad_accum):
+        for micro_step in range(config.grad_accum):
             x, y = data.get_batch("train", config.batch_size, config.block_size,
-                                  batch_generator, device)
-            with autocast_for(device):
-                _, loss = model(x, y)
-            (loss / config.grad_accum).backward()  # gradients add up over micro-batches
+                                  batch_generator, device, ranks.rank, ranks.world_size)
+            with ranks.gradients_sync(trained, micro_step == config.grad_accum - 1):
+                with autocast_for(device):
+                    _, loss = trained(x, y)
+                (loss / config.grad_accum).backward()  # gradients add up over micro-batches
             step_loss += loss.item() / config.grad_accum
+        step_loss = ranks.mean({"loss": step_loss})["loss"]  # this rank's, then all ranks'
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
@@ -325,13 +365,18 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
         # a running average, so the bar shows a steady figure rather than each step's jitter
         tokens_per_s = step_tokens_per_s if tokens_per_s == 0 else (
             0.9 * tokens_per_s + 0.1 * step_tokens_per_s)
-        run.log({"step": step, "loss": step_loss, "lr": lr, "tokens_per_s": tokens_per_s})
+        if main_rank:
+            run.log({"step": step, "loss": step_loss, "lr": lr, "tokens_per_s": tokens_per_s})
         bar.set_postfix(loss=f"{step_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens_per_s:,.0f}")
         if step % config.eval_interval == 0 or step == last_step:
-            evaluate(step)
+            if main_rank:  # the others go on to the next step and wait for it in backward
+                evaluate(step)
             save(step)
-            plot_losses(run)
+            if main_rank:
+                plot_losses(run)
     bar.close()
+    if not main_rank:
+        return {}
 
     rows = run.read_metrics()
     final = [row for row in rows if "val_loss" in row][-1]
@@ -367,10 +412,13 @@ def write_report(run, config, summary, tokenizer):
 def main(argv=None):
     parser = parser_from_dataclass(TrainConfig, __doc__)
     flags = given_flags(parser.parse_args(argv))
-    config, checkpoint = resolve_config(flags)
-    summary = train(config, checkpoint)
-    print(f"run folder: {summary['run']}")
-    print(f"final val loss {summary['val_loss']:.4f}")
+    ranks = distributed.start()  # under torchrun: join the other processes (minigpt.distributed)
+    with ranks.together():
+        config, checkpoint = resolve_config(flags, ranks)
+    summary = train(config, checkpoint, ranks=ranks)
+    if ranks.is_main:
+        print(f"run folder: {summary['run']}")
+        print(f"final val loss {summary['val_loss']:.4f}")
     return summary
 
 
