@@ -11,6 +11,11 @@ Each stage is a plain loop over optimiser steps:
         every eval_interval steps: evaluate, checkpoint (resumable: --resume), plot
 
 `train_steps` below is that loop, written once; each stage passes its loss function.
+Under torchrun it runs on every process (rank) with DistributedDataParallel
+(minigpt.distributed): each step's global batch of N·batch_size examples is drawn the same
+on every rank and split between them, each rank backpropagates its part of the loss, and
+DDP averages the gradients, so N ranks take the steps of one process with N·batch_size.
+Rank 0 alone evaluates, logs and saves.
 
 metrics.jsonl holds two kinds of rows, named as TRL and the Hugging Face Trainer name
 them: one per training step (`loss`, `lr` and the stage's batch metrics, unprefixed) and
@@ -34,6 +39,7 @@ from minigpt.errors import InputError
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
 from minigpt.runlog import RunFolder
 from minigpt.device import autocast_for
+from minigpt.distributed import Ranks
 
 
 @dataclass
@@ -91,11 +97,21 @@ def shuffled_batches(n_examples: int, batch_size: int, generator: torch.Generato
 STAGE_NAMES = {"sft": "SFT", "reward": "reward model", "dpo": "DPO"}  # for the progress bar
 
 
-def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, stage, tokenizer,
-                evaluate=None, progress=True, resume_from: dict | None = None):
+def train_steps(model, config, loss_on_batch, n_examples: int, run: RunFolder | None, device,
+                stage, tokenizer, evaluate=None, progress=True, resume_from: dict | None = None,
+                ranks: Ranks = Ranks()):
     """The shared loop: schedule, forward/backward, clip, AdamW step, log, evaluate, save.
 
-    loss_on_batch(indices) -> (loss, metrics dict) is the stage's own loss.
+    loss_on_batch(trained, indices) -> (loss, metrics dict, weight) is the stage's own
+    loss on the training examples `indices`, computed with `trained` (the model itself, or
+    its DDP wrapper under torchrun, whose backward all-reduces the gradients): the mean
+    over `weight` things (response tokens, pairs). The batches are shuffled_batches of
+    the n_examples, seeded with config.seed.
+    Under torchrun, rank r's loss l_r over w_r things is backpropagated as
+    l_r · N · w_r / Σ_r' w_r', so DDP's average of the N gradients is the gradient of the
+    mean over every rank's things, Σ_r w_r · l_r / Σ_r w_r: what one process computes
+    on the whole batch (SFT's ranks hold different numbers of response tokens). With one
+    process the factor is exactly 1.
     evaluate(step) -> metrics dict (names already prefixed eval_ or train_) runs at step 0,
     before any update, then every eval_interval steps and at the end, each time followed by
     a checkpoint (`save_stage`) that holds what an exact resume needs: the weights, AdamW's
@@ -103,11 +119,15 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, s
     resume_from: such a checkpoint (see `checkpoint_to_resume`); the loop then goes on from
     its step as if it had never stopped: the batches it had drawn are drawn again (and
     thrown away), so the next batch is the one an uninterrupted run would see.
+    run: the run folder, None on ranks other than 0 (see start_run).
     """
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
                                device_type=device)
-    start_step = continue_from(resume_from, optimizer, batches, device)
+    batches = shuffled_batches(n_examples, config.batch_size * ranks.world_size,
+                               torch.Generator().manual_seed(config.seed))  # global batches
+    start_step = continue_from(resume_from, optimizer, batches, device, ranks)
+    trained = ranks.wrap(model, device)  # DDP(model) under torchrun, else the model
     started = time.time()
 
     def log_evaluation(step):
@@ -118,30 +138,36 @@ def train_steps(model, config, loss_on_batch, batches, run: RunFolder, device, s
         tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()))
 
     def save(step):
-        save_stage(run, model, step, model.config, tokenizer, stage, config, optimizer,
-                   random_state(device))
+        rng = ranks.random_states(device)  # every rank takes part; rank 0 writes
+        if ranks.is_main:
+            save_stage(run, model, step, model.config, tokenizer, stage, config, optimizer,
+                       rng, ranks.world_size)
 
-    if evaluate is not None and start_step == 0:
+    if evaluate is not None and start_step == 0 and ranks.is_main:
         log_evaluation(0)  # the baseline every curve starts from
     model.train()
     bar = tqdm(range(start_step + 1, config.max_iters + 1), initial=start_step,
                total=config.max_iters, desc=STAGE_NAMES.get(stage, stage),
-               disable=not progress, dynamic_ncols=True)
+               disable=not (progress and ranks.is_main), dynamic_ncols=True)
     for step in bar:
         lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
                               config.max_iters)
         set_learning_rate(optimizer, lr)
         with autocast_for(device):
-            loss, metrics = loss_on_batch(next(batches))
-        loss.backward()
+            loss, metrics, weight = loss_on_batch(trained, ranks.my_slice(next(batches)))
+        share = ranks.world_size * weight / ranks.sum(weight)  # 1.0 with one process
+        (loss * share).backward()
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        run.log({"step": step, "loss": loss.item(), "lr": lr, **metrics})
-        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
+        # the batch's loss and metrics: this rank's, averaged over every rank's
+        row = {"step": step, **ranks.mean({"loss": loss.item() * share, "lr": lr, **metrics})}
+        if ranks.is_main:
+            run.log(row)
+        bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.1e}")
         if step % config.eval_interval == 0 or step == config.max_iters:
-            if evaluate is not None:
+            if evaluate is not None and ranks.is_main:  # the others wait in the next backward
                 log_evaluation(step)
             save(step)
     bar.close()
@@ -155,7 +181,8 @@ def random_state(device) -> dict:
             "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
 
 
-def continue_from(resume_from: dict | None, optimizer, batches, device) -> int:
+def continue_from(resume_from: dict | None, optimizer, batches, device,
+                  ranks: Ranks = Ranks()) -> int:
     """Put back what an exact resume needs from a checkpoint (`checkpoint_to_resume`):
     AdamW's state, the random state, and the batches an uninterrupted run had drawn by
     then (drawn again and thrown away, so the next one is the one it would see). Returns
@@ -163,20 +190,20 @@ def continue_from(resume_from: dict | None, optimizer, batches, device) -> int:
     if resume_from is None:
         return 0
     optimizer.load_state_dict(resume_from["optimizer"])
-    torch.set_rng_state(resume_from["rng"]["torch"])
-    if device == "cuda" and resume_from["rng"].get("cuda"):
-        torch.cuda.set_rng_state_all(resume_from["rng"]["cuda"])
+    ranks.restore_random_states(resume_from["rng"], device)  # this rank's
     for _ in range(resume_from["step"]):
         next(batches)
     return resume_from["step"]
 
 
 def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, config,
-               optimizer=None, rng=None):
-    """A checkpoint that remembers which stage wrote it, with which settings (and, from
-    the training loop, AdamW's and the random state, for an exact resume)."""
+               optimizer=None, rng=None, world_size=1):
+    """A checkpoint that remembers which stage wrote it, with which settings and on how
+    many processes (and, from the training loop, AdamW's and the random state, for an
+    exact resume)."""
     save_checkpoint(run.file(CHECKPOINT_NAME), model, step, model_config, tokenizer, optimizer,
-                    rng, extra={"stage": stage, "config": asdict(config)})
+                    rng, extra={"stage": stage, "config": asdict(config),
+                                "world_size": world_size})
 
 
 # Settings a resumed stage may change and still be exact: where it runs and writes, and
@@ -184,16 +211,19 @@ def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, conf
 FREE_ON_RESUME = ("out_dir", "device", "eval_interval", "resume", "overwrite")
 
 
-def checkpoint_to_resume(config, stage: str) -> dict | None:
+def checkpoint_to_resume(config, stage: str, ranks: Ranks = Ranks()) -> dict | None:
     """With --resume, the last checkpoint of the run in --out-dir, checked to continue this
-    very configuration (call it once the lengths are filled in); None without --resume."""
+    very configuration on as many processes (call it once the lengths are filled in);
+    None without --resume."""
     if not config.resume:
         return None
     checkpoint, _ = load_stage(config.out_dir, (stage,), "cpu", f"align.{stage} --resume")
     if "optimizer" not in checkpoint or "rng" not in checkpoint:
         raise InputError(f"{checkpoint['path']}: holds no optimizer state, so it cannot be "
                          f"resumed exactly; start the stage again without --resume")
-    saved = json.loads(checkpoint["extra"]).get("config", {})
+    extra = json.loads(checkpoint["extra"])
+    ranks.check_resume(checkpoint["path"], extra.get("world_size", 1))
+    saved = extra.get("config", {})
     changes = [f"--{name.replace('_', '-')} {saved.get(name)!r} → {value!r}"
                for name, value in asdict(config).items()
                if name not in FREE_ON_RESUME and saved.get(name) != value]
@@ -227,8 +257,11 @@ def require(value, flag):
     return value
 
 
-def start_run(config, tokenizer, truncation: dict, resume_from: dict | None = None) -> RunFolder:
-    """Open the stage's run folder: config.json (with the truncation counts), tokenizer.json.
+def start_run(config, tokenizer, truncation: dict, resume_from: dict | None = None,
+              ranks: Ranks = Ranks()) -> RunFolder | None:
+    """Open the stage's run folder: config.json (with the truncation counts, and the
+    number of processes), tokenizer.json. Under torchrun rank 0 alone writes it: the
+    others check the same things and get None.
 
     Call it only after the inputs are read and checked, so bad input leaves an earlier
     run's files as they were. A new run's metrics replace an earlier run's; a resumed run
@@ -240,8 +273,11 @@ def start_run(config, tokenizer, truncation: dict, resume_from: dict | None = No
             and os.path.exists(os.path.join(config.out_dir, CHECKPOINT_NAME))):
         raise InputError(f"--out-dir {config.out_dir}: already holds a run; pass --resume to "
                          f"continue it, --overwrite to replace it, or another --out-dir")
+    if not ranks.is_main:
+        return None
     run = RunFolder(config.out_dir)
     run.keep_metrics_up_to(resume_from["step"] if resume_from is not None else -1)
-    run.write_json("config.json", {**asdict(config), "truncation": truncation})
+    run.write_json("config.json", {**asdict(config), "truncation": truncation,
+                                   "world_size": ranks.world_size})
     tokenizer.save(run.file("tokenizer.json"))
     return run

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 import torch
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
-                          load_stage, require, shuffled_batches, start_run, train_steps)
+                          load_stage, require, start_run, train_steps)
 from align.data import load_pairs, pad_right
 from align.losses import DPO_LOSS_TYPES, dpo_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
@@ -47,6 +47,7 @@ from minigpt.logps import get_batch_logps
 from minigpt.runlog import column
 from minigpt.errors import InputError
 from minigpt.model import GPT
+from minigpt import distributed
 from minigpt.device import autocast_for, pick_device
 
 
@@ -202,20 +203,24 @@ def train_dpo(config: DPOConfig, progress=True, also_evaluate=None) -> dict:
     r* and the exact KL there)."""
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"), device)
-    fit_lengths_to_context(config, policy.config.block_size)
-    resume_from = checkpoint_to_resume(config, "dpo")
-    if resume_from is not None:  # π_θ as it was; π_ref is the --init model, as always
-        load_weights(policy, resume_from["model"], resume_from["path"])
-    pairs, eval_pairs, stats = load_pairs(config, tokenizer, "DPO")
-    run = start_run(config, tokenizer, stats, resume_from)  # only now: bad input above leaves it untouched
+    ranks = distributed.start()  # one process, or this one's place under torchrun
+    with ranks.together():  # bad input on any rank stops every rank, with its message
+        policy, reference, tokenizer = load_policy_and_reference(require(config.init, "--init"),
+                                                                 device)
+        fit_lengths_to_context(config, policy.config.block_size)
+        resume_from = checkpoint_to_resume(config, "dpo", ranks)
+        if resume_from is not None:  # π_θ as it was; π_ref is the --init model, as always
+            load_weights(policy, resume_from["model"], resume_from["path"])
+        pairs, eval_pairs, stats = load_pairs(config, tokenizer, "DPO")
+        # only now: bad input above leaves the folder untouched (None on ranks other than 0)
+        run = start_run(config, tokenizer, stats, resume_from, ranks)
     pad_id = tokenizer.pad_id
     for subset in (pairs, eval_pairs):  # each set in the batches evaluate_dpo will use
         add_reference_logps(reference, subset, pad_id, device, config.mean_log_probs)
-    batches = shuffled_batches(len(pairs), config.batch_size, torch.Generator().manual_seed(config.seed))
 
-    def loss_on_batch(indices):
-        return dpo_batch(policy, [pairs[i] for i in indices], config, pad_id, device)
+    def loss_on_batch(trained, indices):
+        batch = [pairs[i] for i in indices]
+        return (*dpo_batch(trained, batch, config, pad_id, device), len(batch))
 
     prefix = "eval" if eval_pairs else "train"  # no held-out pairs: evaluate on training pairs
 
@@ -224,8 +229,10 @@ def train_dpo(config: DPOConfig, progress=True, also_evaluate=None) -> dict:
         row = {f"{prefix}_{key}": value for key, value in result.items()}
         return {**row, **(also_evaluate(step, policy) if also_evaluate is not None else {})}
 
-    seconds = train_steps(policy, config, loss_on_batch, batches, run, device, "dpo", tokenizer,
-                          evaluate, progress, resume_from)
+    seconds = train_steps(policy, config, loss_on_batch, len(pairs), run, device, "dpo",
+                          tokenizer, evaluate, progress, resume_from, ranks)
+    if not ranks.is_main:
+        return {}
     rows = run.read_metrics()
     plot_dpo(run, rows, prefix)
     final = [row for row in rows if f"{prefix}_loss" in row][-1]
@@ -268,6 +275,8 @@ def plot_dpo(run, rows, prefix="eval", window=10):
 def main(argv=None):
     parser = parser_from_dataclass(DPOConfig, __doc__)
     summary = train_dpo(DPOConfig(**given_flags(parser.parse_args(argv))))
+    if not summary:  # a rank other than 0 under torchrun
+        return summary
     print(f"run folder: {summary['run']}")
     where = summary["evaluated_on"]  # eval: held-out pairs; train: training pairs
     print(f"{where} pairs: {where}_loss {summary['loss']:.4f}, implicit-reward accuracy "

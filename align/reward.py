@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
-                          load_stage, require, shuffled_batches, start_run, train_steps)
+                          load_stage, require, start_run, train_steps)
 from align.data import load_pairs, pad_right
 from align.gold import gold_reward
 from align.losses import bradley_terry_loss
@@ -35,6 +35,7 @@ from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.model import GPT
 from minigpt.runlog import column
+from minigpt import distributed
 from minigpt.device import pick_device
 
 
@@ -133,31 +134,33 @@ class RewardConfig(StageConfig):
 
 
 def train_reward(config: RewardConfig, progress=True) -> dict:
+    """Train r_φ into config.out_dir; the summary (on rank 0 under torchrun, {} elsewhere)."""
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    checkpoint, _ = load_stage(require(config.init, "--init"), ("sft", "pretrain"), device,
-                               "align.reward --init")
-    trunk, tokenizer = model_from_checkpoint(checkpoint)
-    model = RewardModel(trunk.config)
-    model.gpt.load_state_dict(trunk.state_dict())
-    fit_lengths_to_context(config, trunk.config.block_size)
-    resume_from = checkpoint_to_resume(config, "reward")
-    if resume_from is not None:
-        load_weights(model, resume_from["model"], resume_from["path"])
-    model.to(device)
-    train_pairs, eval_pairs, stats = load_pairs(config, tokenizer, "reward-model")
-    run = start_run(config, tokenizer, stats, resume_from)  # only now: bad input above leaves it untouched
+    ranks = distributed.start()  # one process, or this one's place under torchrun
+    with ranks.together():  # bad input on any rank stops every rank, with its message
+        checkpoint, _ = load_stage(require(config.init, "--init"), ("sft", "pretrain"), device,
+                                   "align.reward --init")
+        trunk, tokenizer = model_from_checkpoint(checkpoint)
+        model = RewardModel(trunk.config)
+        model.gpt.load_state_dict(trunk.state_dict())
+        fit_lengths_to_context(config, trunk.config.block_size)
+        resume_from = checkpoint_to_resume(config, "reward", ranks)
+        if resume_from is not None:
+            load_weights(model, resume_from["model"], resume_from["path"])
+        model.to(device)
+        train_pairs, eval_pairs, stats = load_pairs(config, tokenizer, "reward-model")
+        # only now: bad input above leaves the folder untouched (None on ranks other than 0)
+        run = start_run(config, tokenizer, stats, resume_from, ranks)
     pad_id = tokenizer.pad_id
-    batches = shuffled_batches(len(train_pairs), config.batch_size,
-                               torch.Generator().manual_seed(config.seed))
 
-    def loss_on_batch(indices):
+    def loss_on_batch(trained, indices):
         batch = [train_pairs[i] for i in indices]
         # chosen and rejected in one forward pass: (2B,) scores, then split
-        r_w, r_l = score_pairs(model, batch, pad_id, device)
+        r_w, r_l = score_pairs(trained, batch, pad_id, device)
         metrics = {"accuracy": (r_w > r_l).float().mean().item(),
                    "margin": (r_w - r_l).mean().item()}
-        return bradley_terry_loss(r_w, r_l), metrics
+        return bradley_terry_loss(r_w, r_l), metrics, len(batch)
 
     prefix = "eval" if eval_pairs else "train"  # no held-out pairs: evaluate on training pairs
 
@@ -165,8 +168,10 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
         result = evaluate_pairs(model, eval_pairs or train_pairs[:256], pad_id, device)
         return {f"{prefix}_{key}": value for key, value in result.items()}
 
-    seconds = train_steps(model, config, loss_on_batch, batches, run, device, "reward", tokenizer,
-                          evaluate, progress, resume_from)
+    seconds = train_steps(model, config, loss_on_batch, len(train_pairs), run, device, "reward",
+                          tokenizer, evaluate, progress, resume_from, ranks)
+    if not ranks.is_main:
+        return {}
     rows = run.read_metrics()
     plot_reward(run, rows, prefix)
     final = [row for row in rows if f"{prefix}_loss" in row][-1]
@@ -197,6 +202,8 @@ def plot_reward(run, rows, prefix="eval"):
 def main(argv=None):
     parser = parser_from_dataclass(RewardConfig, __doc__)
     summary = train_reward(RewardConfig(**given_flags(parser.parse_args(argv))))
+    if not summary:  # a rank other than 0 under torchrun
+        return summary
     print(f"run folder: {summary['run']}")
     print(f"{summary['evaluated_on']} accuracy {summary['accuracy']:.3f}, margin {summary['margin']:.3f}, "
           f"agreement with the gold ranking {summary['gold_agreement']:.3f} "

@@ -41,6 +41,7 @@ Run:
 """
 
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -234,6 +235,10 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
     """Run the RL stage into config.out_dir; keep_point(step, point) receives every evaluation
     whole (align.compare.evaluate_point, with its per-prompt lists), for align.frontier."""
     device = pick_device(config.device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun; see minigpt.distributed
+        raise InputError("align.rlhf runs in one process: its rollouts, advantages and PPO "
+                         "mini-batches are not split between torchrun's ranks; run it with "
+                         "plain python (SFT, the reward model and DPO do run under torchrun)")
     torch.manual_seed(config.seed)
     policy, reference, reward_model, value_model, tokenizer = load_models(config, device)
     prompts, repeated = read_prompts(config.data, "--data")

@@ -17,6 +17,7 @@ The summary keeps the names train_response_loss and eval_response_loss.
 
 Run:
     python -m align.sft --init runs/pretrain --data sft.jsonl --out-dir runs/sft
+    torchrun --nproc_per_node 2 -m align.sft ...      # 2 processes: align.common's DDP loop
 """
 
 import dataclasses
@@ -25,12 +26,13 @@ from dataclasses import dataclass
 import torch
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
-                          load_stage, require, shuffled_batches, start_run, train_steps)
+                          load_stage, require, start_run, train_steps)
 from align.data import SFT_KEYS, TruncationStats, collate, read_jsonl, tokenize_example
 from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.errors import InputError
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.runlog import column
+from minigpt import distributed
 from minigpt.device import pick_device
 
 
@@ -74,33 +76,37 @@ def evaluate_loss(model, examples, pad_id, device, batch_size=64) -> float:
 
 
 def train_sft(config: SFTConfig, progress=True) -> dict:
+    """Fine-tune into config.out_dir; the summary (on rank 0 under torchrun, {} elsewhere)."""
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
-    checkpoint, _ = load_stage(require(config.init, "--init"), ("pretrain", "sft"), device,
-                               "align.sft --init")
-    model, tokenizer = model_from_checkpoint(checkpoint)
-    model.to(device)
-    fit_lengths_to_context(config, model.config.block_size)
-    resume_from = checkpoint_to_resume(config, "sft")
-    if resume_from is not None:
-        load_weights(model, resume_from["model"], resume_from["path"])
-    rows = read_jsonl(require(config.data, "--data"), SFT_KEYS)
-    train_examples, stats = tokenize_demonstrations(rows, tokenizer, config)
-    eval_examples, eval_stats = [], TruncationStats()
-    if config.eval_data:
-        eval_examples, eval_stats = tokenize_demonstrations(read_jsonl(config.eval_data, SFT_KEYS),
-                                                            tokenizer, config, "held-out demonstrations")
-    if not train_examples:
-        raise InputError(f"{config.data}: no demonstration fits max_length={config.max_length}")
-
-    truncation = {"train": dataclasses.asdict(stats), "held_out": dataclasses.asdict(eval_stats)}
-    run = start_run(config, tokenizer, truncation, resume_from)  # only now: bad input above leaves it untouched
+    ranks = distributed.start()  # one process, or this one's place under torchrun
+    with ranks.together():  # bad input on any rank stops every rank, with its message
+        checkpoint, _ = load_stage(require(config.init, "--init"), ("pretrain", "sft"), device,
+                                   "align.sft --init")
+        model, tokenizer = model_from_checkpoint(checkpoint)
+        model.to(device)
+        fit_lengths_to_context(config, model.config.block_size)
+        resume_from = checkpoint_to_resume(config, "sft", ranks)
+        if resume_from is not None:
+            load_weights(model, resume_from["model"], resume_from["path"])
+        rows = read_jsonl(require(config.data, "--data"), SFT_KEYS)
+        train_examples, stats = tokenize_demonstrations(rows, tokenizer, config)
+        eval_examples, eval_stats = [], TruncationStats()
+        if config.eval_data:
+            eval_examples, eval_stats = tokenize_demonstrations(
+                read_jsonl(config.eval_data, SFT_KEYS), tokenizer, config, "held-out demonstrations")
+        if not train_examples:
+            raise InputError(f"{config.data}: no demonstration fits max_length={config.max_length}")
+        truncation = {"train": dataclasses.asdict(stats), "held_out": dataclasses.asdict(eval_stats)}
+        # only now: bad input above leaves the folder untouched (None on ranks other than 0)
+        run = start_run(config, tokenizer, truncation, resume_from, ranks)
     pad_id = tokenizer.pad_id
-    generator = torch.Generator().manual_seed(config.seed)
-    batches = shuffled_batches(len(train_examples), config.batch_size, generator)
 
-    def loss_on_batch(indices):
-        return response_loss(model, [train_examples[i] for i in indices], pad_id, device), {}
+    def loss_on_batch(trained, indices):
+        batch = [train_examples[i] for i in indices]
+        n_response_tokens = sum(sum(1 for label in labels[1:] if label != -100)
+                                for _, labels in batch)
+        return response_loss(trained, batch, pad_id, device), {}, n_response_tokens
 
     def evaluate(step):
         row = {"train_loss": evaluate_loss(model, train_examples[:512], pad_id, device)}
@@ -108,8 +114,10 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
             row["eval_loss"] = evaluate_loss(model, eval_examples, pad_id, device)
         return row
 
-    seconds = train_steps(model, config, loss_on_batch, batches, run, device, "sft", tokenizer,
-                          evaluate, progress, resume_from)
+    seconds = train_steps(model, config, loss_on_batch, len(train_examples), run, device, "sft",
+                          tokenizer, evaluate, progress, resume_from, ranks)
+    if not ranks.is_main:
+        return {}
     rows = run.read_metrics()
     plot_sft(run, rows)
     final = [row for row in rows if "train_loss" in row][-1]
@@ -133,6 +141,8 @@ def plot_sft(run, rows):
 def main(argv=None):
     parser = parser_from_dataclass(SFTConfig, __doc__)
     summary = train_sft(SFTConfig(**given_flags(parser.parse_args(argv))))
+    if not summary:  # a rank other than 0 under torchrun
+        return summary
     print(f"run folder: {summary['run']}")
     loss = summary["eval_response_loss"] or summary["train_response_loss"]
     print(f"final SFT response loss {loss:.4f}")

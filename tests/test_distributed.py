@@ -1,0 +1,223 @@
+"""torchrun + DistributedDataParallel (minigpt.distributed): N processes take the steps one
+process takes with N times the batch, resume exactly, and stop together on bad input.
+
+The slow tests start real runs of 2 CPU processes under torchrun (gloo) and compare them
+with plain single-process runs of the same global batch; the fast ones check the pieces
+(the batch split, the no-op single process, the skipped all-reduces of accumulation).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+
+from minigpt.checkpoint import load_checkpoint
+from minigpt.data import TokenData
+from minigpt.distributed import Ranks
+from minigpt.errors import InputError
+from minigpt.model import GPT, GPTConfig
+from minigpt.tokenizer import CharTokenizer
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--n-layer", "2", "--n-embd", "32", "--n-head", "2", "--block-size", "32",
+        "--max-iters", "12", "--eval-interval", "6", "--eval-iters", "2", "--sample-tokens", "0",
+        "--warmup-iters", "3"]
+
+
+def run_command(arguments: list[str], cwd, processes: int = 1) -> subprocess.CompletedProcess:
+    """`python -m ...` (processes=1) or `torchrun --nproc_per_node N -m ...`, on CPU."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    if processes == 1:
+        command = [sys.executable, "-m", *arguments]
+    else:  # torchrun's module, so that it is the one of this Python
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   "--nproc_per_node",
+                   str(processes), "-m", *arguments]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def ran(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def metrics(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+
+
+def losses(rows: list[dict]) -> list[tuple]:
+    """(step, name, value) of every loss a run logged, in order."""
+    return [(row["step"], name, row[name]) for row in rows
+            for name in ("loss", "train_loss", "val_loss") if name in row]
+
+
+def weights(folder: Path) -> dict:
+    return load_checkpoint(str(folder / "ckpt.pt"))["model"]
+
+
+# --- the pieces, in one process ---------------------------------------------------------
+
+def test_the_ranks_batches_partition_the_batch_of_one_process():
+    data = TokenData.from_text("abcdefghij" * 50, CharTokenizer.from_text("abcdefghij"), 0.1, "text")
+    whole = data.get_batch("train", 6, 8, torch.Generator().manual_seed(3))
+    parts = [data.get_batch("train", 2, 8, torch.Generator().manual_seed(3), rank=r, world_size=3)
+             for r in range(3)]
+    assert torch.equal(torch.cat([x for x, _ in parts]), whole[0])
+    assert torch.equal(torch.cat([y for _, y in parts]), whole[1])
+    ranks = [Ranks(rank=r, world_size=3) for r in range(3)]
+    assert [item for r in ranks for item in r.my_slice(list(range(9)))] == list(range(9))
+    assert ranks[1].my_slice(list(range(9))) == [3, 4, 5]
+
+
+def test_one_process_is_untouched():
+    single = Ranks()
+    model = torch.nn.Linear(2, 2)
+    assert single.wrap(model, "cpu") is model and not single.several and single.is_main
+    assert single.sum(3) == 3.0 and single.mean({"loss": 0.25}) == {"loss": 0.25}
+    with pytest.raises(InputError, match="^bad$"):  # the error itself, unchanged
+        with single.together():
+            raise InputError("bad")
+    with pytest.raises(InputError, match="saved by a run of 2 process"):
+        single.check_resume("run/ckpt.pt", 2)
+
+
+def test_accumulation_all_reduces_only_on_the_last_micro_batch(monkeypatch):
+    """DDP's no_sync through Ranks.gradients_sync: a step of 3 micro-batches all-reduces
+    the gradients once (counted with a communication hook), and .grad still holds the
+    sum of the 3 micro-batches' gradients."""
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29571")
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+        reference = GPT(model.config)
+        reference.load_state_dict(model.state_dict())
+        ranks = Ranks(rank=0, world_size=2)  # "several": a group of 1 stands in for 2
+        trained = ranks.wrap(model, "cpu")
+        calls = []
+
+        def counting_hook(state, bucket):
+            calls.append(len(bucket.gradients()))
+            future = torch.futures.Future()
+            future.set_result(bucket.buffer())
+            return future
+
+        trained.register_comm_hook(None, counting_hook)
+        batches = [torch.randint(0, 11, (2, 8)) for _ in range(3)]
+        for micro_step, x in enumerate(batches):
+            with ranks.gradients_sync(trained, micro_step == 2):
+                trained(x, x)[1].backward()
+        assert calls and sum(calls) == len(list(model.parameters()))  # each gradient once
+        for x in batches:
+            reference(x, x)[1].backward()
+        for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+            assert torch.allclose(p.grad, q.grad, atol=1e-6), name
+    finally:
+        dist.destroy_process_group()
+
+
+# --- real runs of 2 processes -----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pretrain_runs(tmp_path_factory):
+    """One process with batch 4 × 2 micro-batches, and 2 processes with 2 × 2 each."""
+    folder = tmp_path_factory.mktemp("ddp_pretrain")
+    common = ["minigpt.train", *TINY, "--grad-accum", "2"]
+    ran(run_command([*common, "--batch-size", "4", "--out-dir", "one"], folder))
+    ran(run_command([*common, "--batch-size", "2", "--out-dir", "two"], folder, processes=2))
+    return folder
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one_with_the_same_global_batch(pretrain_runs):
+    one, two = metrics(pretrain_runs / "one"), metrics(pretrain_runs / "two")
+    assert [s[:2] for s in losses(one)] == [s[:2] for s in losses(two)]
+    for (step, name, a), (_, _, b) in zip(losses(one), losses(two)):
+        assert abs(a - b) < 1e-5, (step, name, a, b)
+    assert losses(one)[-1][2] < losses(one)[0][2] - 0.1  # it did learn something
+    for name, tensor in weights(pretrain_runs / "one").items():
+        assert torch.allclose(tensor, weights(pretrain_runs / "two")[name], atol=1e-5), name
+    config = json.loads((pretrain_runs / "two" / "config.json").read_text())
+    assert config["world_size"] == 2 and config["batch_size"] == 2
+    assert json.loads((pretrain_runs / "one" / "config.json").read_text())["world_size"] == 1
+
+
+@pytest.mark.slow
+def test_a_resumed_two_process_run_equals_an_uninterrupted_one(tmp_path):
+    """With dropout, so each rank's own random state has to come back too."""
+    common = ["minigpt.train", *TINY, "--batch-size", "2", "--dropout", "0.1"]
+    ran(run_command([*common, "--out-dir", "whole"], tmp_path, processes=2))
+    ran(run_command([*common, "--out-dir", "parts", "--stop-after", "6"], tmp_path, processes=2))
+    assert metrics(tmp_path / "parts")[-1]["step"] == 6
+    resumed = ran(run_command(["minigpt.train", "--out-dir", "parts", "--resume"], tmp_path,
+                              processes=2))
+    def without_timing(rows):
+        return [{k: v for k, v in row.items() if k != "tokens_per_s"} for row in rows]
+
+    # every number but the wall-clock speed, exactly
+    assert without_timing(metrics(tmp_path / "parts")) == without_timing(metrics(tmp_path / "whole"))
+    for name, tensor in weights(tmp_path / "whole").items():
+        assert torch.equal(tensor, weights(tmp_path / "parts")[name]), name
+    assert resumed.stdout.count("final val loss") == 1  # rank 0 alone prints
+    alone = run_command(["minigpt.train", "--out-dir", "parts", "--resume"], tmp_path)
+    assert alone.returncode == 2
+    assert alone.stderr.strip().splitlines()[-1].startswith("error: ") and \
+        "saved by a run of 2 process(es); this one has 1" in alone.stderr
+
+
+@pytest.mark.slow
+def test_bad_input_on_one_rank_stops_every_rank_with_one_line(tmp_path):
+    """Rank 1 alone is given a file that does not exist; rank 0's input is fine. Both stop
+    at once (not at torchrun's timeout), and the message is printed once, naming rank 1."""
+    (tmp_path / "rank1_reads_a_missing_file.py").write_text(
+        "import os, sys\n"
+        "from minigpt.cli import run_main\n"
+        "from minigpt.train import main\n"
+        "argv = sys.argv[1:] + (['--data', 'missing.txt'] if os.environ['RANK'] == '1' else [])\n"
+        "run_main(main, argv)\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "rank1_reads_a_missing_file.py", *TINY, "--out-dir", "run"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    errors = [line for line in output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: rank 1: ") and "missing.txt" in errors[0], output
+    assert not re.search(r"^\[rank\d\]:", output, re.MULTILINE), output  # no rank's traceback
+    assert not (tmp_path / "run").exists()  # nothing written
+
+
+@pytest.fixture(scope="module")
+def sft_init(pretrain_runs):
+    return pretrain_runs / "one"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage, data", [("sft", "examples/sft.jsonl"),
+                                         ("dpo", "examples/pairs.jsonl")])
+def test_an_alignment_stage_on_two_processes_trains_as_one(stage, data, sft_init, tmp_path):
+    """SFT's ranks hold different numbers of response tokens, so this also checks that the
+    loss is the mean over every rank's tokens, not the mean of the ranks' means."""
+    common = [f"align.{stage}", "--init", str(sft_init), "--data", str(ROOT / data),
+              "--max-iters", "4", "--eval-interval", "2", "--warmup-iters", "1",
+              "--learning-rate", "1e-3", "--max-length", "32"]
+    ran(run_command([*common, "--batch-size", "8", "--out-dir", "one"], tmp_path))
+    ran(run_command([*common, "--batch-size", "4", "--out-dir", "two"], tmp_path, processes=2))
+    one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    assert [sorted(row) for row in one] == [sorted(row) for row in two]
+    for a, b in zip(one, two):
+        for name, value in a.items():
+            assert abs(value - b[name]) < 2e-5, (a["step"], name, value, b[name])
+    for name, tensor in weights(tmp_path / "one").items():
+        assert torch.allclose(tensor, weights(tmp_path / "two")[name], atol=1e-5), name
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+    shutil.rmtree(tmp_path / "one")
