@@ -153,16 +153,21 @@ def prompt_tokens(tokenizer, prompt: str) -> list[int]:
 
 
 def response_tokens(tokenizer, prompt: str, response: str) -> list[int]:
-    """The response's tokens plus EOS, checked to continue the prompt's tokens exactly.
+    """The response's tokens plus EOS, as the model meets them after the prompt's tokens.
 
-    The prompt's tokens must be a prefix of (prompt + response)'s tokens, or the model
-    would be trained on a split it never sees when generating.
+    With the char and byte tokenizers the prompt's tokens are a prefix of
+    (prompt + response)'s, and the response is what follows them. A byte-level BPE
+    (GPT-2's) splits the two differently: the prompt ends in "Assistant: ", whose last
+    token is a lone " ", but in prompt + response that space joins the answer's first
+    word (" I"). Generation starts after the prompt's tokens, lone " " and all, so the
+    response is then encoded on its own ("I", " am", ...), as TRL tokenizes prompt and
+    completion separately; training on " I" would teach a split generation never sees.
     """
     ids_prompt = prompt_tokens(tokenizer, prompt)
     ids_full = tokenizer.encode(format_prompt(prompt) + response)
-    if ids_full[: len(ids_prompt)] != ids_prompt:
-        raise ValueError("the prompt's tokens are not a prefix of prompt + response's tokens")
-    return ids_full[len(ids_prompt):] + [tokenizer.eos_id]
+    if ids_full[: len(ids_prompt)] == ids_prompt:
+        return ids_full[len(ids_prompt):] + [tokenizer.eos_id]
+    return tokenizer.encode(response) + [tokenizer.eos_id]
 
 
 def truncate_to_fit(prompt_ids, responses, max_length, max_prompt_length, stats: TruncationStats):

@@ -3,7 +3,8 @@
 import pytest
 
 from align.data import (PREFERENCE_KEYS, SFT_KEYS, TruncationStats, collate, read_jsonl,
-                        rows_from_dict_of_lists, tokenize_example, tokenize_pair, write_jsonl)
+                        prompt_tokens, response_tokens, rows_from_dict_of_lists, tokenize_example,
+                        tokenize_pair, write_jsonl)
 from toyworld.template import format_prompt
 from minigpt import ByteTokenizer, CharTokenizer
 from minigpt.errors import InputError
@@ -121,7 +122,18 @@ class MergingTokenizer(ByteTokenizer):
         return out
 
 
-def test_a_tokenizer_that_merges_across_the_template_boundary_is_caught():
-    with pytest.raises(InputError, match="the prompt's tokens are not a prefix"):
-        tokenize_example(MergingTokenizer(), "hello", "hi", 64, 32, TruncationStats())
-    assert tokenize_example(MergingTokenizer(), "hello", "yo", 64, 32, TruncationStats()) is not None
+def test_a_tokenizer_that_merges_across_the_template_boundary_gets_the_response_on_its_own():
+    """As GPT-2's BPE does with "Assistant: " + "hi": the lone " " token the prompt ends
+    in (where generation starts) stays, and the response is encoded after it, not as the
+    merged " h" that generation would never produce after the prompt."""
+    tokenizer = MergingTokenizer()
+    prompt_ids = prompt_tokens(tokenizer, "yes")
+    assert prompt_ids[-1] == ord(" ")  # "Assistant: " ends in a lone space
+    merged = tokenizer.encode(format_prompt("yes") + "hi")
+    assert merged[: len(prompt_ids)] != prompt_ids  # " h" crossed the boundary
+    ids = response_tokens(tokenizer, "yes", "hi")
+    assert ids == [ord("h"), ord("i"), tokenizer.eos_id]
+    assert tokenizer.decode(prompt_ids + ids[:-1]) == format_prompt("yes") + "hi"  # lossless
+    # no merge across the boundary: the same tokens as the split of the whole text
+    assert response_tokens(tokenizer, "yes", "yo") == (
+        tokenizer.encode(format_prompt("yes") + "yo")[len(prompt_ids):] + [tokenizer.eos_id])
