@@ -10,6 +10,11 @@ A checkpoint is one file, `ckpt.pt`, holding plain tensors and JSON text only:
     extra        any other JSON text: the stage that wrote it ({"stage": "reward", ...},
                  see STAGES below; none for minigpt.train), the training configuration
 
+A Hugging Face GPT-2 folder (config.json with model_type "gpt2", the weights, vocab.json +
+merges.txt) reads as a pre-trained model's checkpoint: load_checkpoint("gpt2") returns
+the same keys, converted by minigpt.gpt2.checkpoint_from_hf, so `--init gpt2` works for
+every stage that starts from a pre-trained model.
+
 Writing goes to a temporary file in the same folder, then renames it over the old one:
 a crash mid-write leaves the previous checkpoint intact. Reading uses
 torch.load(weights_only=True), which refuses arbitrary pickled objects.
@@ -69,9 +74,15 @@ def current_umask() -> int:
 
 
 def checkpoint_path(ckpt_or_run) -> str:
-    """Accept a checkpoint file or a run folder that holds ckpt.pt."""
+    """Accept a checkpoint file or a run folder that holds ckpt.pt; a Hugging Face model
+    folder (no ckpt.pt, its own config.json or weights) is returned as it is."""
+    from minigpt.gpt2 import looks_like_hf_folder
+
     path = str(ckpt_or_run)
-    return os.path.join(path, CHECKPOINT_NAME) if os.path.isdir(path) else path
+    if not os.path.isdir(path):
+        return path
+    ckpt = os.path.join(path, CHECKPOINT_NAME)
+    return path if not os.path.exists(ckpt) and looks_like_hf_folder(path) else ckpt
 
 
 def save_checkpoint(path, model, step, model_config, tokenizer, optimizer=None, rng=None,
@@ -100,8 +111,14 @@ def load_checkpoint(ckpt_or_run, map_location="cpu") -> dict:
       - the file is whole but is no checkpoint of this project (random bytes, a plain
         pickle, a tensor, another project's state_dict, an optimizer's state_dict...);
       - torch cannot read a whole torch file for another reason (its own first sentence).
+    A Hugging Face GPT-2 folder is converted (minigpt.gpt2.checkpoint_from_hf: a 'pretrain'
+    checkpoint whose path is the folder; its tensors stay on the CPU).
     """
     path = checkpoint_path(ckpt_or_run)
+    if os.path.isdir(path):  # checkpoint_path keeps only a Hugging Face folder as a folder
+        from minigpt.gpt2 import checkpoint_from_hf
+
+        return checkpoint_from_hf(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such checkpoint (give a ckpt.pt file or a run folder)")
     try:

@@ -4,12 +4,23 @@
     model = from_pretrained("path/to/gpt2")       # a local folder: config.json + weights
     save_pretrained(model, "out/my-gpt2")         # transformers.GPT2LMHeadModel reads it back
 
+A GPT-2 folder is also a checkpoint: every command that reads one (align.sft --init,
+align.dpo --init, minigpt.sample --ckpt, ...) takes the folder itself, as a pre-trained
+model ('pretrain') with GPT-2's tokenizer (`checkpoint_from_hf`). Or convert it once:
+
+    python -m minigpt.gpt2 --from-hf gpt2 --out-dir runs/gpt2      # folder -> minigpt run
+    python -m minigpt.gpt2 --to-hf runs/sft --out-dir hf/sft       # run -> Hugging Face folder
+
+(get the folder on a machine with internet: huggingface-cli download gpt2 --local-dir gpt2)
+
 A Hugging Face GPT-2 folder holds
     config.json          n_layer, n_head, n_embd, n_positions, vocab_size,
                          layer_norm_epsilon, activation_function, ...
     model.safetensors    the weights (read with the optional `safetensors` package), or
     pytorch_model.bin    the same, pickled by torch.save (read with weights_only=True);
                          a sharded folder has *.index.json naming the shards.
+    vocab.json           the tokenizer: GPT-2's byte-level BPE, <|endoftext|> = id 50256
+    merges.txt           (transformers 5 writes one tokenizer.json instead; it is read too)
 
 minigpt's GPT is GPT-2's architecture, so loading is renaming plus one transposition.
 GPT-2 (OpenAI's TensorFlow code, kept by Hugging Face) writes its projections as "Conv1D":
@@ -38,16 +49,31 @@ the loaded model gets GPTConfig(gelu="tanh") and a saved model says which one it
 
 import json
 import os
+from dataclasses import asdict, dataclass, field
 
 import torch
 
-from minigpt.checkpoint import write_atomically
+from minigpt.checkpoint import (
+    CHECKPOINT_NAME,
+    load_model,
+    model_from_checkpoint,
+    save_checkpoint,
+    write_atomically,
+)
+from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.config import GPTConfig
 from minigpt.errors import InputError
+from minigpt.runlog import RunFolder
+from minigpt.tokenizer import BPETokenizer
 
 CONFIG_NAME = "config.json"
 SAFETENSORS_NAME = "model.safetensors"
 PYTORCH_NAME = "pytorch_model.bin"
+WEIGHTS_NAMES = (SAFETENSORS_NAME, PYTORCH_NAME, SAFETENSORS_NAME + ".index.json",
+                 PYTORCH_NAME + ".index.json")
+VOCAB_NAME, MERGES_NAME = "vocab.json", "merges.txt"  # GPT-2's own tokenizer files
+TOKENIZER_JSON_NAME = "tokenizer.json"  # the one file transformers 5 writes instead
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 
 # GPT2Config's defaults (transformers fills a missing key with these, so do we)
 HF_DEFAULTS = {
@@ -100,17 +126,22 @@ def from_pretrained(folder, dropout: float | None = None, attention: str = "manu
     """
     from minigpt.model import GPT
 
-    folder = str(folder)
-    if not os.path.isdir(folder):
-        raise InputError(f"{folder}: no such folder (expected a Hugging Face GPT-2 folder with "
-                         f"{CONFIG_NAME} and {SAFETENSORS_NAME} or {PYTORCH_NAME})")
-    config = config_from_hf(read_hf_config(folder), where=os.path.join(folder, CONFIG_NAME),
-                            dropout=dropout, attention=attention)
-    tensors, source = read_hf_tensors(folder)
+    config = hf_folder_config(folder, dropout=dropout, attention=attention)
+    tensors, source = read_hf_tensors(str(folder))
     state_dict = state_dict_from_hf(tensors, config, source)
     model = GPT(config)
     model.load_state_dict(state_dict)
     return model.eval()
+
+
+def hf_folder_config(folder, dropout: float | None = None, attention: str = "manual") -> GPTConfig:
+    """The GPTConfig of a Hugging Face GPT-2 folder (its config.json), checked."""
+    folder = str(folder)
+    if not os.path.isdir(folder):
+        raise InputError(f"{folder}: no such folder (expected a Hugging Face GPT-2 folder with "
+                         f"{CONFIG_NAME} and {SAFETENSORS_NAME} or {PYTORCH_NAME})")
+    return config_from_hf(read_hf_config(folder), where=os.path.join(folder, CONFIG_NAME),
+                          dropout=dropout, attention=attention)
 
 
 def read_hf_config(folder) -> dict:
@@ -216,8 +247,8 @@ def read_weights_file(path, kind) -> dict:
         else:
             tensors = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 (any failure to read is the file's problem)
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
-        raise InputError(f"{path}: not a readable {kind} weights file ({reason})") from None
+        raise InputError(f"{path}: not a readable {kind} weights file "
+                         f"({one_line(error)})") from None
     if not isinstance(tensors, dict) or not all(isinstance(t, torch.Tensor)
                                                 for t in tensors.values()):
         raise InputError(f"{path}: expected a dict of tensors (a state_dict)")
@@ -276,6 +307,109 @@ def state_dict_from_hf(tensors: dict, config: GPTConfig, source: str = "weights"
             # Conv1D (in, out) -> Linear (out, in)
             state_dict[f"blocks.{i}.{name}"] = tensor.t() if name in CONV1D else tensor
     return state_dict
+
+
+# ------------------------------------------------------------- a GPT-2 folder as a checkpoint
+
+
+def looks_like_hf_folder(path) -> bool:
+    """Whether a folder holds a Hugging Face model: a weights file, or a config.json with a
+    model_type (a minigpt run folder has a config.json too, but without one)."""
+    path = str(path)
+    if not os.path.isdir(path):
+        return False
+    if any(os.path.isfile(os.path.join(path, name)) for name in WEIGHTS_NAMES):
+        return True
+    try:
+        with open(os.path.join(path, CONFIG_NAME), encoding="utf-8") as f:
+            values = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(values, dict) and "model_type" in values
+
+
+def checkpoint_from_hf(folder) -> dict:
+    """A Hugging Face GPT-2 folder as the dict load_checkpoint returns for a pre-trained model.
+
+    The same keys as a checkpoint minigpt.train writes: model (the state_dict, renamed and
+    transposed as from_pretrained does), step 0, model_config and tokenizer (JSON text;
+    the tokenizer is GPT-2's BPE, from vocab.json + merges.txt or tokenizer.json), extra
+    with no stage (so 'pretrain') and the folder it came from, and path = the folder.
+    The tensors stay on the CPU (model_from_checkpoint copies them into the model).
+    Reads config.json first, then the tokenizer, then the weights: a wrong folder is told
+    apart before a large file is read. Every problem is a one-line InputError.
+    """
+    folder = str(folder)
+    config = hf_folder_config(folder)
+    tokenizer = tokenizer_from_hf(folder)
+    if tokenizer.vocab_size != config.vocab_size:
+        raise InputError(f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but "
+                         f"{CONFIG_NAME} has vocab_size {config.vocab_size}; a GPT-2 folder's "
+                         f"tokenizer and model must have the same vocabulary")
+    tensors, source = read_hf_tensors(folder)
+    return {
+        "model": state_dict_from_hf(tensors, config, source),
+        "step": 0,
+        "model_config": json.dumps(config.to_dict()),
+        "tokenizer": json.dumps(tokenizer.to_dict(), ensure_ascii=False),
+        "extra": json.dumps({"hf_folder": folder}),
+        "path": folder,
+    }
+
+
+def tokenizer_from_hf(folder):
+    """GPT-2's byte-level BPE tokenizer from a Hugging Face folder, as a BPETokenizer.
+
+    vocab.json + merges.txt (GPT-2's own files) are read first; without them
+    tokenizer.json, the single file transformers 5 writes: its "model" holds the same
+    vocabulary and merges, its "added_tokens" the special tokens (<|endoftext|>).
+    """
+    folder = str(folder)
+    vocab_path, merges_path = (os.path.join(folder, n) for n in (VOCAB_NAME, MERGES_NAME))
+    json_path = os.path.join(folder, TOKENIZER_JSON_NAME)
+    if os.path.isfile(vocab_path) and os.path.isfile(merges_path):
+        try:
+            return BPETokenizer.from_files(folder)
+        except (OSError, UnicodeDecodeError, ValueError) as error:  # bad JSON is a ValueError
+            raise InputError(f"{folder}: {VOCAB_NAME} and {MERGES_NAME} are not a GPT-2 "
+                             f"tokenizer: {one_line(error)}") from None
+    if os.path.isfile(json_path):
+        return tokenizer_from_json(json_path)
+    missing = vocab_path if not os.path.isfile(vocab_path) else merges_path
+    raise InputError(f"{missing}: not found (a GPT-2 folder holds its tokenizer as {VOCAB_NAME} "
+                     f"and {MERGES_NAME}, or as transformers' {TOKENIZER_JSON_NAME})")
+
+
+def tokenizer_from_json(path):
+    """A BPETokenizer from a Hugging Face tokenizer.json of a byte-level BPE (GPT-2's)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            model = json.load(f)
+        added_tokens, model = model.get("added_tokens") or [], model["model"]
+        kind = model.get("type")
+    except KeyError as error:
+        raise InputError(f"{path}: not a GPT-2 tokenizer (it has no {error} entry)") from None
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as error:  # bad JSON
+        raise InputError(f"{path}: not a readable tokenizer.json ({one_line(error)})") from None
+    if kind != "BPE":
+        raise InputError(f"{path}: a {kind!r} tokenizer, expected GPT-2's byte-level 'BPE'")
+    try:
+        vocab = dict(model["vocab"])
+        for added in added_tokens:  # <|endoftext|>, where the vocab does not list it
+            vocab.setdefault(added["content"], added["id"])
+        # merges: "Ġ t" strings (tokenizers before 0.20) or ["Ġ", "t"] pairs (newer)
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        return BPETokenizer.from_vocab(vocab, merges)
+    except KeyError as error:
+        raise InputError(f"{path}: not a GPT-2 tokenizer (it has no {error} entry)") from None
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{path}: not a GPT-2 tokenizer ({one_line(error)})") from None
+
+
+def one_line(error: Exception) -> str:
+    """An error's message on one line, at most 200 characters (its type when it is empty)."""
+    return " ".join(str(error).split())[:200] or type(error).__name__
+
 
 
 # ----------------------------------------------------------------------------- writing
@@ -374,3 +508,107 @@ def state_dict_to_hf(state_dict: dict, config: GPTConfig) -> dict:
             tensor = state_dict[f"blocks.{i}.{name}"]
             tensors[f"transformer.h.{i}.{name}"] = out(tensor.t() if name in CONV1D else tensor)
     return tensors
+
+
+# ----------------------------------------------------------------------------- converting
+
+
+@dataclass
+class ConvertConfig:
+    """Settings of `python -m minigpt.gpt2`: one direction, one output folder."""
+
+    from_hf: str = field(default="", metadata={
+        "help": "a Hugging Face GPT-2 folder to convert into a minigpt run (ckpt.pt)"})
+    to_hf: str = field(default="", metadata={
+        "help": "a minigpt run folder or ckpt.pt (a language model) to write as a Hugging Face "
+                "GPT-2 folder"})
+    out_dir: str = field(default="", metadata={"help": "the folder to write"})
+    weights: str = field(default="auto", metadata={
+        "help": "--to-hf's weights file: safetensors, bin (pytorch_model.bin) or auto "
+                "(safetensors when the package is installed)",
+        "choices": ("auto", "safetensors", "bin")})
+    overwrite: bool = field(default=False, metadata={
+        "help": "replace what --out-dir holds (without it, an existing model there is refused)"})
+
+
+def convert_from_hf(folder, out_dir, overwrite=False) -> str:
+    """A Hugging Face GPT-2 folder -> a minigpt run folder: ckpt.pt (a 'pretrain' checkpoint,
+    model only), tokenizer.json, config.json and report.md. Returns the ckpt.pt path."""
+    checkpoint = checkpoint_from_hf(folder)
+    model, tokenizer = model_from_checkpoint(checkpoint)
+    refuse_to_replace(out_dir, (CHECKPOINT_NAME,), overwrite)
+    run = RunFolder(out_dir)
+    run.write_json("config.json", {"from_hf": str(folder), "out_dir": str(out_dir),
+                                   "model_config": model.config.to_dict()})
+    tokenizer.save(run.file("tokenizer.json"))
+    path = run.file(CHECKPOINT_NAME)
+    save_checkpoint(path, model, 0, model.config, tokenizer, extra=json.loads(checkpoint["extra"]))
+    run.write_text("report.md", f"# GPT-2 from `{folder}`\n\n{describe(model, tokenizer)}\n")
+    print(f"{folder} -> {path}: {describe(model, tokenizer)}")
+    return path
+
+
+def convert_to_hf(run, out_dir, weights="auto", overwrite=False) -> str:
+    """A minigpt language model (a run folder or ckpt.pt) -> a Hugging Face GPT-2 folder:
+    config.json and the weights; with a BPE tokenizer also vocab.json, merges.txt and a
+    tokenizer_config.json naming its special tokens (transformers.AutoTokenizer reads them).
+    Returns the weights file's path."""
+    model, tokenizer, _ = load_model(run, "cpu", needed_by="minigpt.gpt2 --to-hf")
+    if os.path.isfile(os.path.join(out_dir, CHECKPOINT_NAME)):
+        raise InputError(f"--out-dir {out_dir}: holds a minigpt run ({CHECKPOINT_NAME}); write "
+                         f"the Hugging Face folder somewhere else")
+    refuse_to_replace(out_dir, (CONFIG_NAME, *WEIGHTS_NAMES), overwrite)
+    safe = {"auto": None, "safetensors": True, "bin": False}[weights]
+    written = save_pretrained(model, out_dir, safe_serialization=safe,
+                              bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id)
+    if tokenizer.kind == "bpe":
+        tokenizer.save_files(out_dir)
+        names = {i: token for token, i in tokenizer.vocab().items()}
+        special = {"bos_token": names[tokenizer.bos_id], "eos_token": names[tokenizer.eos_id],
+                   "pad_token": names[tokenizer.pad_id], "unk_token": names[tokenizer.eos_id]}
+        tokenizer_config = {"tokenizer_class": "GPT2Tokenizer", "add_prefix_space": False,
+                            "model_max_length": model.config.block_size, **special}
+        write_atomically(os.path.join(out_dir, TOKENIZER_CONFIG_NAME),
+                         (json.dumps(tokenizer_config, indent=2) + "\n").encode("utf-8"))
+    else:
+        print(f"note: the run's tokenizer is a {tokenizer.kind!r} tokenizer, which GPT-2's "
+              f"format cannot hold: {out_dir} gets the model only")
+    print(f"{run} -> {written}: {describe(model, tokenizer)}")
+    return written
+
+
+def refuse_to_replace(out_dir, names, overwrite):
+    """An InputError when out_dir already holds one of these files and --overwrite is off."""
+    present = [name for name in names if os.path.isfile(os.path.join(out_dir, name))]
+    if present and not overwrite:
+        raise InputError(f"--out-dir {out_dir}: already holds {present[0]}; pass --overwrite to "
+                         f"replace it, or give another --out-dir")
+
+
+def describe(model, tokenizer) -> str:
+    """One line on a model and its tokenizer, for the printed summary and report.md."""
+    c = model.config
+    return (f"{model.num_parameters():,} parameters: {c.n_layer} layers, {c.n_head} heads, "
+            f"n_embd {c.n_embd}, context {c.block_size} tokens, vocabulary {c.vocab_size} "
+            f"({tokenizer.kind} tokenizer)")
+
+
+def main(argv=None):
+    parser = parser_from_dataclass(ConvertConfig, __doc__)
+    config = ConvertConfig(**given_flags(parser.parse_args(argv)))
+    if bool(config.from_hf) == bool(config.to_hf):
+        raise InputError("give one of --from-hf FOLDER (a Hugging Face GPT-2 folder to a minigpt "
+                         "run) or --to-hf RUN (a minigpt run to a Hugging Face GPT-2 folder)")
+    if not config.out_dir:
+        raise InputError("--out-dir is required")
+    if config.from_hf:
+        written = convert_from_hf(config.from_hf, config.out_dir, config.overwrite)
+        print(f"next: python -m align.sft --init {config.out_dir} --data examples/sft.jsonl")
+    else:
+        written = convert_to_hf(config.to_hf, config.out_dir, config.weights, config.overwrite)
+        print(f"next: transformers.GPT2LMHeadModel.from_pretrained({config.out_dir!r})")
+    return asdict(config) | {"written": written}
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -7,6 +7,7 @@ prompts and KV-cache generation equal to GPT2LMHeadModel's, in both directions.
 """
 
 import json
+import os
 
 import pytest
 import torch
@@ -227,8 +228,8 @@ def transformers():
 
 def hf_tiny(transformers, seed=0, **overrides):
     torch.manual_seed(seed)
-    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=32, n_positions=64,
-                                     vocab_size=100, **overrides)
+    values = {"n_layer": 2, "n_head": 2, "n_embd": 32, "n_positions": 64, "vocab_size": 100}
+    config = transformers.GPT2Config(**{**values, **overrides})
     model = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():  # move biases and LayerNorms off 0 / 1 so that a mix-up shows
         for parameter in model.parameters():
@@ -310,3 +311,43 @@ def test_a_minigpt_model_loads_in_transformers(tmp_path, transformers, gelu, saf
         out = hf.generate(idx, attention_mask=mask, max_new_tokens=10, do_sample=False,
                           pad_token_id=0, eos_token_id=None)
     assert torch.equal(model.generate(idx, 10, temperature=0.0, attention_mask=mask), out)
+
+
+def test_a_folder_transformers_wrote_starts_align_sft(tmp_path, transformers):
+    """A GPT2LMHeadModel and a GPT2Tokenizer saved by transformers (its own files: in
+    transformers 5 a tokenizer.json, before it vocab.json + merges.txt) are `--init` for
+    align.sft: the same logits and the same token ids as transformers computes."""
+    from align.common import load_stage
+    from align.data import read_jsonl, write_jsonl
+    from align.sft import main as sft_main
+    from minigpt.checkpoint import model_from_checkpoint
+    from minigpt.tokenizer import ENDOFTEXT, BPETokenizer
+
+    examples = os.path.join(os.path.dirname(__file__), "..", "examples")
+    with open(os.path.join(examples, "corpus.txt"), encoding="utf-8") as f:
+        trained = BPETokenizer.train(f.read()[:4000], 300, progress=False)
+    BPETokenizer(trained.merges, trained.tokens, [ENDOFTEXT]).save_files(tmp_path / "bpe")
+    folder = tmp_path / "gpt2"
+    hf_tokenizer = transformers.GPT2Tokenizer.from_pretrained(tmp_path / "bpe")
+    hf_tokenizer.save_pretrained(folder)
+    hf = hf_tiny(transformers, vocab_size=len(hf_tokenizer))
+    hf.save_pretrained(folder)
+
+    checkpoint, stage = load_stage(folder, ("pretrain", "sft"), "cpu", "align.sft --init")
+    model, tokenizer = model_from_checkpoint(checkpoint)
+    text = "User: What is your name?\nAssistant: My name is Mary. ¿Y tú? 😺"
+    assert stage == "pretrain" and tokenizer.encode(text) == hf_tokenizer(text)["input_ids"]
+    assert tokenizer.eos_id == hf_tokenizer.eos_token_id
+    idx = torch.randint(0, len(hf_tokenizer), (2, 64), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert max_diff(model.eval()(idx)[0], hf(idx).logits) <= TOL
+
+    # answers that start with a space, as GPT-2's words do (align.data needs the prompt's
+    # tokens to be a prefix of the whole text's: "Assistant: " + "Mary" is not, with GPT-2)
+    rows = read_jsonl(os.path.join(examples, "sft.jsonl"), ("prompt", "completion"))[:16]
+    write_jsonl(tmp_path / "sft.jsonl", [{**r, "completion": " " + r["completion"]} for r in rows])
+    sft_main(["--init", str(folder), "--data", str(tmp_path / "sft.jsonl"), "--out-dir",
+              str(tmp_path / "sft"), "--max-iters", "2", "--batch-size", "4", "--max-length", "64",
+              "--device", "cpu"])
+    sft, _ = load_stage(tmp_path / "sft", ("sft",), "cpu", "test")
+    assert sft["step"] == 2 and model_from_checkpoint(sft)[1] == tokenizer
