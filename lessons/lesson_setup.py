@@ -27,16 +27,30 @@ def lesson_paths(lesson_file: str):
 VISIBLE = {" ": "␣", "\n": "\\n", "\t": "\\t"}  # a space or newline would print as nothing
 
 
+def token_bytes(tokenizer, token_id: int) -> bytes | None:
+    """The bytes a byte-level token stands for: the byte itself for the byte tokenizer
+    (ids 0-255), the merged bytes for BPE (`BPETokenizer.token_bytes`); None for a
+    character tokenizer or a special token, which are no bytes."""
+    if tokenizer.kind == "byte" and token_id < 256:
+        return bytes([token_id])
+    if tokenizer.kind == "bpe" and token_id < tokenizer.first_special_id:
+        return tokenizer.token_bytes(token_id)
+    return None
+
+
 def token_label(tokenizer, token_id: int) -> str:
     """A token as a label a reader can see: ␣ for a space, \\n for a newline, EOS, BOS,
-    PAD by name, and a byte that is no character on its own (part of a multi-byte UTF-8
-    character, as an untrained model often samples) as \\xNN."""
+    PAD by name, and the bytes that are no character on their own (part of a multi-byte
+    UTF-8 character, as an untrained model often samples, or a BPE token that ends or
+    starts inside one) as \\xNN: byte 0xc3 is \\xc3, the BPE token b" \\xe2\\x82" is
+    " \\xe2\\x82" (U+FFFD, what decode shows, would hide which bytes they are)."""
     names = {tokenizer.eos_id: "EOS", tokenizer.bos_id: "BOS", tokenizer.pad_id: "PAD"}
     if token_id in names:
         return names[token_id]
     text = tokenizer.decode([token_id])
-    if "\ufffd" in text and tokenizer.kind == "byte" and token_id < 256:
-        return f"\\x{token_id:02x}"
+    data = token_bytes(tokenizer, token_id)
+    if "\ufffd" in text and data is not None:
+        text = data.decode("utf-8", errors="backslashreplace")  # complete characters stay
     return VISIBLE.get(text, text if text.isprintable() else repr(text)[1:-1])
 
 
