@@ -175,12 +175,6 @@ def train_steps(model, config, loss_on_batch, n_examples: int, run: RunFolder | 
     return time.time() - started
 
 
-def random_state(device) -> dict:
-    """The random state a checkpoint keeps for an exact resume (CPU, and CUDA when in use)."""
-    return {"torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if device == "cuda" else []}
-
-
 def continue_from(resume_from: dict | None, optimizer, batches, device,
                   ranks: Ranks = Ranks()) -> int:
     """Put back what an exact resume needs from a checkpoint (`checkpoint_to_resume`):

@@ -33,15 +33,22 @@ Every --eval-interval steps (and at step 0): π_θ's own answers to the held-out
 `eval_gold_reward` (r*, with a bootstrap interval), `eval_scores` (r_φ), `eval_kl` and
 `eval_kl_exact_per_token` (align.kl), `eval_right_share`, `eval_distinct_answers`.
 
+Under torchrun (minigpt.distributed) each of N ranks takes its --batch-size prompts of
+every global batch of N·batch_size, samples and scores its own rollouts (seeded by step
+and rank), and DDP averages the gradients of π_θ (and of PPO's value head). RLOO's
+baselines stay within one prompt's k answers, so they are those of one process; PPO
+whitens the advantages over each rank's rollouts, as TRL does on each process, and its
+losses are weighted by every rank's answer tokens. Rank 0 alone evaluates and writes.
+
 Run:
     python -m align.rlhf --init runs/pipeline/sft --reward runs/pipeline/reward \\
         --data runs/pipeline/data/pairs_train.jsonl \\
         --eval-data runs/pipeline/data/pairs_heldout.jsonl
     python -m align.rlhf ... --algorithm ppo --out-dir runs/rlhf-ppo
+    torchrun --standalone --nproc_per_node 2 -m align.rlhf ...       # 2 processes
 """
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -50,7 +57,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from align.common import (StageConfig, checkpoint_to_resume, continue_from, load_stage,
-                          random_state, require, save_stage, shuffled_batches, start_run)
+                          require, save_stage, shuffled_batches, start_run)
 from align.compare import evaluate_point, point_metrics
 from align.data import read_jsonl, tokenizer_fingerprint
 from align.dpo import load_policy_and_reference
@@ -59,6 +66,7 @@ from align.reward import RewardModel, load_reward_model
 from align.rl_losses import (gae, kl_penalized_rewards, masked_mean, ppo_clip_loss, rloo_advantages,
                              rloo_loss, value_clip_loss, whiten)
 from align.rollouts import collect_rollouts, policy_logprobs
+from minigpt import distributed
 from minigpt.checkpoint import load_weights, save_checkpoint
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.device import autocast_for, pick_device
@@ -170,8 +178,22 @@ def rollout_metrics(rollouts, logprobs, beta) -> dict:
             "val/num_eos_tokens": int(rollouts.finished.sum().item())}
 
 
+class ValueHead(nn.Module):
+    """PPO's value model as a forward pass, forward(input_ids) = V (B, T), so that DDP,
+    which acts in forward, can wrap it (RewardModel's forward is r_φ, its values() V)."""
+
+    def __init__(self, value_model: nn.Module):
+        super().__init__()
+        self.value_model = value_model
+
+    def forward(self, input_ids):
+        return self.value_model.values(input_ids)
+
+
 def rloo_update(policy, rollouts, config, optimizer, parameters, device) -> dict:
-    """One RLOO step: leave-one-out advantages of the returns Σ_t r_t, one gradient step."""
+    """One RLOO step: leave-one-out advantages of the returns Σ_t r_t, one gradient step.
+    policy: π_θ, or its DDP wrapper (the mean over a rank's N answers, averaged by DDP over
+    ranks of equal N, is the mean over all of them)."""
     logprobs, mask = policy_logprobs(policy, rollouts.input_ids, rollouts.labels,
                                      device)  # (N, T-1)
     rewards = kl_penalized_rewards(logprobs.detach(), rollouts.ref_logprobs, rollouts.scores, mask,
@@ -185,9 +207,13 @@ def rloo_update(policy, rollouts, config, optimizer, parameters, device) -> dict
             "loss/policy_avg": loss.item(), "val/ratio": 1.0}
 
 
-def ppo_update(policy, value_model, rollouts, config, optimizer, parameters, device,
-               generator) -> dict:
-    """One PPO step: GAE on the per-token rewards, then epochs of clipped minibatch updates."""
+def ppo_update(policy, value_head, rollouts, config, optimizer, parameters, device,
+               generator, ranks=distributed.Ranks()) -> dict:
+    """One PPO step: GAE on the per-token rewards, then epochs of clipped minibatch updates.
+
+    policy and value_head (a ValueHead): the modules, or their DDP wrappers under torchrun;
+    each minibatch's loss, a mean over its answer tokens, is then weighted by this rank's
+    share of every rank's tokens (as align.common.train_steps weights SFT's)."""
     mask = rollouts.mask
     rewards = kl_penalized_rewards(rollouts.logprobs, rollouts.ref_logprobs, rollouts.scores, mask,
                                    config.beta)  # (N, T-1)
@@ -207,11 +233,13 @@ def ppo_update(policy, value_model, rollouts, config, optimizer, parameters, dev
             policy_loss, stats = ppo_clip_loss(logprobs, batch.logprobs, advantages[rows],
                                                batch.mask, config.cliprange)
             with autocast_for(device):
-                values = value_model.values(batch.input_ids)[:, :-1].float()  # (n, T-1)
+                values = value_head(batch.input_ids)[:, :-1].float()  # (n, T-1)
             value_loss, value_clipfrac = value_clip_loss(values, batch.values, returns[rows],
                                                          batch.mask, config.cliprange_value)
-            step_optimizer(policy_loss + config.vf_coef * value_loss, optimizer, parameters,
-                           config.grad_clip)
+            tokens = batch.mask.sum().item()
+            share = ranks.world_size * tokens / ranks.sum(tokens)  # 1.0 with one process
+            step_optimizer((policy_loss + config.vf_coef * value_loss) * share, optimizer,
+                           parameters, config.grad_clip)
             for key, value in (("policy/approxkl_avg", stats["approxkl"]),
                                ("policy/clipfrac_avg", stats["clipfrac"]),
                                ("loss/policy_avg", policy_loss.item()),
@@ -235,34 +263,34 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
     """Run the RL stage into config.out_dir; keep_point(step, point) receives every evaluation
     whole (align.compare.evaluate_point, with its per-prompt lists), for align.frontier."""
     device = pick_device(config.device)
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # torchrun; see minigpt.distributed
-        raise InputError("align.rlhf runs in one process: its rollouts, advantages and PPO "
-                         "mini-batches are not split between torchrun's ranks; run it with "
-                         "plain python (SFT, the reward model and DPO do run under torchrun)")
     torch.manual_seed(config.seed)
-    policy, reference, reward_model, value_model, tokenizer = load_models(config, device)
-    prompts, repeated = read_prompts(config.data, "--data")
-    eval_prompts, eval_repeated = (read_prompts(config.eval_data, "--eval-data") if config.eval_data
-                                   else (prompts[:128], 0))
-    if config.eval_prompts:
-        eval_prompts = eval_prompts[: config.eval_prompts]
-    prefix = "eval" if config.eval_data else "train"
-    resume_from = checkpoint_to_resume(config, "rlhf")
+    ranks = distributed.start()  # one process, or this one's place under torchrun
+    with ranks.together():  # bad input on any rank stops every rank, with its message
+        policy, reference, reward_model, value_model, tokenizer = load_models(config, device)
+        prompts, repeated = read_prompts(config.data, "--data")
+        eval_prompts, eval_repeated = (read_prompts(config.eval_data, "--eval-data")
+                                       if config.eval_data else (prompts[:128], 0))
+        if config.eval_prompts:
+            eval_prompts = eval_prompts[: config.eval_prompts]
+        prefix = "eval" if config.eval_data else "train"
+        resume_from = checkpoint_to_resume(config, "rlhf", ranks)
+        if resume_from is not None:
+            load_weights(policy, resume_from["model"], resume_from["path"])
+            if value_model is not None:
+                load_value_head(value_model, config.out_dir, resume_from["step"])
+        counts = {"train_prompts": len(prompts), "train_rows_repeating_a_prompt": repeated,
+                  "eval_prompts": len(eval_prompts), "eval_rows_repeating_a_prompt": eval_repeated}
+        # only now: bad input leaves it untouched (None on ranks other than 0)
+        run = start_run(config, tokenizer, counts, resume_from, ranks)
     trained = nn.ModuleDict({"policy": policy, **({"value": value_model} if value_model else {})})
-    if resume_from is not None:
-        load_weights(policy, resume_from["model"], resume_from["path"])
-        if value_model is not None:
-            load_value_head(value_model, config.out_dir, resume_from["step"])
-    counts = {"train_prompts": len(prompts), "train_rows_repeating_a_prompt": repeated,
-              "eval_prompts": len(eval_prompts), "eval_rows_repeating_a_prompt": eval_repeated}
-    # only now: bad input leaves it untouched
-    run = start_run(config, tokenizer, counts, resume_from)
     parameters = [p for p in trained.parameters() if p.requires_grad]
     optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay,
                                device_type=device)
-    batches = shuffled_batches(len(prompts), config.batch_size,
-                               torch.Generator().manual_seed(config.seed))
-    start_step = continue_from(resume_from, optimizer, batches, device)  # 0 for a new run
+    batches = shuffled_batches(len(prompts), config.batch_size * ranks.world_size,
+                               torch.Generator().manual_seed(config.seed))  # global batches
+    start_step = continue_from(resume_from, optimizer, batches, device, ranks)  # 0 if new
+    policy_trained = ranks.wrap(policy, device)  # DDP wrappers under torchrun, else themselves
+    value_trained = ranks.wrap(ValueHead(value_model), device) if value_model else None
 
     def evaluate(step):
         point = evaluate_point(policy, reference, reward_model, tokenizer, eval_prompts,
@@ -278,43 +306,54 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
             keep_point(step, point)
 
     def save(step):
-        rng = random_state(device)  # as align.common saves it (sampling has its own generator)
+        rng = ranks.random_states(device)  # every rank takes part (sampling has its own
+        if not ranks.is_main:              # generators, seeded by step and rank)
+            return
         if value_model is not None:  # first the value head, then ckpt.pt: a resume checks both
             save_checkpoint(run.file(VALUE_NAME), value_model, step, value_model.config, tokenizer,
                             extra={"stage": "value"})
-        save_stage(run, policy, step, policy.config, tokenizer, "rlhf", config, optimizer, rng)
+        save_stage(run, policy, step, policy.config, tokenizer, "rlhf", config, optimizer, rng,
+                   ranks.world_size)
 
     started = time.time()
-    if start_step == 0:
+    if start_step == 0 and ranks.is_main:
         evaluate(0)
     name = f"RLHF ({config.algorithm.upper()})"
     bar = tqdm(range(start_step + 1, config.max_iters + 1), initial=start_step,
-               total=config.max_iters, desc=name, disable=not progress, dynamic_ncols=True)
+               total=config.max_iters, desc=name, disable=not (progress and ranks.is_main),
+               dynamic_ncols=True)
     for step in bar:
         lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
                               config.max_iters)
         set_learning_rate(optimizer, lr)
-        batch = [prompts[i] for i in next(batches)]
+        batch = [prompts[i] for i in ranks.my_slice(next(batches))]
+        step_seed = (config.seed * 100_003 + step) * ranks.world_size + ranks.rank  # per rank
         rollouts = collect_rollouts(policy, reference, reward_model, tokenizer,
                                     [p for p in batch for _ in range(config.rloo_k)],
-                                    config.max_new_tokens, config.seed * 100_003 + step, device,
+                                    config.max_new_tokens, step_seed, device,
                                     config.missing_eos_penalty, value_model,
                                     with_policy_logprobs=config.algorithm == "ppo")
         policy.train()
         if config.algorithm == "rloo":
-            metrics = rloo_update(policy, rollouts, config, optimizer, parameters, device)
+            metrics = rloo_update(policy_trained, rollouts, config, optimizer, parameters, device)
         else:
-            minibatch_order = torch.Generator().manual_seed(config.seed * 100_003 + step)
-            metrics = ppo_update(policy, value_model, rollouts, config, optimizer, parameters,
-                                 device, minibatch_order)
+            minibatch_order = torch.Generator().manual_seed(step_seed)
+            metrics = ppo_update(policy_trained, value_trained, rollouts, config, optimizer,
+                                 parameters, device, minibatch_order, ranks)
         policy.eval()
-        run.log({"step": step, "lr": lr, **metrics})
+        metrics = ranks.mean(metrics)  # each rank's rollouts' figures, averaged over ranks
+        metrics["val/num_eos_tokens"] *= ranks.world_size  # a count: the ranks' total
+        if ranks.is_main:
+            run.log({"step": step, "lr": lr, **metrics})
         bar.set_postfix(r_phi=f"{metrics['objective/scores']:.2f}",
                         kl=f"{metrics['objective/kl']:.2f}")
         if step % config.eval_interval == 0 or step == config.max_iters:
-            evaluate(step)
+            if ranks.is_main:  # the others wait for it in the next backward
+                evaluate(step)
             save(step)
     bar.close()
+    if not ranks.is_main:
+        return {}
     rows = run.read_metrics()
     plot_rlhf(run, rows, prefix, config)
     final = [row for row in rows if f"{prefix}_gold_reward" in row][-1]
@@ -365,6 +404,8 @@ def plot_rlhf(run, rows, prefix, config):
 def main(argv=None):
     parser = parser_from_dataclass(RLHFConfig, __doc__)
     summary = train_rlhf(RLHFConfig(**given_flags(parser.parse_args(argv))))
+    if not summary:  # a rank other than 0 under torchrun
+        return summary
     print(f"run folder: {summary['run']} ({summary['seconds']:.0f} s)")
     print(f"{summary['evaluated_on']} prompts: r* {summary['gold_reward']:.3f} "
           f"[{summary['gold_reward_low']:.3f}, {summary['gold_reward_high']:.3f}], "

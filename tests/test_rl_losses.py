@@ -18,7 +18,7 @@ import torch.nn as nn
 from align.kl import kl_report, per_sample_kl, token_kl
 from align.rl_losses import (gae, kl_penalized_rewards, ppo_clip_loss, rloo_advantages,
                              value_clip_loss, whiten)
-from align.rlhf import RLHFConfig, ppo_update, rloo_update, rollout_metrics
+from align.rlhf import RLHFConfig, ValueHead, ppo_update, rloo_update, rollout_metrics
 from align.rollouts import Rollouts, layout, policy_logprobs
 from align.sampling import Sample
 from minigpt.logps import get_batch_logps, token_logps
@@ -419,8 +419,8 @@ def test_ppo_finds_the_lectures_optimal_policy():
             group["lr"] = lr * (1 - 0.95 * step / steps)
         rollouts = bandit_rollouts(policy, reference, config.batch_size, generator, value_model,
                                    old_logprobs=True)
-        metrics = ppo_update(policy, value_model, rollouts, config, optimizer, parameters, "cpu",
-                             minibatch_order)
+        metrics = ppo_update(policy, ValueHead(value_model), rollouts, config, optimizer,
+                             parameters, "cpu", minibatch_order)
     log_pi = policy.log_probs()
     tv, worst = total_variation(log_pi, PI_STAR), (log_pi - PI_STAR.log()).abs().max().item()
     print(f"\nPPO: TV(π, π*) {tv:.5f}, max |log π − log π*| {worst:.4f}, "
