@@ -60,12 +60,23 @@ def readme_commands() -> list[tuple[str, str]]:
 
 
 def module_of(command: str) -> str | None:
-    """'python -m align.sft --init x' -> 'align.sft'; None for a script or pytest."""
+    """'python -m align.sft --init x' -> 'align.sft' (also under 'torchrun ... -m'); None
+    for a script or pytest."""
     words = shlex.split(command)
     words = [w for w in words if not re.match(r"^[A-Z_]+=", w)]  # LESSONS_SMOKE=1 python ...
     if words[:2] == ["python", "-m"] and words[2] != "pytest":
         return words[2]
+    if words[:1] == ["torchrun"] and "-m" in words:
+        return words[words.index("-m") + 1]
     return None
+
+
+def own_flags(command: str) -> str:
+    """The part of a command its module parses: after `-m module` under torchrun (whose
+    own flags come first), the whole command otherwise."""
+    if command.startswith("torchrun "):
+        return command.split(f" -m {module_of(command)}", 1)[1]
+    return command
 
 
 def smoke_version(command: str) -> str:
@@ -121,7 +132,7 @@ def test_every_flag_in_the_readmes_is_one_its_command_knows(capsys):
             continue
         if module not in helps:
             helps[module] = help_text(module, capsys)
-        for flag in re.findall(r"(?<!\S)(--[a-z][a-z0-9-]*)", outer):
+        for flag in re.findall(r"(?<!\S)(--[a-z][a-z0-9-]*)", own_flags(outer)):
             assert flag in helps[module], (doc, command, flag)
 
 
@@ -141,6 +152,8 @@ def run_commands_of(in_group, folder: Path) -> list:
         smoke = smoke_version(command)
         if not in_group(doc, command) or not smoke:
             continue
+        if smoke.startswith("torchrun "):  # this Python's torchrun
+            smoke = smoke.replace("torchrun ", f"{sys.executable} -m torch.distributed.run ", 1)
         smoke = smoke.replace("python ", f"{sys.executable} ", 1) if smoke.startswith("python ") \
             else smoke.replace(" python ", f" {sys.executable} ", 1)
         where = ROOT if command.startswith("python -m pytest") else work  # the suite lives here
