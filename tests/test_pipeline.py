@@ -18,7 +18,7 @@ from minigpt import GPT, ByteTokenizer, CharTokenizer, save_checkpoint
 from minigpt import swaps
 from minigpt.cli import run_main
 from minigpt.errors import InputError
-from tests.conftest import tiny_config
+from tests.conftest import in_background, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +189,13 @@ def test_a_failed_new_run_leaves_no_folder_behind(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_the_small_pipeline_aligns_measurably(tmp_path):
+@in_background(lambda folder: ["align.pipeline", "--preset", "small", "--out-dir", folder,
+                               "--no-progress"])
+def test_the_small_pipeline_aligns_measurably(background_run):
     """What the pipeline is for: DPO's implicit reward ranks held-out pairs above chance
-    (with its interval), and DPO's answers are not worse than SFT's on the gold reward."""
-    results = run_pipeline(PipelineConfig(preset="small", out_dir=str(tmp_path), progress=False))
+    (with its interval), and DPO's answers are not worse than SFT's on the gold reward.
+    (The run starts when the suite does, beside the other tests: tests/conftest.py.)"""
+    results = json.loads((background_run / "results.json").read_text(encoding="utf-8"))
     low, high = results["dpo_heldout_accuracy_interval"]
     assert low > 0.5, (results["dpo_heldout_accuracy"], low, high)
     estimate, low, high = results["evaluation"]["paired"]["DPO − SFT"]["gold_difference"]
