@@ -80,7 +80,7 @@ if STUDENT_COPY:
 # then waits for it and checks what it wrote. Both sides use one thread each, so that
 # neither slows the other (two cores, two threads). Alone (pytest -k ...), in a student
 # copy, or with --collect-only, nothing starts: the test then runs the command itself.
-BACKGROUND = {}  # test node id -> (process, its folder, its log file)
+BACKGROUND = {}  # test node id -> (process, its folder: run/ and log.txt, the log file)
 
 
 def in_background(command):
@@ -110,7 +110,8 @@ def pytest_collection_finish(session):
     for item in wanted:
         folder = tempfile.mkdtemp(prefix="background_run_")
         log = open(os.path.join(folder, "log.txt"), "w")
-        process = subprocess.Popen([sys.executable, "-m", *background_command(item)(folder)],
+        command = background_command(item)(os.path.join(folder, "run"))
+        process = subprocess.Popen([sys.executable, "-m", *command],
                                    cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                                    stdout=log, stderr=subprocess.STDOUT)
         BACKGROUND[item.nodeid] = (process, folder, log)
@@ -128,14 +129,15 @@ def pytest_sessionfinish(session):
 @pytest.fixture
 def background_run(request, tmp_path):
     """The folder the test's @in_background command wrote: the background run's, once it
-    has finished (its failure fails the test, with its log), or a run made now in tmp_path."""
+    has finished (its failure fails the test, with its log), or a run made now."""
     if request.node.nodeid not in BACKGROUND:
-        subprocess.run([sys.executable, "-m", *request.function.background_command(str(tmp_path))],
-                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
-        return tmp_path
+        command = request.function.background_command(str(tmp_path / "run"))
+        subprocess.run([sys.executable, "-m", *command], cwd=ROOT,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True)
+        return tmp_path / "run"
     process, folder, log = BACKGROUND[request.node.nodeid]
     process.wait()
     log.flush()
     output = Path(folder, "log.txt").read_text(encoding="utf-8", errors="replace")
     assert process.returncode == 0, output[-5000:]
-    return Path(folder)
+    return Path(folder, "run")
