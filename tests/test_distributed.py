@@ -137,50 +137,97 @@ def test_accumulation_all_reduces_only_on_the_last_micro_batch(monkeypatch):
 
 
 # --- real runs of 2 processes -----------------------------------------------------------
+# Starting torchrun and its 2 Pythons costs seconds, so one launch runs several commands in
+# turn (`in_turn`), each as `python -m module flags` would, in one process group.
+
+IN_TURN = """
+import importlib, json, sys
+from minigpt.distributed import finish
+for module, *flags in json.loads(sys.argv[1]):
+    importlib.import_module(module).main(flags)  # one process group for them all
+finish()
+"""
+
+
+def in_turn(commands: list[list[str]], cwd: Path) -> subprocess.CompletedProcess:
+    """Run the commands one after the other on 2 processes under a single torchrun."""
+    (cwd / "in_turn.py").write_text(IN_TURN)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node", "2", "in_turn.py", json.dumps(commands)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+STAGE_DATA = {"sft": "examples/sft.jsonl", "reward": "examples/pairs.jsonl",
+              "dpo": "examples/pairs.jsonl"}
+
+
+def stage_flags(stage, init) -> list[str]:
+    return [f"align.{stage}", "--init", str(init), "--data", str(ROOT / STAGE_DATA[stage]),
+            "--max-iters", "4", "--eval-interval", "2", "--warmup-iters", "1",
+            "--learning-rate", "1e-3", "--max-length", "32"]
+
+
+PPO = ["--data", str(ROOT / "examples/prompts.jsonl"), "--algorithm", "ppo", "--max-iters", "2",
+       "--eval-interval", "1", "--batch-size", "2", "--rloo-k", "2", "--eval-prompts", "4",
+       "--max-new-tokens", "8", "--num-mini-batches", "2"]
+
 
 @pytest.fixture(scope="module")
-def pretrain_runs(tmp_path_factory):
-    """One process with batch 4 × 2 micro-batches, and 2 processes with 2 × 2 each."""
-    folder = tmp_path_factory.mktemp("ddp_pretrain")
-    common = ["minigpt.train", *TINY, "--grad-accum", "2"]
-    run_here([*common, "--batch-size", "4", "--out-dir", "one"], folder)
-    ran(run_command([*common, "--batch-size", "2", "--out-dir", "two"], folder, processes=2))
+def runs(tmp_path_factory):
+    """Each command once in one process (here) and once on 2 processes (one torchrun):
+    pre-training with batch 4 × 2 micro-batches against 2 × 2 on each rank; the same with
+    dropout, stopped at step 6 (resumed by a test); each alignment stage with batch 8
+    against 4 on each rank; and PPO on 2 processes."""
+    folder = tmp_path_factory.mktemp("ddp")
+    pretrain = ["minigpt.train", *TINY, "--grad-accum", "2"]
+    run_here([*pretrain, "--batch-size", "4", "--out-dir", "one/pretrain"], folder)
+    init = folder / "one" / "pretrain"
+    for stage in STAGE_DATA:
+        run_here([*stage_flags(stage, init), "--batch-size", "8", "--out-dir", f"one/{stage}"],
+                 folder)
+    with_dropout = ["minigpt.train", *TINY, "--batch-size", "2", "--dropout", "0.1"]
+    ran(in_turn([[*pretrain, "--batch-size", "2", "--out-dir", "two/pretrain"],
+                 *[[*stage_flags(stage, init), "--batch-size", "4", "--out-dir", f"two/{stage}"]
+                   for stage in STAGE_DATA],
+                 ["align.rlhf", "--init", str(init), "--reward", "one/reward", *PPO,
+                  "--out-dir", "two/ppo"],
+                 [*with_dropout, "--out-dir", "whole"],
+                 [*with_dropout, "--out-dir", "parts", "--stop-after", "6"]], folder))
     return folder
 
 
 @pytest.mark.slow
-def test_two_processes_train_as_one_with_the_same_global_batch(pretrain_runs):
-    one, two = metrics(pretrain_runs / "one"), metrics(pretrain_runs / "two")
+def test_two_processes_train_as_one_with_the_same_global_batch(runs):
+    one, two = metrics(runs / "one/pretrain"), metrics(runs / "two/pretrain")
     assert [s[:2] for s in losses(one)] == [s[:2] for s in losses(two)]
     for (step, name, a), (_, _, b) in zip(losses(one), losses(two)):
         assert abs(a - b) < 1e-5, (step, name, a, b)
     assert losses(one)[-1][2] < losses(one)[0][2] - 0.1  # it did learn something
-    for name, tensor in weights(pretrain_runs / "one").items():
-        assert torch.allclose(tensor, weights(pretrain_runs / "two")[name], atol=1e-5), name
-    config = json.loads((pretrain_runs / "two" / "config.json").read_text())
+    for name, tensor in weights(runs / "one/pretrain").items():
+        assert torch.allclose(tensor, weights(runs / "two/pretrain")[name], atol=1e-5), name
+    config = json.loads((runs / "two/pretrain/config.json").read_text())
     assert config["world_size"] == 2 and config["batch_size"] == 2
-    assert json.loads((pretrain_runs / "one" / "config.json").read_text())["world_size"] == 1
+    assert json.loads((runs / "one/pretrain/config.json").read_text())["world_size"] == 1
 
 
 @pytest.mark.slow
-def test_a_resumed_two_process_run_equals_an_uninterrupted_one(tmp_path):
+def test_a_resumed_two_process_run_equals_an_uninterrupted_one(runs):
     """With dropout, so each rank's own random state has to come back too."""
-    common = ["minigpt.train", *TINY, "--batch-size", "2", "--dropout", "0.1"]
-    ran(run_command([*common, "--out-dir", "whole"], tmp_path, processes=2))
-    ran(run_command([*common, "--out-dir", "parts", "--stop-after", "6"], tmp_path, processes=2))
-    assert metrics(tmp_path / "parts")[-1]["step"] == 6
-    resumed = ran(run_command(["minigpt.train", "--out-dir", "parts", "--resume"], tmp_path,
+    assert metrics(runs / "parts")[-1]["step"] == 6
+    resumed = ran(run_command(["minigpt.train", "--out-dir", "parts", "--resume"], runs,
                               processes=2))
+
     def without_timing(rows):
         return [{k: v for k, v in row.items() if k != "tokens_per_s"} for row in rows]
 
     # every number but the wall-clock speed, exactly
-    assert without_timing(metrics(tmp_path / "parts")) == without_timing(metrics(tmp_path / "whole"))
-    for name, tensor in weights(tmp_path / "whole").items():
-        assert torch.equal(tensor, weights(tmp_path / "parts")[name]), name
+    assert without_timing(metrics(runs / "parts")) == without_timing(metrics(runs / "whole"))
+    for name, tensor in weights(runs / "whole").items():
+        assert torch.equal(tensor, weights(runs / "parts")[name]), name
     assert resumed.stdout.count("final val loss") == 1  # rank 0 alone prints
     with pytest.raises(InputError, match=r"saved by a run of 2 process\(es\); this one has 1"):
-        run_here(["minigpt.train", "--out-dir", "parts", "--resume"], tmp_path)  # one process
+        run_here(["minigpt.train", "--out-dir", "parts", "--resume"], runs)  # one process
 
 
 @pytest.mark.slow
@@ -206,25 +253,12 @@ def test_bad_input_on_one_rank_stops_every_rank_with_one_line(tmp_path):
     assert not (tmp_path / "run").exists()  # nothing written
 
 
-STAGE_DATA = {"sft": "examples/sft.jsonl", "reward": "examples/pairs.jsonl",
-              "dpo": "examples/pairs.jsonl"}
-
-
-def stage_flags(stage, init) -> list[str]:
-    return [f"align.{stage}", "--init", str(init), "--data", str(ROOT / STAGE_DATA[stage]),
-            "--max-iters", "4", "--eval-interval", "2", "--warmup-iters", "1",
-            "--learning-rate", "1e-3", "--max-length", "32"]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", list(STAGE_DATA))
-def test_an_alignment_stage_on_two_processes_trains_as_one(stage, pretrain_runs, tmp_path):
+def test_an_alignment_stage_on_two_processes_trains_as_one(stage, runs):
     """SFT's ranks hold different numbers of response tokens, so this also checks that the
     loss is the mean over every rank's tokens, not the mean of the ranks' means."""
-    common = stage_flags(stage, pretrain_runs / "one")
-    run_here([*common, "--batch-size", "8", "--out-dir", "one"], tmp_path)
-    ran(run_command([*common, "--batch-size", "4", "--out-dir", "two"], tmp_path, processes=2))
-    one, two = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    one, two = metrics(runs / "one" / stage), metrics(runs / "two" / stage)
     assert [sorted(row) for row in one] == [sorted(row) for row in two]
     for a, b in zip(one, two):
         for name, value in a.items():
@@ -233,26 +267,17 @@ def test_an_alignment_stage_on_two_processes_trains_as_one(stage, pretrain_runs,
     # ln_f's bias through the head) has a gradient of exactly 0; AdamW turns its float
     # noise, g/√v, into steps of ±lr, which differ between any two orders of summation.
     shifts_every_score = {"head.bias", "gpt.ln_f.bias"} if stage == "reward" else set()
-    for name, tensor in weights(tmp_path / "one").items():
+    for name, tensor in weights(runs / "one" / stage).items():
         if name not in shifts_every_score:
-            assert torch.allclose(tensor, weights(tmp_path / "two")[name], atol=1e-5), name
-    assert json.loads((tmp_path / "two" / "config.json").read_text())["world_size"] == 2
+            assert torch.allclose(tensor, weights(runs / "two" / stage)[name], atol=1e-5), name
+    assert json.loads((runs / "two" / stage / "config.json").read_text())["world_size"] == 2
 
 
 @pytest.mark.slow
-def test_the_rl_stage_trains_on_two_processes(pretrain_runs, tmp_path):
+def test_the_rl_stage_trains_on_two_processes(runs):
     """PPO, whose policy and value head are two DDP modules. Its rollouts are sampled per
     rank, so no single-process run takes the same steps: what is checked is that both
-    ranks stay in step to the end and rank 0 alone writes and prints."""
-    run_here([*stage_flags("reward", pretrain_runs / "one"), "--max-iters", "1", "--out-dir",
-              "reward"], tmp_path)
-    result = ran(run_command(
-        ["align.rlhf", "--init", str(pretrain_runs / "one"), "--reward", "reward", "--data",
-         str(ROOT / "examples/prompts.jsonl"), "--algorithm", "ppo", "--max-iters", "2",
-         "--eval-interval", "1", "--batch-size", "2", "--rloo-k", "2", "--eval-prompts", "4",
-         "--max-new-tokens", "8", "--num-mini-batches", "2", "--out-dir", "ppo"],
-        tmp_path, processes=2))
-    assert [row["step"] for row in metrics(tmp_path / "ppo")] == [0, 1, 1, 2, 2]
-    assert json.loads((tmp_path / "ppo" / "config.json").read_text())["world_size"] == 2
-    assert (tmp_path / "ppo" / "value.pt").is_file()
-    assert result.stdout.count("run folder:") == 1
+    ranks stay in step to the end and rank 0 alone writes."""
+    assert [row["step"] for row in metrics(runs / "two/ppo")] == [0, 1, 1, 2, 2]
+    assert json.loads((runs / "two/ppo/config.json").read_text())["world_size"] == 2
+    assert (runs / "two/ppo/value.pt").is_file()
