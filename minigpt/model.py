@@ -46,11 +46,19 @@ class KVCache:
     keys[layer], values[layer]: (B, nh, T_past, hs). Each forward call appends the new
     tokens' keys and values, so the next token's query q_t can attend to all of them
     without recomputing the prefix.
+
+    max_length: when the final length is known (generate knows it: prompt + new tokens),
+    each layer's keys and values are written into buffers of that length, allocated at the
+    first call, and keys[layer] is a view of the filled part. Without it every call
+    concatenates, copying the whole past again: O(T) per step, O(T²) over a generation.
+    The buffers are written in place, so use them without gradients (generation).
     """
 
-    def __init__(self, n_layer: int):
+    def __init__(self, n_layer: int, max_length: int | None = None):
         self.keys: list[torch.Tensor | None] = [None] * n_layer
         self.values: list[torch.Tensor | None] = [None] * n_layer
+        self.max_length = max_length
+        self.buffers: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layer
 
     @property
     def length(self) -> int:
@@ -64,7 +72,16 @@ class KVCache:
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Add this call's k, v (B, nh, T, hs) and return everything cached: (B, nh, T_k, hs)."""
-        if self.keys[layer] is not None:
+        past, T_k = self.length_at(layer), self.length_at(layer) + k.size(2)
+        if self.max_length is not None and T_k <= self.max_length:
+            if self.buffers[layer] is None:  # (B, nh, max_length, hs) each, filled as we go
+                shape = (*k.shape[:2], self.max_length, k.size(3))
+                self.buffers[layer] = (k.new_empty(shape), v.new_empty(shape))
+            key_buffer, value_buffer = self.buffers[layer]
+            key_buffer[:, :, past:T_k] = k  # written in place: nothing earlier is copied
+            value_buffer[:, :, past:T_k] = v
+            k, v = key_buffer[:, :, :T_k], value_buffer[:, :, :T_k]  # views of the filled part
+        elif self.keys[layer] is not None:
             k = torch.cat([self.keys[layer], k], dim=2)
             v = torch.cat([self.values[layer], v], dim=2)
         self.keys[layer], self.values[layer] = k, v
@@ -449,7 +466,8 @@ class GPT(nn.Module):
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # no padding: the plain causal mask is enough (and faster)
         mask = attention_mask
-        cache = KVCache(self.config.n_layer) if use_cache else None
+        final_length = min(block_size, idx.size(1) + max_new_tokens)  # what the cache will hold
+        cache = KVCache(self.config.n_layer, max_length=final_length) if use_cache else None
         finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
             if use_cache and idx.size(1) <= block_size:

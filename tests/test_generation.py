@@ -20,6 +20,24 @@ def test_cached_logits_equal_recomputed_logits(tiny_model):
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=0, atol=1e-5)
 
 
+@torch.no_grad()
+def test_a_cache_of_known_length_writes_in_place_and_holds_what_concatenation_holds(tiny_model):
+    """KVCache(max_length): one buffer per layer, filled in place; past its length it falls
+    back to concatenating. Its keys, values and the logits equal the concatenating cache's."""
+    idx = torch.randint(0, 37, (2, 14))
+    grown, written = KVCache(tiny_model.config.n_layer), KVCache(tiny_model.config.n_layer, 12)
+    for start, end in ((0, 5), (5, 6), (6, 12), (12, 14)):  # the last call passes max_length
+        a = tiny_model(idx[:, start:end], kv_cache=grown)[0]
+        b = tiny_model(idx[:, start:end], kv_cache=written)[0]
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        for layer in range(tiny_model.config.n_layer):
+            assert torch.equal(grown.keys[layer], written.keys[layer])
+            assert torch.equal(grown.values[layer], written.values[layer])
+        if end <= 12:  # a view of the layer's buffer, no copy of the past
+            assert written.keys[0].data_ptr() == written.buffers[0][0].data_ptr()
+    assert written.length == 14 and written.buffers[0][0].shape[2] == 12
+
+
 @pytest.mark.parametrize("attention", ["manual", "sdpa"])
 def test_greedy_tokens_are_identical_with_and_without_cache(attention):
     torch.manual_seed(1)
