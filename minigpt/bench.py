@@ -189,14 +189,49 @@ def generation_tokens_per_s(config: BenchConfig, use_cache: bool, device: str) -
     return config.new_tokens / median_seconds(generate, config.repeats, device)
 
 
+def machine_peak_flops(device: str) -> float:
+    """This machine's matmul limit, measured in the same run: a large fp32 (CPU) or bf16
+    (CUDA) matrix product, timed (minigpt.cost.measure_peak_flops on a CPU)."""
+    # imported here: minigpt.cost imports minigpt.albert, which imports this module
+    from minigpt.cost import measure_peak_flops
+
+    if device != "cuda":
+        return measure_peak_flops(size=1024, seconds=1.0)
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    seconds = median_seconds(lambda: a @ a, 5, device)
+    return 2 * 8192 ** 3 / seconds
+
+
+def training_flops_report(config: BenchConfig, rows: dict, peak: float) -> dict:
+    """Model FLOPs per token (forward + backward, minigpt.albert.flops_per_token: PaLM's
+    and nanoGPT's 6·N + 12·L·H·T), the FLOP/s each training row achieves, and its share
+    of the measured peak: how close to the machine's limit the step runs."""
+    from minigpt.albert import flops_per_token
+
+    model_config = GPTConfig(block_size=config.block_size, vocab_size=config.vocab_size,
+                             n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd)
+    per_token = flops_per_token(model_config, config.train_block_size)
+    achieved = {name: tokens_per_s * per_token for name, tokens_per_s in rows.items()}
+    print(f"  model FLOPs per token   {per_token:12,.0f}   "
+          f"(forward + backward, 6·N + 12·L·H·T)")
+    print(f"  machine matmul peak     {peak / 1e9:12,.1f} GFLOP/s   (measured now)")
+    for name, flops in achieved.items():
+        print(f"  {name:<22}  {flops / 1e9:12,.2f} GFLOP/s = {flops / peak:6.1%} of the peak")
+    return {"flops_per_token": per_token, "peak_flops": peak,
+            **{f"{name}_flops": flops for name, flops in achieved.items()}}
+
+
 def default_benchmark(config: BenchConfig, device: str) -> dict:
-    """Training with manual against sdpa attention, generation with against without the cache."""
+    """Training with manual against sdpa attention, generation with against without the
+    cache; the training rows' FLOP/s against the machine's measured matmul peak."""
     manual = training_tokens_per_s(config, "manual", device)
     fused = training_tokens_per_s(config, "sdpa", device)
     print(f"\ntraining, batch {config.batch_size} x {config.train_block_size} tokens:")
     print(f"  hand-written attention  {manual:12,.0f} tokens/s")
     print(f"  fused sdpa attention    {fused:12,.0f} tokens/s")
     print(f"  sdpa / hand-written     {fused / manual:12.2f}x   (target: at most 1.30x)")
+    flops = training_flops_report(config, {"hand-written": manual, "fused sdpa": fused},
+                                  machine_peak_flops(device))
 
     cached = generation_tokens_per_s(config, True, device)
     recomputed = generation_tokens_per_s(config, False, device)
@@ -205,7 +240,7 @@ def default_benchmark(config: BenchConfig, device: str) -> dict:
     print(f"  recomputing the prefix  {recomputed:12,.0f} tokens/s")
     print(f"  cache speed-up          {cached / recomputed:12.2f}x   (target: at least 5x)")
     return {"train_manual": manual, "train_sdpa": fused, "generate_cached": cached,
-            "generate_recomputed": recomputed}
+            "generate_recomputed": recomputed, **flops}
 
 
 # ------------------------------------------------------------ memory and time against T

@@ -14,7 +14,9 @@ import torch
 
 from minigpt import bench
 from minigpt.bench import first_length_where, loglog_slope, main
+from minigpt.albert import flops_per_token
 from minigpt.cli import run_main
+from minigpt.config import GPTConfig
 
 # the T² term visible at short lengths: 8 heads of 4 dims, a 16-token vocabulary
 TINY = ["--n-layer", "1", "--n-head", "8", "--n-embd", "32", "--vocab-size", "16", "--repeats", "1"]
@@ -216,7 +218,16 @@ def test_the_default_benchmark_prints_what_it_always_printed(capsys):
     results = main(["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "64",
                     "--train-block-size", "16", "--batch-size", "2", "--train-steps", "1",
                     "--prompt-tokens", "4", "--new-tokens", "8", "--repeats", "1"])
-    assert set(results) == {"train_manual", "train_sdpa", "generate_cached", "generate_recomputed"}
+    assert set(results) == {"train_manual", "train_sdpa", "generate_cached", "generate_recomputed",
+                            "flops_per_token", "peak_flops", "hand-written_flops",
+                            "fused sdpa_flops"}
+    # the achieved FLOP/s are tokens/s × FLOPs per token, the count checked in test_albert.py
+    per_token = flops_per_token(GPTConfig(block_size=64, vocab_size=bench.DEFAULT_MODEL.vocab_size,
+                                          n_layer=1, n_head=2, n_embd=16), 16)
+    assert results["flops_per_token"] == per_token
+    assert results["hand-written_flops"] == pytest.approx(results["train_manual"] * per_token)
+    assert results["fused sdpa_flops"] == pytest.approx(results["train_sdpa"] * per_token)
+    assert 1e8 < results["peak_flops"] < 1e15  # a measured matmul rate, not a constant
     # every number as #, spaces collapsed: the lines as the benchmark printed them before --lengths
     lines = [" ".join(re.sub(r"\d[\d,.]*\d|\d", "#", line).split())
              for line in capsys.readouterr().out.splitlines()]
@@ -228,6 +239,10 @@ def test_the_default_benchmark_prints_what_it_always_printed(capsys):
         "hand-written attention # tokens/s",
         "fused sdpa attention # tokens/s",
         "sdpa / hand-written #x (target: at most #x)",
+        "model FLOPs per token # (forward + backward, #·N + #·L·H·T)",
+        "machine matmul peak # GFLOP/s (measured now)",
+        "hand-written # GFLOP/s = #% of the peak",
+        "fused sdpa # GFLOP/s = #% of the peak",
         "",
         "generation, #-token prompt + # new tokens (greedy):",
         "with KV cache # tokens/s",

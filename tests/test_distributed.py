@@ -45,7 +45,8 @@ def run_here(arguments: list[str], cwd: Path):
 
 def run_command(arguments: list[str], cwd, processes: int = 1) -> subprocess.CompletedProcess:
     """`python -m ...` (processes=1) or `torchrun --nproc_per_node N -m ...`, on CPU."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
     if processes == 1:
         command = [sys.executable, "-m", *arguments]
     else:  # torchrun's module, so that it is the one of this Python
@@ -77,7 +78,8 @@ def weights(folder: Path) -> dict:
 # --- the pieces, in one process ---------------------------------------------------------
 
 def test_the_ranks_batches_partition_the_batch_of_one_process():
-    data = TokenData.from_text("abcdefghij" * 50, CharTokenizer.from_text("abcdefghij"), 0.1, "text")
+    tokenizer = CharTokenizer.from_text("abcdefghij")
+    data = TokenData.from_text("abcdefghij" * 50, tokenizer, 0.1, "text")
     whole = data.get_batch("train", 6, 8, torch.Generator().manual_seed(3))
     parts = [data.get_batch("train", 2, 8, torch.Generator().manual_seed(3), rank=r, world_size=3)
              for r in range(3)]
@@ -152,7 +154,8 @@ finish()
 def in_turn(commands: list[list[str]], cwd: Path) -> subprocess.CompletedProcess:
     """Run the commands one after the other on 2 processes under a single torchrun."""
     (cwd / "in_turn.py").write_text(IN_TURN)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "CUDA_VISIBLE_DEVICES": ""}
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
                            "--nproc_per_node", "2", "in_turn.py", json.dumps(commands)],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
@@ -248,7 +251,8 @@ def test_bad_input_on_one_rank_stops_every_rank_with_one_line(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and errors[0].startswith("error: rank 1: ") and "missing.txt" in errors[0], output
+    assert len(errors) == 1, output
+    assert errors[0].startswith("error: rank 1: ") and "missing.txt" in errors[0], output
     assert not re.search(r"^\[rank\d\]:", output, re.MULTILINE), output  # no rank's traceback
     assert not (tmp_path / "run").exists()  # nothing written
 
