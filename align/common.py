@@ -162,7 +162,8 @@ def train_steps(model, config, loss_on_batch, n_examples: int, run: RunFolder | 
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         # the batch's loss and metrics: this rank's, averaged over every rank's
-        row = {"step": step, **ranks.mean({"loss": loss.item() * share, "lr": lr, **metrics})}
+        averaged = ranks.mean({"loss": loss.item() * share, **metrics})
+        row = {"step": step, "loss": averaged.pop("loss"), "lr": lr, **averaged}
         if ranks.is_main:
             run.log(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.1e}")

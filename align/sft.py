@@ -51,6 +51,11 @@ def tokenize_demonstrations(rows, tokenizer, config, what="demonstrations"):
     return examples, stats
 
 
+def count_response_tokens(examples) -> int:
+    """The tokens response_loss averages over: labels[1:] that are not -100 (EOS included)."""
+    return sum(sum(1 for label in labels[1:] if label != -100) for _, labels in examples)
+
+
 def response_loss(model, examples, pad_id, device):
     """Mean −log π_θ(y_t | x, y_<t) over the response tokens of a batch (prompt labels −100).
 
@@ -69,7 +74,7 @@ def evaluate_loss(model, examples, pad_id, device, batch_size=64) -> float:
     total, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
         batch = examples[start : start + batch_size]
-        n = sum(sum(1 for label in labels[1:] if label != -100) for _, labels in batch)
+        n = count_response_tokens(batch)
         total += response_loss(model, batch, pad_id, device).item() * n
         count += n
     return total / max(count, 1)
@@ -104,9 +109,7 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
 
     def loss_on_batch(trained, indices):
         batch = [train_examples[i] for i in indices]
-        n_response_tokens = sum(sum(1 for label in labels[1:] if label != -100)
-                                for _, labels in batch)
-        return response_loss(trained, batch, pad_id, device), {}, n_response_tokens
+        return response_loss(trained, batch, pad_id, device), {}, count_response_tokens(batch)
 
     def evaluate(step):
         row = {"train_loss": evaluate_loss(model, train_examples[:512], pad_id, device)}

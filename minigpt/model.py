@@ -72,7 +72,8 @@ class KVCache:
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Add this call's k, v (B, nh, T, hs) and return everything cached: (B, nh, T_k, hs)."""
-        past, T_k = self.length_at(layer), self.length_at(layer) + k.size(2)
+        past = self.length_at(layer)
+        T_k = past + k.size(2)
         if self.max_length is not None and T_k <= self.max_length:
             if self.buffers[layer] is None:  # (B, nh, max_length, hs) each, filled as we go
                 shape = (*k.shape[:2], self.max_length, k.size(3))

@@ -43,17 +43,15 @@ def run_here(arguments: list[str], cwd: Path):
         os.chdir(previous)
 
 
-def run_command(arguments: list[str], cwd, processes: int = 1) -> subprocess.CompletedProcess:
-    """`python -m ...` (processes=1) or `torchrun --nproc_per_node N -m ...`, on CPU."""
+def torchrun(arguments: list[str], cwd, timeout=300) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node 2 ARGUMENTS` on CPU, with this Python's
+    torchrun (its module), one thread per process."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
            "CUDA_VISIBLE_DEVICES": ""}
-    if processes == 1:
-        command = [sys.executable, "-m", *arguments]
-    else:  # torchrun's module, so that it is the one of this Python
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   "--nproc_per_node",
-                   str(processes), "-m", *arguments]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", *arguments]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def ran(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -154,11 +152,7 @@ finish()
 def in_turn(commands: list[list[str]], cwd: Path) -> subprocess.CompletedProcess:
     """Run the commands one after the other on 2 processes under a single torchrun."""
     (cwd / "in_turn.py").write_text(IN_TURN)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           "--nproc_per_node", "2", "in_turn.py", json.dumps(commands)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return torchrun(["in_turn.py", json.dumps(commands)], cwd, timeout=600)
 
 
 STAGE_DATA = {"sft": "examples/sft.jsonl", "reward": "examples/pairs.jsonl",
@@ -218,8 +212,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(runs):
 def test_a_resumed_two_process_run_equals_an_uninterrupted_one(runs):
     """With dropout, so each rank's own random state has to come back too."""
     assert metrics(runs / "parts")[-1]["step"] == 6
-    resumed = ran(run_command(["minigpt.train", "--out-dir", "parts", "--resume"], runs,
-                              processes=2))
+    resumed = ran(torchrun(["-m", "minigpt.train", "--out-dir", "parts", "--resume"], runs))
 
     def without_timing(rows):
         return [{k: v for k, v in row.items() if k != "tokens_per_s"} for row in rows]
@@ -243,11 +236,8 @@ def test_bad_input_on_one_rank_stops_every_rank_with_one_line(tmp_path):
         "from minigpt.train import main\n"
         "argv = sys.argv[1:] + (['--data', 'missing.txt'] if os.environ['RANK'] == '1' else [])\n"
         "run_main(main, argv)\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "rank1_reads_a_missing_file.py", *TINY, "--out-dir", "run"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = torchrun(["rank1_reads_a_missing_file.py", *TINY, "--out-dir", "run"], tmp_path,
+                      timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     errors = [line for line in output.splitlines() if line.startswith("error: ")]
