@@ -79,14 +79,20 @@ class KVCache:
                 shape = (*k.shape[:2], self.max_length, k.size(3))
                 self.buffers[layer] = (k.new_empty(shape), v.new_empty(shape))
             key_buffer, value_buffer = self.buffers[layer]
-            key_buffer[:, :, past:T_k] = k  # written in place: nothing earlier is copied
-            value_buffer[:, :, past:T_k] = v
-            k, v = key_buffer[:, :, :T_k], value_buffer[:, :, :T_k]  # views of the filled part
+            key_buffer.narrow(2, past, k.size(2)).copy_(k)  # [:, :, past:T_k] = k, in place:
+            value_buffer.narrow(2, past, v.size(2)).copy_(v)  # nothing earlier is copied
+            k, v = key_buffer.narrow(2, 0, T_k), value_buffer.narrow(2, 0, T_k)  # views [:, :, :T_k]
         elif self.keys[layer] is not None:
             k = torch.cat([self.keys[layer], k], dim=2)
             v = torch.cat([self.values[layer], v], dim=2)
         self.keys[layer], self.values[layer] = k, v
         return k, v
+
+
+def dropout_layer(p: float) -> nn.Module:
+    """nn.Dropout(p), or nn.Identity() when p = 0: the same function, and a cheaper call
+    (a generated token passes nine of them; most runs here train with p = 0)."""
+    return nn.Dropout(p) if p > 0 else nn.Identity()
 
 
 def attention_allowed(
@@ -124,7 +130,7 @@ def causal_attention(q, k, v, allowed, dropout=None):
     allowed: boolean (B or 1, 1, T, T_k) from `attention_allowed`; where it is False the
     score gets -inf, so softmax gives that key weight exactly 0 (no peeking at the future,
     no attending to padding). dropout: applied to the weights A before they weigh V (the
-    model passes its nn.Dropout); None for no dropout. Returns y: (B, nh, T, hs).
+    model passes its nn.Dropout, or nn.Identity when p = 0); None for no dropout. Returns y: (B, nh, T, hs).
 
     While generating with the cache, T = 1: q is the slide's q_t (1 × d_k per head), q_t Kᵀ
     gives one score per cached token, and A·V is their weighted sum of values.
@@ -159,8 +165,8 @@ class CausalSelfAttention(nn.Module):
         projections = 2 if config.attention == "lsh" else 3  # (QK, V) or (Q, K, V)
         self.c_attn = nn.Linear(config.n_embd, projections * config.n_embd, bias=config.bias)
         self.c_proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # heads → C
-        self.attn_dropout = nn.Dropout(config.dropout)
-        self.resid_dropout = nn.Dropout(config.dropout)
+        self.attn_dropout = dropout_layer(config.dropout)
+        self.resid_dropout = dropout_layer(config.dropout)
         # LSH's random rotations R are a fixed function of (lsh_seed + depth, n_buckets), so
         # outputs are deterministic (evaluation, exact resume); Reformer redraws them at every
         # step. Kept here so that each is drawn on the CPU and moved to the device once.
@@ -179,7 +185,9 @@ class CausalSelfAttention(nn.Module):
         if self.attention == "lsh":
             y = self.lsh_forward(x, allowed, layer, kv_cache, key_is_real)  # (B, nh, T, hs)
         else:
-            q, k, v = map(self.heads, self.c_attn(x).split(C, dim=2))  # each (B, nh, T, hs)
+            # (B, T, 3C) -> (B, T, 3, nh, hs) -> (3, B, nh, T, hs): q, k, v with the heads apart
+            qkv = self.c_attn(x).view(B, T, 3, self.n_head, self.head_size).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)  # each (B, nh, T, hs), as `heads` would split them
             if kv_cache is not None:
                 k, v = kv_cache.append(layer, k, v)  # (B, nh, T_k, hs): the past and the new
             if self.attention == "manual":
@@ -188,9 +196,9 @@ class CausalSelfAttention(nn.Module):
                 # The same formula in one fused call; is_causal lets it pick its fastest kernel.
                 y = F.scaled_dot_product_attention(
                     q, k, v,
-                    attn_mask=None if is_plain_causal else allowed,
+                    attn_mask=allowed,  # None: plain causal, or one query that sees every key
                     dropout_p=self.dropout if self.training else 0.0,
-                    is_causal=is_plain_causal,
+                    is_causal=is_plain_causal and T > 1,
                 )  # (B, nh, T, hs)
 
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side: (B, T, C)
@@ -229,7 +237,7 @@ class MLP(nn.Module):
         # GELU(x) = x·Φ(x) exactly ("erf"), or GPT-2's tanh approximation ("tanh")
         self.gelu = nn.GELU(approximate="none" if config.gelu == "erf" else "tanh")
         self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = dropout_layer(config.dropout)
 
     def forward(self, x):
         return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))  # (B, T, C)
@@ -307,7 +315,7 @@ class GPT(nn.Module):
         if self.factorised:  # ALBERT: V·E + E·H parameters instead of V·H
             self.embed_in = nn.Linear(E, config.n_embd, bias=config.bias)  # E → H
             self.embed_out = nn.Linear(config.n_embd, E, bias=config.bias)  # H → E, before lm_head
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = dropout_layer(config.dropout)
         self.blocks = depth_blocks(config)
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(E, config.vocab_size, bias=False)
@@ -409,8 +417,12 @@ class GPT(nn.Module):
         x = self.drop(x)
         is_plain_causal = attention_mask is None and past == 0
         # The T × T_k mask, unless the attention never reads it: the fused kernel's plain
-        # causal case and LSH over a whole sequence are linear in memory, the mask is not.
-        needs_mask = not (is_plain_causal and self.config.attention != "manual")
+        # causal case and LSH over a whole sequence are linear in memory, the mask is not;
+        # and the fused kernel needs none for one new token without padding (a generation
+        # step): the newest query may look at every key there is.
+        attention = self.config.attention
+        needs_mask = not ((is_plain_causal and attention != "manual")
+                          or (attention == "sdpa" and attention_mask is None and T == 1))
         allowed = attention_allowed(past, T, attention_mask, idx.device) if needs_mask else None
         for layer, block in enumerate(self.blocks):  # the same module at several depths when shared
             x = block(x, allowed, layer, kv_cache, is_plain_causal, attention_mask)  # (B, T, C)
