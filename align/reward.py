@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
-from align.data import load_pairs, pad_right
+from align.data import load_pairs, pack_sequences, pad_right
 from align.gold import gold_reward
 from align.losses import bradley_terry_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
@@ -50,11 +50,20 @@ class RewardModel(nn.Module):
         nn.init.normal_(self.head.weight, std=1 / math.sqrt(config.n_embd + 1))
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, input_ids, lengths):
-        """input_ids (B, T) right-padded; lengths (B,) real tokens per row. Returns r (B,)."""
-        hidden = self.gpt.hidden_states(input_ids)  # (B, T, C)
-        last = hidden[torch.arange(input_ids.size(0), device=input_ids.device), lengths - 1]  # (B, C)
-        return self.head(last).squeeze(-1)  # (B,)
+    def forward(self, input_ids, lengths=None, attention_mask=None, position_ids=None, read_at=None):
+        """r_φ of each sequence, read at its last token. Returns r (N,).
+
+        input_ids (B, T) right-padded, one sequence per row, and lengths (B,) its real
+        tokens; or packed rows (align.data.pack_sequences) with attention_mask = the
+        segments, position_ids, and read_at (N,): where each sequence's last token sits,
+        as a flat index row · T + column (for one sequence per row, row · T + length − 1).
+        """
+        hidden = self.gpt.hidden_states(input_ids, attention_mask, position_ids)  # (B, T, C)
+        B, T, C = hidden.shape
+        if read_at is None:
+            read_at = torch.arange(B, device=input_ids.device) * T + lengths - 1  # (B,)
+        last = hidden.reshape(B * T, C)[read_at]  # (N, C)
+        return self.head(last).squeeze(-1)  # (N,)
 
     def values(self, input_ids):
         """The head read at every position: (B, T). PPO's value head V(s_t) is this network
@@ -63,10 +72,18 @@ class RewardModel(nn.Module):
 
 
 def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, device):
-    """r_φ for token lists (prompt + response + EOS), in one right-padded batch."""
-    input_ids = pad_right(sequences, pad_id).to(device)
-    lengths = torch.tensor([len(s) for s in sequences], device=device)
-    return model(input_ids, lengths)  # (B,)
+    """r_φ for token lists (prompt + response + EOS), in one batch: packed into as few rows
+    as hold them (align.data.pack_sequences), or right-padded for LSH attention, which
+    reads a mask as padding only. The same scores either way, up to float rounding."""
+    if getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
+        input_ids = pad_right(sequences, pad_id).to(device)
+        lengths = torch.tensor([len(s) for s in sequences], device=device)
+        return model(input_ids, lengths)  # (B,)
+    packed = pack_sequences([(s, s) for s in sequences], pad_id)
+    lengths = torch.tensor([len(s) for s in sequences])
+    read_at = packed.where[torch.arange(len(sequences)), lengths - 1]  # each one's last token
+    return model(packed.input_ids.to(device), attention_mask=packed.segments.to(device),
+                 position_ids=packed.positions.to(device), read_at=read_at.to(device))  # (B,)
 
 
 @torch.no_grad()

@@ -27,7 +27,8 @@ import torch
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
-from align.data import SFT_KEYS, TruncationStats, collate, read_jsonl, tokenize_example
+from align.data import (SFT_KEYS, TruncationStats, collate, pack_sequences, read_jsonl,
+                        tokenize_example)
 from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.errors import InputError
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
@@ -60,11 +61,21 @@ def response_loss(model, examples, pad_id, device):
     """Mean −log π_θ(y_t | x, y_<t) over the response tokens of a batch (prompt labels −100).
 
     The model reads input_ids[:, :-1] and is scored on labels[:, 1:]: each position
-    predicts the next token, exactly the shift that get_batch_logps makes.
+    predicts the next token, exactly the shift that get_batch_logps makes. The examples
+    are packed into as few rows as hold them (align.data.pack_sequences): the same tokens
+    and contexts, so the same mean, without computing padding; a sequence's last token
+    has no target in its row. LSH attention reads a mask as padding only: right padding there.
     """
-    input_ids, labels = collate(examples, pad_id)  # (B, T) each, right-padded
-    input_ids, labels = input_ids.to(device), labels.to(device)
-    _, loss = model(input_ids[:, :-1], targets=labels[:, 1:])
+    if getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
+        input_ids, labels = collate(examples, pad_id)  # (B, T) each, right-padded
+        _, loss = model(input_ids[:, :-1].to(device), targets=labels[:, 1:].to(device))
+        return loss
+    packed = pack_sequences(examples, pad_id)  # (R, T) each
+    targets = packed.labels[:, 1:].clone()  # (R, T-1): the next token in the row ...
+    targets[packed.segments[:, 1:] != packed.segments[:, :-1]] = -100  # ... if it is in the same sequence
+    _, loss = model(packed.input_ids[:, :-1].to(device), targets=targets.to(device),
+                    attention_mask=packed.segments[:, :-1].to(device),
+                    position_ids=packed.positions[:, :-1].to(device))
     return loss
 
 

@@ -41,10 +41,11 @@ from pathlib import Path
 
 from exercises.registry import EXERCISES, PROJECT_ROOT
 from minigpt.errors import InputError
+from minigpt.swaps import STUDENT_COPY_MARKER
 
 START = re.compile(r"^(?P<indent>\s*)# >>> solution (?P<name>\w+)\s*$")
 END = re.compile(r"^\s*# <<< solution\s*$")
-MARKER_FILE = "STUDENT_COPY.md"
+MARKER_FILE = STUDENT_COPY_MARKER  # minigpt.swaps reads it too: a student copy runs manual attention
 STUDENT_FOLDER = Path("exercises", "student")  # its .py files are handed out as committed: the stubs
 SKIPPED_FOLDERS = {"runs", "__pycache__", "venv"}  # and hidden folders but .ci and .github
 

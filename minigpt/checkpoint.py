@@ -26,6 +26,7 @@ A file that is not what the reader needs gets one line that says what it is inst
     half.pt: not a readable checkpoint (the file is truncated or corrupted): ...
 """
 
+import dataclasses
 import json
 import os
 import pickle
@@ -36,6 +37,7 @@ import zipfile
 import torch
 
 from minigpt.errors import InputError
+from minigpt.swaps import attention_to_run
 
 CHECKPOINT_NAME = "ckpt.pt"
 REQUIRED_KEYS = ("model", "step", "model_config", "tokenizer")
@@ -285,6 +287,9 @@ def model_from_checkpoint(checkpoint: dict, weights=True):
     path = checkpoint["path"]
     try:
         config = GPTConfig.from_dict(json.loads(checkpoint["model_config"]))
+        # the fused kernel or the formula by hand: the same function, and a student's
+        # causal_attention runs whenever it is in place (minigpt.swaps.attention_to_run)
+        config = dataclasses.replace(config, attention=attention_to_run(config.attention))
         tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
     except (ValueError, TypeError, AttributeError) as error:
         raise InputError(f"{path}: bad model config or tokenizer in checkpoint: {error}") from None

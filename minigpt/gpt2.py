@@ -64,6 +64,7 @@ from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.config import GPTConfig
 from minigpt.errors import InputError
 from minigpt.runlog import RunFolder
+from minigpt.swaps import attention_to_run
 from minigpt.tokenizer import BPETokenizer
 
 CONFIG_NAME = "config.json"
@@ -340,7 +341,7 @@ def checkpoint_from_hf(folder) -> dict:
     apart before a large file is read. Every problem is a one-line InputError.
     """
     folder = str(folder)
-    config = hf_folder_config(folder)
+    config = hf_folder_config(folder, attention=attention_to_run("auto"))  # what a run trains with
     tokenizer = tokenizer_from_hf(folder)
     if tokenizer.vocab_size != config.vocab_size:
         raise InputError(f"{folder}: the tokenizer has {tokenizer.vocab_size} tokens but "

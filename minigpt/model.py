@@ -106,6 +106,9 @@ def attention_allowed(
       are not allowed. A padded query would then see no key at all, and softmax over
       nothing is 0/0 = NaN; so every query may always see itself. Real tokens never
       see padding, and what padded positions compute is never used.
+    - packing: a row may hold several sequences one after the other, marked 1, 1, 2, 2, 2
+      (align.data.pack_sequences); a token then sees only the keys of its own sequence,
+      exactly what it would see alone in a row (a 0/1 mask is the case of one sequence).
     """
     T_k = past + T
     query_index = torch.arange(past, T_k, device=device).view(T, 1)
@@ -118,8 +121,22 @@ def attention_allowed(
             f"attention_mask covers {attention_mask.shape[-1]} tokens, expected {T_k} "
             f"(cached {past} + new {T})"
         )
-    key_is_real = attention_mask.bool().view(-1, 1, 1, T_k)
-    return (causal & key_is_real) | (key_index == query_index)
+    key_sequence = attention_mask.view(-1, 1, 1, T_k)  # 0: padding, k ≥ 1: the row's k-th sequence
+    query_sequence = attention_mask[:, past:].reshape(-1, 1, T, 1)
+    same_sequence = (key_sequence != 0) & (key_sequence == query_sequence)  # (B, 1, T, T_k)
+    return (causal & same_sequence) | (key_index == query_index)
+
+
+def positions_in_sequence(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T_k) attention mask -> (B, T_k) positions: how many tokens of the same run of
+    equal mask values come before each token. Left padding 0 0 1 1 1 gives the real
+    tokens 0 1 2; a packed row 1 1 2 2 2 gives 0 1 0 1 2 (each sequence as if alone)."""
+    B, T_k = attention_mask.shape
+    index = torch.arange(T_k, device=attention_mask.device).expand(B, T_k)
+    starts = torch.ones_like(attention_mask, dtype=torch.bool)  # where a run of values begins
+    starts[:, 1:] = attention_mask[:, 1:] != attention_mask[:, :-1]
+    run_start = torch.where(starts, index, 0).cummax(dim=-1).values  # (B, T_k)
+    return index - run_start
 
 
 def causal_attention(q, k, v, allowed, dropout=None):
@@ -408,9 +425,13 @@ class GPT(nn.Module):
         if position_ids is None:
             if attention_mask is None:
                 position_ids = torch.arange(past, past + T, device=idx.device).view(1, T)
-            else:  # count real tokens: (B, T_k) -> positions of this call's tokens (B, T)
-                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -T:]
+            else:  # each token's place in its own sequence: (B, T_k) -> this call's (B, T)
+                position_ids = positions_in_sequence(attention_mask)[:, -T:]
 
+        if (self.config.attention == "lsh" and attention_mask is not None
+                and bool((attention_mask > 1).any())):
+            raise ValueError("LSH attention reads the attention mask as real/padding only: rows "
+                             "packed with several sequences need attention 'manual' or 'sdpa'")
         x = self.wte(idx) + self.wpe(position_ids)  # (B, T, E) + (B or 1, T, E)
         if self.factorised:
             x = self.embed_in(x)  # (B, T, E) -> (B, T, C)

@@ -50,6 +50,7 @@ from minigpt.errors import InputError
 from minigpt.model import ATTENTION_KINDS, GPT, SHARE_MODES, GPTConfig
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
 from minigpt.runlog import RunFolder, column
+from minigpt.swaps import attention_to_run
 from minigpt.tokenizer import TOKENIZER_KINDS, make_tokenizer, tokenizer_from_dict
 from toyworld.world import pretraining_corpus
 
@@ -81,9 +82,11 @@ class TrainConfig:
     n_embd: int = field(default=128, metadata={"help": "embedding width"})
     dropout: float = field(default=0.0, metadata={"help": "dropout probability"})
     bias: bool = field(default=True, metadata={"help": "biases in Linear and LayerNorm"})
-    attention: str = field(default="manual", metadata={"help": "attention implementation "
-                                                               "(lsh: Reformer's)",
-                                                       "choices": ATTENTION_KINDS})
+    attention: str = field(default="auto", metadata={
+        "help": "attention: auto is sdpa, the fused kernel, unless a student's causal_attention "
+                "runs (then manual, the formula by hand; minigpt.swaps.attention_to_run); "
+                "lsh: Reformer's",
+        "choices": ("auto", *ATTENTION_KINDS)})
     lsh_n_hashes: int = field(default=2, metadata={"help": "with --attention lsh: hash rounds"})
     lsh_bucket_size: int = field(default=32, metadata={"help": "with --attention lsh: chunk length m"})
     lsh_n_buckets: int = field(default=0, metadata={"help": "with --attention lsh: buckets per round, "
@@ -119,6 +122,7 @@ class TrainConfig:
                 "from an uninterrupted run's"})
 
     def __post_init__(self):
+        self.attention = attention_to_run(self.attention)  # "auto" → the kind that runs, saved as such
         check_ranges(self, at_least_one=("batch_size", "grad_accum", "eval_interval", "eval_iters",
                                          "max_iters"),
                      not_negative=("warmup_iters", "sample_tokens", "stop_after", "weight_decay",

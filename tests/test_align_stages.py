@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from align.common import load_stage
-from align.data import TruncationStats, collate, tokenize_example, write_jsonl
+from align.data import TruncationStats, collate, pack_sequences, tokenize_example, write_jsonl
 import align.common
 import align.dpo
 from align.dpo import (DPOConfig, add_reference_logps, concatenated_forward, dpo_batch, evaluate_dpo,
@@ -85,11 +85,15 @@ def test_changing_what_the_prompt_positions_predict_does_not_change_the_loss():
     model.lm_head.register_forward_hook(lambda m, i, out: kept.update(logits=out) or out.retain_grad())
     examples = examples_of(DEMOS)
     response_loss(model, examples, ByteTokenizer().pad_id, "cpu").backward()
-    grad = kept["logits"].grad  # (B, T-1, vocab): position t predicts token t+1
-    for b, (ids, labels) in enumerate(examples):
+    grad = kept["logits"].grad  # (R, T-1, vocab): a row's position t predicts its token t+1
+    packed = pack_sequences(examples, ByteTokenizer().pad_id)  # the rows response_loss made
+    T = packed.input_ids.size(1)
+    for n, (ids, labels) in enumerate(examples):
         first_response = next(i for i, label in enumerate(labels) if label != -100)
-        assert grad[b, : first_response - 1].abs().max() == 0  # predicting prompt tokens
-        assert grad[b, first_response - 1].abs().max() > 0  # predicting the first answer token
+        places = [divmod(int(flat), T) for flat in packed.where[n, :first_response]]  # (row, column)
+        assert all(grad[r, c].abs().max() == 0 for r, c in places[:-1])  # predicting prompt tokens
+        r, c = places[-1]
+        assert grad[r, c].abs().max() > 0  # predicting the first answer token
 
 
 def test_sft_learns_to_answer_and_to_emit_eos(pretrained, tmp_path):

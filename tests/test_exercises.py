@@ -513,3 +513,33 @@ def test_the_issues_command_is_one_line_in_a_real_process():
     assert result.stderr.strip().splitlines() == [
         "error: python -m exercises run: the following arguments are required: --student "
         "(see python -m exercises run --help)"]
+
+
+@pytest.mark.skipif(IN_STUDENT_COPY, reason="a student copy always runs the hand-written attention")
+def test_runs_take_the_fused_kernel_unless_a_student_attention_is_swapped_in(tmp_path):
+    """minigpt.train's default attention is sdpa; with a student's causal_attention in
+    place it is manual, and a checkpoint trained with sdpa loads as manual, so the
+    student's function is the one that runs (minigpt.swaps.attention_to_run)."""
+    from minigpt.checkpoint import model_from_checkpoint, save_checkpoint, load_checkpoint
+    from minigpt.model import GPT, GPTConfig, causal_attention
+    from minigpt.tokenizer import ByteTokenizer
+    from minigpt.train import TrainConfig
+
+    assert TrainConfig().attention == "sdpa" and TrainConfig(attention="manual").attention == "manual"
+    config = GPTConfig(vocab_size=ByteTokenizer().vocab_size, block_size=16, n_layer=1, n_head=2,
+                       n_embd=8, attention="sdpa")
+    save_checkpoint(str(tmp_path / "ckpt.pt"), GPT(config), 0, config, ByteTokenizer())
+    calls = []
+
+    def students_attention(q, k, v, allowed, dropout=None):
+        calls.append(q.shape)
+        return causal_attention(q, k, v, allowed, dropout)
+
+    with swapped("causal_attention", students_attention):
+        assert TrainConfig().attention == "manual" and TrainConfig(attention="sdpa").attention == "manual"
+        model, _ = model_from_checkpoint(load_checkpoint(str(tmp_path / "ckpt.pt")))
+        assert model.config.attention == "manual"
+        model(torch.zeros(1, 5, dtype=torch.long))
+    assert calls == [(1, 2, 5, 4)]  # the student's function ran, once per layer
+    model, _ = model_from_checkpoint(load_checkpoint(str(tmp_path / "ckpt.pt")))
+    assert model.config.attention == "sdpa"  # the switch put back: the fused kernel again
