@@ -259,16 +259,18 @@ def pad_right(sequences: list[list[int]], value: int, length: int | None = None)
 class PackedBatch:
     """Several sequences packed into fewer rows, none split, with no attention across them.
 
-    input_ids, labels, segments, positions: (R, L), L = the longest sequence's length.
-    segments: 0 for padding, k ≥ 1 for the row's k-th sequence; the model's attention_mask
-    takes it as is (a token attends to earlier tokens of its own segment only).
+    input_ids, labels, positions: (R, L), L = the longest unit's length.
+    attention_mask: for the model. pack_sequences: (R, L), 0 for padding and k ≥ 1 for
+    the row's k-th sequence (a token attends to earlier tokens of its own sequence only);
+    pack_pairs: (R, L, L), the keys each token may see.
     positions: each sequence counts its own positions from 0, as alone in a row.
-    where: (N, L) for the N sequences in their order: where[n, t] is the flat index
-    (row · L + column) of sequence n's t-th token (its last token's, past its end).
+    where: (N, T) for the N sequences in their order, T the longest one's length:
+    where[n, t] is the flat index (row · L + column) of sequence n's t-th token (its last
+    token's, past its end).
     """
     input_ids: torch.Tensor
     labels: torch.Tensor
-    segments: torch.Tensor
+    attention_mask: torch.Tensor
     positions: torch.Tensor
     where: torch.Tensor
 
@@ -279,24 +281,32 @@ class PackedBatch:
         return flat[self.where.to(flat.device)]  # (N, L, ...)
 
 
-def pack_sequences(examples, pad_id: int) -> PackedBatch:
-    """[(input_ids, labels), ...] -> a PackedBatch: padding-free batching.
-
-    Rows are as long as the longest sequence; each sequence, longest first, goes into the
-    first row with room for it (first-fit decreasing). Padded rows would spend the model's
-    work on padding: for the DPO pairs of examples/pairs.jsonl about 40% of it.
-    """
-    lengths = [len(ids) for ids, _ in examples]
+def first_fit_decreasing(lengths: list[int]) -> tuple[list[list[int]], int]:
+    """Pack items of these lengths into as few rows as the longest item's length L: each
+    item, longest first, goes into the first row with room for it. Returns (the items'
+    indices in each row, L)."""
     L = max(lengths)
-    rows: list[list[int]] = []  # the sequences (indices into examples) of each row
+    rows: list[list[int]] = []
     room: list[int] = []
-    for n in sorted(range(len(examples)), key=lambda n: -lengths[n]):
+    for n in sorted(range(len(lengths)), key=lambda n: -lengths[n]):
         row = next((r for r in range(len(rows)) if room[r] >= lengths[n]), None)
         if row is None:
             rows.append([]), room.append(L)
             row = len(rows) - 1
         rows[row].append(n)
         room[row] -= lengths[n]
+    return rows, L
+
+
+def pack_sequences(examples, pad_id: int) -> PackedBatch:
+    """[(input_ids, labels), ...] -> a PackedBatch: padding-free batching.
+
+    Rows are as long as the longest sequence, filled first-fit decreasing. Padded rows
+    would spend the model's work on padding: for the DPO pairs of examples/pairs.jsonl,
+    a quarter of it at 8 pairs a batch.
+    """
+    lengths = [len(ids) for ids, _ in examples]
+    rows, L = first_fit_decreasing(lengths)
     shape = (len(rows), L)
     input_ids, labels = torch.full(shape, pad_id), torch.full(shape, -100)
     segments, positions = torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
@@ -315,6 +325,69 @@ def pack_sequences(examples, pad_id: int) -> PackedBatch:
             where[n, len(ids):] = flat[-1]
             start = end
     return PackedBatch(input_ids, labels, segments, positions, where)
+
+
+def shared_prefix(a: list[int], b: list[int]) -> int:
+    """How many first tokens two token lists have in common."""
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def pack_pairs(pairs, pad_id: int) -> PackedBatch:
+    """Preference pairs {"chosen": (ids, labels), "rejected": ...} -> a PackedBatch of their
+    2B sequences (chosen ones, then rejected ones), each pair's common prefix stored once.
+
+    A pair's chosen and rejected answers follow the same prompt, and under causal
+    attention the prefix they share (the prompt, and any first answer tokens they agree
+    on) has the same hidden states in both: one copy, then both rests, as one unit
+
+        [ shared prefix | rest of chosen | rest of rejected ]
+
+    where the rest of the rejected answer sees the prefix and itself, never the chosen
+    rest, and both rests count their positions on from the end of the prefix. Units fill
+    rows first-fit decreasing. For examples/pairs.jsonl that computes a third fewer
+    tokens than pack_sequences (prompts are about half of each sequence).
+    """
+    units = []  # (prefix length, chosen, rejected) per pair
+    for pair in pairs:
+        chosen, rejected = pair["chosen"], pair["rejected"]
+        units.append((shared_prefix(chosen[0], rejected[0]), chosen, rejected))
+    unit_lengths = [len(c[0]) + len(r[0]) - p for p, c, r in units]
+    rows, L = first_fit_decreasing(unit_lengths)
+    shape = (len(rows), L)
+    input_ids, labels = torch.full(shape, pad_id), torch.full(shape, -100)
+    positions = torch.zeros(shape, dtype=torch.long)
+    allowed = torch.zeros((len(rows), L, L), dtype=torch.bool)  # (R, query, key)
+    longest = max(len(p[side][0]) for p in pairs for side in ("chosen", "rejected"))
+    where = torch.zeros((2 * len(pairs), longest), dtype=torch.long)  # as pad_right lays them out
+    causal = torch.ones(L, L, dtype=torch.bool).tril()
+
+    def write(row, columns, ids, target, places):
+        input_ids[row, columns] = torch.tensor(ids, dtype=torch.long)
+        labels[row, columns] = torch.tensor(target, dtype=torch.long)
+        positions[row, columns] = torch.tensor(list(places), dtype=torch.long)
+
+    for r, members in enumerate(rows):
+        start = 0
+        for n in members:
+            P, chosen, rejected = units[n]
+            prefix = list(range(start, start + P))  # the columns of the shared prefix
+            write(r, prefix, chosen[0][:P], chosen[1][:P], range(P))
+            allowed[r, start:start + P, start:start + P] = causal[:P, :P]
+            end = start + P
+            for sequence, (ids, target) in ((n, chosen), (len(pairs) + n, rejected)):
+                rest = list(range(end, end + len(ids) - P))  # the columns of this answer's rest
+                write(r, rest, ids[P:], target[P:], range(P, len(ids)))
+                allowed[r, end:end + len(rest), start:start + P] = True  # it sees the prefix
+                allowed[r, end:end + len(rest), end:end + len(rest)] = causal[:len(rest), :len(rest)]
+                flat = r * L + torch.tensor(prefix + rest, dtype=torch.long)
+                where[sequence, : len(ids)] = flat
+                where[sequence, len(ids):] = flat[-1]
+                end += len(rest)
+            start = end
+    return PackedBatch(input_ids, labels, allowed, positions, where)
 
 
 def collate(examples, pad_id: int, length: int | None = None):

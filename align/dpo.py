@@ -39,7 +39,7 @@ import torch
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
-from align.data import load_pairs, pack_sequences, pad_right
+from align.data import load_pairs, pack_pairs, pad_right
 from align.losses import DPO_LOSS_TYPES, dpo_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
@@ -98,24 +98,25 @@ class DPOConfig(StageConfig):
         return self.average_log_prob
 
 
-def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False):
+def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False, pack=True):
     """log π(y_w|x) and log π(y_l|x) for a batch of pairs, in one forward pass.
 
     The 2B sequences (chosen ones, then rejected ones) are packed into as few rows as
-    hold them (align.data.pack_sequences: no padding wasted, no attention across
-    sequences, positions from 0 for each), and the logits are laid out again one row per
-    sequence, (2B, T), for get_batch_logps. LSH attention reads a mask as padding only,
-    so there the 2B sequences are padded to one length instead. Either way the same
-    log-probabilities, up to float rounding. Returns (chosen_logps (B,), rejected_logps (B,)).
+    hold them, each pair's shared prompt once (align.data.pack_pairs: no padding, no
+    attention across pairs nor from one answer to the other), and the logits are laid out
+    again one row per sequence, (2B, T), for get_batch_logps. With pack=False, and always with LSH attention
+    (it reads a mask as padding only), the 2B sequences are right-padded to one length
+    instead, one per row. Either way the same log-probabilities, up to float rounding.
+    Returns (chosen_logps (B,), rejected_logps (B,)).
     """
     sequences = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
     labels = pad_right([labels for _, labels in sequences], -100).to(device)  # (2B, T)
-    if getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
+    if not pack or getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
         input_ids = pad_right([ids for ids, _ in sequences], pad_id).to(device)  # (2B, T)
         logits, _ = model(input_ids)  # (2B, T, vocab)
     else:
-        packed = pack_sequences(sequences, pad_id)
-        logits, _ = model(packed.input_ids.to(device), attention_mask=packed.segments.to(device),
+        packed = pack_pairs(pairs, pad_id)
+        logits, _ = model(packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device),
                           position_ids=packed.positions.to(device))  # (R, T, vocab), R ≤ 2B
         logits = packed.unpack(logits)  # (2B, T, vocab)
     logps = get_batch_logps(logits, labels, average_log_prob=average_log_prob)  # (2B,)

@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
-from align.data import load_pairs, pack_sequences, pad_right
+from align.data import load_pairs, pack_pairs, pack_sequences, pad_right
 from align.gold import gold_reward
 from align.losses import bradley_terry_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
@@ -82,7 +82,7 @@ def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, devi
     packed = pack_sequences([(s, s) for s in sequences], pad_id)
     lengths = torch.tensor([len(s) for s in sequences])
     read_at = packed.where[torch.arange(len(sequences)), lengths - 1]  # each one's last token
-    return model(packed.input_ids.to(device), attention_mask=packed.segments.to(device),
+    return model(packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device),
                  position_ids=packed.positions.to(device), read_at=read_at.to(device))  # (B,)
 
 
@@ -103,9 +103,18 @@ def score_samples(model: RewardModel, samples, pad_id, device, missing_eos_penal
 
 
 def score_pairs(model: RewardModel, pairs, pad_id, device):
-    """r_φ(x, y_w) and r_φ(x, y_l) for a batch of pairs, chosen and rejected in one forward pass."""
-    rewards = score_sequences(model, [p["chosen"][0] for p in pairs] + [p["rejected"][0] for p in pairs],
-                              pad_id, device)  # (2B,)
+    """r_φ(x, y_w) and r_φ(x, y_l) for a batch of pairs, chosen and rejected in one forward
+    pass: each pair's shared prompt computed once (align.data.pack_pairs), or for LSH
+    attention all 2B sequences right-padded (score_sequences)."""
+    if getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
+        rewards = score_sequences(model, [p["chosen"][0] for p in pairs]
+                                  + [p["rejected"][0] for p in pairs], pad_id, device)  # (2B,)
+    else:
+        packed = pack_pairs(pairs, pad_id)
+        lengths = torch.tensor([len(p[side][0]) for side in ("chosen", "rejected") for p in pairs])
+        read_at = packed.where[torch.arange(2 * len(pairs)), lengths - 1]  # each one's last token
+        rewards = model(packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device),
+                        position_ids=packed.positions.to(device), read_at=read_at.to(device))  # (2B,)
     return rewards[: len(pairs)], rewards[len(pairs):]  # (B,), (B,)
 
 

@@ -72,9 +72,9 @@ def response_loss(model, examples, pad_id, device):
         return loss
     packed = pack_sequences(examples, pad_id)  # (R, T) each
     targets = packed.labels[:, 1:].clone()  # (R, T-1): the next token in the row ...
-    targets[packed.segments[:, 1:] != packed.segments[:, :-1]] = -100  # ... if it is in the same sequence
+    targets[packed.attention_mask[:, 1:] != packed.attention_mask[:, :-1]] = -100  # ... if it is in the same sequence
     _, loss = model(packed.input_ids[:, :-1].to(device), targets=targets.to(device),
-                    attention_mask=packed.segments[:, :-1].to(device),
+                    attention_mask=packed.attention_mask[:, :-1].to(device),
                     position_ids=packed.positions[:, :-1].to(device))
     return loss
 

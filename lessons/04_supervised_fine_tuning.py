@@ -82,7 +82,11 @@ for r, row_labels in zip(rows[:4], batch_labels[:4]):
 # ## The SFT loss on the batch: `align.sft.response_loss`
 #
 # The model reads input_ids[:, :-1] and is scored on labels[:, 1:] (each position predicts
-# the next token). We recompute it by hand: a mean of −log π_θ over the counted positions.
+# the next token). To spend no work on padding, `response_loss` first packs the examples
+# into fewer rows (`align.data.pack_sequences`: several sequences per row, each attending
+# only to itself, its positions counted from 0), which gives the same tokens the same
+# contexts. We recompute the loss by hand on the padded batch above: a mean of −log π_θ
+# over the counted positions.
 
 # %%
 print(inspect.getsource(response_loss))

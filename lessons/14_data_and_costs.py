@@ -436,7 +436,7 @@ bench = BenchConfig(n_layer=shape["n_layer"], n_head=shape["n_head"], n_embd=sha
                     block_size=64, vocab_size=vocab, batch_size=12, train_block_size=64,
                     prompt_tokens=1, new_tokens=1, train_steps=2 if SMOKE else 5,
                     repeats=1 if SMOKE else 3, device="cpu")
-bench_speed = training_tokens_per_s(bench, "manual", "cpu")
+bench_speed, _ = training_tokens_per_s(bench, "manual", "cpu")  # tokens/s, activation bytes
 bench_mfu = model_flops_utilisation(GPTConfig(block_size=64, vocab_size=vocab, **shape), 64,
                                     bench_speed, peak_cpu)
 print(f"  minigpt.bench, the same model on one fixed batch: {bench_speed:,.0f} tokens/s, "

@@ -7,9 +7,13 @@ Run:
     python -m minigpt.bench --lengths 256,512,1024,2048,4096,8192   # memory and time against T
 
 Prints, for the stated model:
-  - training tokens/s (forward, backward, AdamW step) with attention="manual" and "sdpa";
-  - generation tokens/s for --new-tokens new tokens, with and without the KV cache;
+  - training tokens/s (forward, backward, AdamW step) with attention="manual" and "sdpa",
+    the activation memory of one step (minigpt.memory), the model FLOPs per token, the
+    FLOP/s each achieves and its share of this machine's matmul peak, measured in the run;
+  - generation tokens/s at batch 1 for --new-tokens new tokens, greedy and sampled, with
+    and without the KV cache (--attention: the default GPTConfig's, the formula by hand);
 and the ratio of each pair. Timings are the median of --repeats runs after a warm-up.
+The alignment step (DPO, packed and padded) has its own: python -m align.bench.
 
 With --lengths T1,T2,... it measures instead the lecture's claim that Reformer's LSH
 attention costs "O(n log n) instead of O(n²) memory". For attention "manual", "sdpa" and
@@ -68,6 +72,9 @@ class BenchConfig:
     repeats: int = field(default=3, metadata={"help": "timed repeats (the median is reported)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     seed: int = field(default=0, metadata={"help": "random seed"})
+    attention: str = field(default=DEFAULT_MODEL.attention, metadata={
+        "help": "the generation rows' attention (training rows time both manual and sdpa)",
+        "choices": ("manual", "sdpa")})
     lengths: str = field(default="", metadata={
         "help": "sequence lengths, comma-separated (e.g. 256,512,1024): instead of the default "
                 "benchmark, time and activation memory of one forward + backward with manual, "
@@ -153,7 +160,8 @@ def median_seconds(run, repeats, device) -> float:
     return statistics.median(times)
 
 
-def training_tokens_per_s(config: BenchConfig, attention: str, device: str) -> float:
+def training_tokens_per_s(config: BenchConfig, attention: str, device: str) -> tuple[float, int]:
+    """Training tokens/s with this attention, and the activation memory of one step."""
     torch.manual_seed(config.seed)
     model_config = GPTConfig(block_size=config.block_size, vocab_size=config.vocab_size,
                              n_layer=config.n_layer, n_head=config.n_head,
@@ -171,20 +179,33 @@ def training_tokens_per_s(config: BenchConfig, attention: str, device: str) -> f
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
 
+    def forward_backward():
+        with autocast_for(device):
+            _, loss = model(x, y)
+        loss.backward()
+
     seconds = median_seconds(steps, config.repeats, device)
-    return config.train_steps * config.batch_size * config.train_block_size / seconds
+    memory, _ = activation_bytes(forward_backward, device, model=model)
+    optimizer.zero_grad(set_to_none=True)
+    return config.train_steps * config.batch_size * config.train_block_size / seconds, memory
 
 
-def generation_tokens_per_s(config: BenchConfig, use_cache: bool, device: str) -> float:
+def generation_tokens_per_s(config: BenchConfig, use_cache: bool, device: str,
+                            temperature: float = 0.0) -> float:
+    """Generated tokens/s of the default GPTConfig's attention (--attention), batch 1:
+    greedy at temperature 0, sampled from softmax(logits / temperature) otherwise."""
     torch.manual_seed(config.seed)
     model_config = GPTConfig(block_size=config.block_size, vocab_size=config.vocab_size,
-                             n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd)
+                             n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
+                             attention=config.attention)
     model = GPT(model_config).to(device).eval()
     prompt = torch.randint(config.vocab_size, (1, config.prompt_tokens), device=device)
 
     def generate():
+        generator = torch.Generator(device=device).manual_seed(config.seed)
         with autocast_for(device):
-            model.generate(prompt, config.new_tokens, temperature=0.0, use_cache=use_cache)
+            model.generate(prompt, config.new_tokens, temperature=temperature, use_cache=use_cache,
+                           generator=generator)
 
     return config.new_tokens / median_seconds(generate, config.repeats, device)
 
@@ -224,23 +245,30 @@ def training_flops_report(config: BenchConfig, rows: dict, peak: float) -> dict:
 def default_benchmark(config: BenchConfig, device: str) -> dict:
     """Training with manual against sdpa attention, generation with against without the
     cache; the training rows' FLOP/s against the machine's measured matmul peak."""
-    manual = training_tokens_per_s(config, "manual", device)
-    fused = training_tokens_per_s(config, "sdpa", device)
-    print(f"\ntraining, batch {config.batch_size} x {config.train_block_size} tokens:")
-    print(f"  hand-written attention  {manual:12,.0f} tokens/s")
-    print(f"  fused sdpa attention    {fused:12,.0f} tokens/s")
-    print(f"  sdpa / hand-written     {fused / manual:12.2f}x   (target: at most 1.30x)")
+    manual, manual_memory = training_tokens_per_s(config, "manual", device)
+    fused, fused_memory = training_tokens_per_s(config, "sdpa", device)
+    print(f"\ntraining, batch {config.batch_size} x {config.train_block_size} tokens "
+          f"(activation memory of one step; model state {state_bytes(GPT(DEFAULT_MODEL)) / MiB:.1f} MiB "
+          f"for the default model):")
+    print(f"  hand-written attention  {manual:12,.0f} tokens/s   activations {manual_memory / MiB:8.1f} MiB")
+    print(f"  fused sdpa attention    {fused:12,.0f} tokens/s   activations {fused_memory / MiB:8.1f} MiB")
+    print(f"  sdpa / hand-written     {fused / manual:12.2f}x   (minigpt.train runs sdpa unless a "
+          f"student's attention is swapped in)")
     flops = training_flops_report(config, {"hand-written": manual, "fused sdpa": fused},
                                   machine_peak_flops(device))
 
-    cached = generation_tokens_per_s(config, True, device)
-    recomputed = generation_tokens_per_s(config, False, device)
-    print(f"\ngeneration, {config.prompt_tokens}-token prompt + {config.new_tokens} new tokens (greedy):")
-    print(f"  with KV cache           {cached:12,.0f} tokens/s")
-    print(f"  recomputing the prefix  {recomputed:12,.0f} tokens/s")
-    print(f"  cache speed-up          {cached / recomputed:12.2f}x   (target: at least 5x)")
-    return {"train_manual": manual, "train_sdpa": fused, "generate_cached": cached,
-            "generate_recomputed": recomputed, **flops}
+    rows = {}
+    print(f"\ngeneration, batch 1, {config.prompt_tokens}-token prompt + {config.new_tokens} new "
+          f"tokens, {config.attention} attention:")
+    for mode, temperature in (("greedy", 0.0), ("sampled", 1.0)):
+        cached = generation_tokens_per_s(config, True, device, temperature)
+        recomputed = generation_tokens_per_s(config, False, device, temperature)
+        print(f"  {mode:<7} with KV cache           {cached:10,.0f} tokens/s")
+        print(f"  {mode:<7} recomputing the prefix  {recomputed:10,.0f} tokens/s")
+        print(f"  {mode:<7} cache speed-up          {cached / recomputed:10.2f}x")
+        rows.update({f"generate_{mode}_cached": cached, f"generate_{mode}_recomputed": recomputed})
+    return {"train_manual": manual, "train_sdpa": fused, "train_manual_activation_bytes": manual_memory,
+            "train_sdpa_activation_bytes": fused_memory, **rows, **flops}
 
 
 # ------------------------------------------------------------ memory and time against T

@@ -109,8 +109,17 @@ def attention_allowed(
     - packing: a row may hold several sequences one after the other, marked 1, 1, 2, 2, 2
       (align.data.pack_sequences); a token then sees only the keys of its own sequence,
       exactly what it would see alone in a row (a 0/1 mask is the case of one sequence).
+    - any other pattern: a boolean (B, T, T_k) attention_mask is taken as `allowed` itself,
+      each query's row of keys (align.data.pack_pairs: two answers after their shared
+      prompt); every query still sees itself.
     """
     T_k = past + T
+    if attention_mask is not None and attention_mask.dim() == 3:
+        if attention_mask.shape[1:] != (T, T_k):
+            raise ValueError(f"a 3-D attention_mask must be (B, {T}, {T_k}): each of the {T} "
+                             f"queries' allowed keys; got {tuple(attention_mask.shape)}")
+        itself = torch.eye(T, T_k, dtype=torch.bool, device=attention_mask.device)
+        return (attention_mask.bool() | itself).unsqueeze(1)  # (B, 1, T, T_k)
     query_index = torch.arange(past, T_k, device=device).view(T, 1)
     key_index = torch.arange(T_k, device=device).view(1, T_k)
     causal = key_index <= query_index  # (T, T_k)
@@ -409,14 +418,22 @@ class GPT(nn.Module):
 
         attention_mask: (B, T_k), 1 for real tokens, 0 for (left) padding, covering the
         cached tokens too; right padding needs no mask (no real token comes after it).
-        position_ids: (B, T); by default the position counts real tokens only, so a
-        left-padded prompt starts at position 0. kv_cache: a KVCache to read the past
+        Rows packed with several sequences number them 1, 2, ...; a boolean (B, T, T_k)
+        mask gives each query's keys outright (see `attention_allowed`).
+        position_ids: (B, T); by default each token's place in its own run of equal mask
+        values, so a left-padded prompt starts at position 0 (a 3-D mask needs them given).
+        kv_cache: a KVCache to read the past
         from and append this call's keys and values to. (The reward model reads its
         score from these hidden states.)
         """
         B, T = idx.shape
         past = 0 if kv_cache is None else kv_cache.length
-        if past + T > self.config.block_size:
+        if position_ids is not None and attention_mask is not None and kv_cache is None:
+            # packed rows (align.data): a row may be longer than the context, its sequences not
+            if int(position_ids.max()) >= self.config.block_size:
+                raise ValueError(f"position {int(position_ids.max())} is past block_size="
+                                 f"{self.config.block_size}: a packed sequence is too long")
+        elif past + T > self.config.block_size:
             raise ValueError(
                 f"sequence of {past + T} tokens ({past} cached + {T} new) is longer than "
                 f"block_size={self.config.block_size}; crop it to the last "
@@ -425,11 +442,14 @@ class GPT(nn.Module):
         if position_ids is None:
             if attention_mask is None:
                 position_ids = torch.arange(past, past + T, device=idx.device).view(1, T)
+            elif attention_mask.dim() == 3:
+                raise ValueError("a 3-D attention_mask says who sees whom, not where each token "
+                                 "sits: pass position_ids with it")
             else:  # each token's place in its own sequence: (B, T_k) -> this call's (B, T)
                 position_ids = positions_in_sequence(attention_mask)[:, -T:]
 
         if (self.config.attention == "lsh" and attention_mask is not None
-                and bool((attention_mask > 1).any())):
+                and (attention_mask.dim() == 3 or bool((attention_mask > 1).any()))):
             raise ValueError("LSH attention reads the attention mask as real/padding only: rows "
                              "packed with several sequences need attention 'manual' or 'sdpa'")
         x = self.wte(idx) + self.wpe(position_ids)  # (B, T, E) + (B or 1, T, E)

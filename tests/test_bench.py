@@ -214,13 +214,17 @@ def test_bad_sweep_flags_are_one_line_errors(argv, words, tmp_path, monkeypatch,
     assert not (tmp_path / "runs").exists()  # refused before anything ran
 
 
-def test_the_default_benchmark_prints_what_it_always_printed(capsys):
+def test_the_default_benchmark_prints_its_rows(capsys):
     results = main(["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--block-size", "64",
                     "--train-block-size", "16", "--batch-size", "2", "--train-steps", "1",
                     "--prompt-tokens", "4", "--new-tokens", "8", "--repeats", "1"])
-    assert set(results) == {"train_manual", "train_sdpa", "generate_cached", "generate_recomputed",
-                            "flops_per_token", "peak_flops", "hand-written_flops",
-                            "fused sdpa_flops"}
+    assert set(results) == {"train_manual", "train_sdpa", "train_manual_activation_bytes",
+                            "train_sdpa_activation_bytes", "generate_greedy_cached",
+                            "generate_greedy_recomputed", "generate_sampled_cached",
+                            "generate_sampled_recomputed", "flops_per_token", "peak_flops",
+                            "hand-written_flops", "fused sdpa_flops"}
+    # the hand-written attention keeps its (B, nh, T, T) weights for the backward pass
+    assert results["train_manual_activation_bytes"] > results["train_sdpa_activation_bytes"] > 0
     # the achieved FLOP/s are tokens/s × FLOPs per token, the count checked in test_albert.py
     per_token = flops_per_token(GPTConfig(block_size=64, vocab_size=bench.DEFAULT_MODEL.vocab_size,
                                           n_layer=1, n_head=2, n_embd=16), 16)
@@ -235,17 +239,41 @@ def test_the_default_benchmark_prints_what_it_always_printed(capsys):
         "model: # layers, # heads, # dims, block #, vocab # (#M parameters)",
         "device: cpu, # threads",
         "",
-        "training, batch # x # tokens:",
-        "hand-written attention # tokens/s",
-        "fused sdpa attention # tokens/s",
-        "sdpa / hand-written #x (target: at most #x)",
+        "training, batch # x # tokens (activation memory of one step; model state # MiB for the default model):",
+        "hand-written attention # tokens/s activations # MiB",
+        "fused sdpa attention # tokens/s activations # MiB",
+        "sdpa / hand-written #x (minigpt.train runs sdpa unless a student's attention is swapped in)",
         "model FLOPs per token # (forward + backward, #·N + #·L·H·T)",
         "machine matmul peak # GFLOP/s (measured now)",
         "hand-written # GFLOP/s = #% of the peak",
         "fused sdpa # GFLOP/s = #% of the peak",
         "",
-        "generation, #-token prompt + # new tokens (greedy):",
-        "with KV cache # tokens/s",
-        "recomputing the prefix # tokens/s",
-        "cache speed-up #x (target: at least #x)",
+        "generation, batch #, #-token prompt + # new tokens, manual attention:",
+        "greedy with KV cache # tokens/s",
+        "greedy recomputing the prefix # tokens/s",
+        "greedy cache speed-up #x",
+        "sampled with KV cache # tokens/s",
+        "sampled recomputing the prefix # tokens/s",
+        "sampled cache speed-up #x",
     ]
+
+
+def test_the_dpo_step_benchmark_times_packed_and_padded_rows_of_the_same_batches(capsys):
+    from pathlib import Path
+
+    from align import bench as align_bench
+
+    pairs = Path(__file__).resolve().parents[1] / "examples" / "pairs.jsonl"
+    result = align_bench.main(["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--steps", "2",
+                               "--repeats", "1", "--batch-size", "4", "--data", str(pairs)])
+    tokens = result["tokens_per_step"]
+    # sharing each prompt leaves fewer tokens than the sequences hold; padding only adds
+    assert 0 < tokens["needed"] < tokens["sequences"] <= tokens["padded"]
+    assert tokens["needed"] <= tokens["packed"] <= tokens["padded"]
+    assert all(value > 0 for value in result["pairs_per_s"].values())
+    assert set(result["pairs_per_s"]) == {"packed", "padded"}
+    # the model FLOPs count the real tokens only, at their mean length (minigpt.albert)
+    config = GPTConfig(vocab_size=259, block_size=256, n_layer=1, n_head=2, n_embd=16, attention="sdpa")
+    assert result["model_flops_per_step"] == tokens["needed"] * flops_per_token(config, round(tokens["sequences"] / 8))
+    out = capsys.readouterr().out
+    assert "packed / padded" in out and "of the peak" in out and "cached once" in out

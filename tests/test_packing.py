@@ -44,9 +44,9 @@ def test_packing_keeps_every_token_once_in_rows_no_longer_than_the_longest():
     # each real token is used by exactly one sequence; the rest of the rows is padding
     used = torch.cat([packed.where[n, :length] for n, length in enumerate(lengths)])
     assert used.unique().numel() == sum(lengths)
-    assert int((packed.segments > 0).sum()) == sum(lengths)
-    assert torch.equal(packed.input_ids[packed.segments == 0], torch.full(((packed.segments == 0).sum(),), 99))
-    assert bool((packed.labels[packed.segments == 0] == -100).all())
+    assert int((packed.attention_mask > 0).sum()) == sum(lengths)
+    assert torch.equal(packed.input_ids[packed.attention_mask == 0], torch.full(((packed.attention_mask == 0).sum(),), 99))
+    assert bool((packed.labels[packed.attention_mask == 0] == -100).all())
     # positions restart at 0 for every sequence
     for n, length in enumerate(lengths):
         flat_positions = packed.positions.reshape(-1)[packed.where[n, :length]]
@@ -77,7 +77,7 @@ def test_packed_logits_equal_each_sequence_alone(attention):
                           attention=attention)).double().eval()
     examples = random_examples(9, seed=1)
     packed = pack_sequences(examples, pad_id=0)
-    logits, _ = model(packed.input_ids, attention_mask=packed.segments, position_ids=packed.positions)
+    logits, _ = model(packed.input_ids, attention_mask=packed.attention_mask, position_ids=packed.positions)
     per_sequence = packed.unpack(logits)  # (N, L, vocab)
     for n, (ids, _) in enumerate(examples):
         alone, _ = model(torch.tensor([ids]))  # (1, len, vocab): the sequence by itself
@@ -126,7 +126,7 @@ def test_sft_loss_packed_equals_padded():
             if label != -100:
                 total -= float(logp[t, label])
                 count += 1
-    assert abs(float(packed_loss) - total / count) < 1e-10
+    assert abs(float(packed_loss.detach()) - total / count) < 1e-10
 
 
 def test_reward_scores_packed_equal_each_sequence_alone():
@@ -138,4 +138,103 @@ def test_reward_scores_packed_equal_each_sequence_alone():
     scores = score_sequences(model, sequences, pad_id=0, device="cpu")
     for n, ids in enumerate(sequences):
         alone = model(torch.tensor([ids]), torch.tensor([len(ids)]))
-        assert abs(float(scores[n]) - float(alone)) < 1e-10
+        assert abs(float(scores[n].detach()) - float(alone.detach())) < 1e-10
+
+
+def random_pairs(n, seed=0, vocab=20):
+    """Pairs whose answers share a prompt and sometimes their first answer tokens too."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        prompt = [rng.randrange(vocab) for _ in range(rng.randint(1, 8))]
+        common = [rng.randrange(vocab) for _ in range(rng.choice([0, 0, 2]))]
+        answers = [common + [rng.randrange(vocab) for _ in range(rng.randint(1, 9))] for _ in range(2)]
+        chosen, rejected = ((prompt + a, [-100] * len(prompt) + a) for a in answers)
+        pairs.append({"chosen": chosen, "rejected": rejected})
+    return pairs
+
+
+def test_pair_packing_stores_each_shared_prefix_once_and_gives_every_sequence_back():
+    from align.data import pack_pairs, shared_prefix
+    pairs = random_pairs(12, seed=5)
+    packed = pack_pairs(pairs, pad_id=99)
+    sequences = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+    needed = sum(len(p["chosen"][0]) + len(p["rejected"][0]) - shared_prefix(p["chosen"][0], p["rejected"][0])
+                 for p in pairs)
+    assert int((packed.input_ids != 99).sum()) == needed < sum(len(ids) for ids, _ in sequences)
+    ids, labels = collate(sequences, pad_id=99)
+    unpacked = packed.unpack(packed.input_ids.unsqueeze(-1)).squeeze(-1)
+    for n, (sequence, _) in enumerate(sequences):
+        assert torch.equal(unpacked[n, : len(sequence)], ids[n, : len(sequence)])
+        flat_positions = packed.positions.reshape(-1)[packed.where[n, : len(sequence)]]
+        assert torch.equal(flat_positions, torch.arange(len(sequence)))
+
+
+@pytest.mark.parametrize("attention", ["manual", "sdpa"])
+def test_pair_packed_log_probs_and_rewards_equal_each_sequence_alone(attention):
+    from align.reward import RewardModel, score_pairs
+    from minigpt.logps import get_batch_logps
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=20, block_size=64, n_layer=2, n_head=2, n_embd=16, attention=attention)
+    pairs = random_pairs(10, seed=6)
+    policy = GPT(config).double()
+    chosen, rejected = concatenated_forward(policy, pairs, pad_id=0, device="cpu")
+    reward_model = RewardModel(config).double()
+    r_chosen, r_rejected = score_pairs(reward_model, pairs, pad_id=0, device="cpu")
+    with torch.no_grad():
+        for n, pair in enumerate(pairs):
+            for side, logp, reward in (("chosen", chosen, r_chosen), ("rejected", rejected, r_rejected)):
+                ids, labels = pair[side]
+                logits, _ = policy(torch.tensor([ids]))
+                alone = get_batch_logps(logits, torch.tensor([labels]))
+                assert abs(float(logp[n]) - float(alone)) < 1e-10
+                alone_reward = reward_model(torch.tensor([ids]), torch.tensor([len(ids)]))
+                assert abs(float(reward[n]) - float(alone_reward)) < 1e-10
+    (chosen.sum() - rejected.sum()).backward()  # gradients flow through the shared prefix
+    assert policy.wte.weight.grad.abs().sum() > 0
+
+
+def gradients(model):
+    return torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
+
+
+@pytest.mark.parametrize("stage", ["sft", "reward", "dpo"])
+def test_packed_batches_give_the_gradients_of_padded_ones(stage):
+    """The training steps see the same function: the gradients of each stage's loss agree
+    with those of the padded layout (float64), so packing changes no update."""
+    from align.losses import bradley_terry_loss
+    from align.reward import RewardModel, score_pairs, score_sequences
+    from align.sft import response_loss
+    from minigpt.logps import get_batch_logps
+
+    torch.manual_seed(0)
+    config = GPTConfig(vocab_size=20, block_size=64, n_layer=2, n_head=2, n_embd=16, attention="sdpa")
+    model = (RewardModel(config) if stage == "reward" else GPT(config)).double()
+    pairs = random_pairs(8, seed=7)
+    sequences = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
+    ids, labels = collate(sequences, pad_id=0)
+
+    def packed_loss():
+        if stage == "sft":
+            return response_loss(model, sequences, 0, "cpu")
+        if stage == "reward":
+            return bradley_terry_loss(*score_pairs(model, pairs, 0, "cpu"))
+        chosen, rejected = concatenated_forward(model, pairs, 0, "cpu")
+        return -(chosen - rejected).sigmoid().log().mean()
+
+    def padded_loss():
+        if stage == "sft":
+            _, loss = model(ids[:, :-1], targets=labels[:, 1:])
+            return loss
+        if stage == "reward":
+            rewards = model(ids, torch.tensor([len(s) for s, _ in sequences]))
+            return bradley_terry_loss(rewards[:8], rewards[8:])
+        logps = get_batch_logps(model(ids)[0], labels)
+        return -(logps[:8] - logps[8:]).sigmoid().log().mean()
+
+    packed_loss().backward()
+    packed = gradients(model).clone()
+    model.zero_grad(set_to_none=True)
+    padded_loss().backward()
+    assert torch.allclose(packed, gradients(model), atol=1e-10, rtol=0)
+    assert packed.abs().max() > 0

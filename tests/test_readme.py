@@ -39,7 +39,8 @@ SMOKE_FLAGS = {
     "gridworld": "--episodes 30 --no-figures",
     "minigpt.albert": "--variants share-all --n-layer 2 --n-embd 32 --n-head 2 --block-size 16 "
                       "--max-iters 3 --eval-iters 1 --timing-steps 1 --timing-repeats 1 --no-progress",
-    "minigpt.prune": "--sparsities 0,0.5 --eval-iters 1 --no-progress",  # the figures: tests/test_gridworld_render.py
+    "minigpt.prune": "--sparsities 0,0.5 --eval-iters 1 --no-progress",
+    "align.bench": "--steps 1 --repeats 1 --n-layer 1 --n-head 2 --n-embd 16",  # the figures: tests/test_gridworld_render.py
 }
 # What a command may answer in this repository as it is shipped: the exercise files are
 # still stubs, so grading them says so (exit 1), and so does running the model with one.
