@@ -132,8 +132,9 @@ def attention_allowed(
         )
     key_sequence = attention_mask.view(-1, 1, 1, T_k)  # 0: padding, k ≥ 1: the row's k-th sequence
     query_sequence = attention_mask[:, past:].reshape(-1, 1, T, 1)
-    same_sequence = (key_sequence != 0) & (key_sequence == query_sequence)  # (B, 1, T, T_k)
-    return (causal & same_sequence) | (key_index == query_index)
+    # a real query sees the real keys of its own sequence; a padded one (never used) every real key
+    seen = (key_sequence != 0) & ((key_sequence == query_sequence) | (query_sequence == 0))
+    return (causal & seen) | (key_index == query_index)  # (B, 1, T, T_k)
 
 
 def positions_in_sequence(attention_mask: torch.Tensor) -> torch.Tensor:
