@@ -266,7 +266,7 @@ class PackedBatch:
     positions: each sequence counts its own positions from 0, as alone in a row.
     where: (N, T) for the N sequences in their order, T the longest one's length:
     where[n, t] is the flat index (row · L + column) of sequence n's t-th token (its last
-    token's, past its end).
+    token's, past its end: so where[:, -1] is where each sequence ends).
     """
     input_ids: torch.Tensor
     labels: torch.Tensor
@@ -279,6 +279,12 @@ class PackedBatch:
         pad_right would have laid them out (what stands past a sequence's end is filler)."""
         flat = per_token.reshape(-1, *per_token.shape[2:])  # (R·L, ...)
         return flat[self.where.to(flat.device)]  # (N, L, ...)
+
+
+def can_pack(model) -> bool:
+    """Whether a model (or DDP(model)) takes packed rows: every attention but LSH's, which
+    reads a mask as real/padding only (so its batches stay right-padded)."""
+    return getattr(model, "module", model).config.attention != "lsh"
 
 
 def first_fit_decreasing(lengths: list[int]) -> tuple[list[list[int]], int]:

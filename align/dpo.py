@@ -39,7 +39,7 @@ import torch
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
-from align.data import load_pairs, pack_pairs, pad_right
+from align.data import can_pack, load_pairs, pack_pairs, pad_right
 from align.losses import DPO_LOSS_TYPES, dpo_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
@@ -111,7 +111,7 @@ def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False, p
     """
     sequences = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
     labels = pad_right([labels for _, labels in sequences], -100).to(device)  # (2B, T)
-    if not pack or getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
+    if not (pack and can_pack(model)):
         input_ids = pad_right([ids for ids, _ in sequences], pad_id).to(device)  # (2B, T)
         logits, _ = model(input_ids)  # (2B, T, vocab)
     else:

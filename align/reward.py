@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
-from align.data import load_pairs, pack_pairs, pack_sequences, pad_right
+from align.data import can_pack, load_pairs, pack_pairs, pack_sequences, pad_right
 from align.gold import gold_reward
 from align.losses import bradley_terry_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
@@ -54,9 +54,9 @@ class RewardModel(nn.Module):
         """r_φ of each sequence, read at its last token. Returns r (N,).
 
         input_ids (B, T) right-padded, one sequence per row, and lengths (B,) its real
-        tokens; or packed rows (align.data.pack_sequences) with attention_mask = the
-        segments, position_ids, and read_at (N,): where each sequence's last token sits,
-        as a flat index row · T + column (for one sequence per row, row · T + length − 1).
+        tokens; or packed rows (align.data's PackedBatch, see `score_packed`) with its
+        attention_mask, position_ids, and read_at (N,): where each sequence's last token
+        sits, as a flat index row · T + column (one sequence per row: row · T + length − 1).
         """
         hidden = self.gpt.hidden_states(input_ids, attention_mask, position_ids)  # (B, T, C)
         B, T, C = hidden.shape
@@ -75,15 +75,18 @@ def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, devi
     """r_φ for token lists (prompt + response + EOS), in one batch: packed into as few rows
     as hold them (align.data.pack_sequences), or right-padded for LSH attention, which
     reads a mask as padding only. The same scores either way, up to float rounding."""
-    if getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
+    if not can_pack(model):
         input_ids = pad_right(sequences, pad_id).to(device)
         lengths = torch.tensor([len(s) for s in sequences], device=device)
         return model(input_ids, lengths)  # (B,)
-    packed = pack_sequences([(s, s) for s in sequences], pad_id)
-    lengths = torch.tensor([len(s) for s in sequences])
-    read_at = packed.where[torch.arange(len(sequences)), lengths - 1]  # each one's last token
+    return score_packed(model, pack_sequences([(s, s) for s in sequences], pad_id), device)  # (B,)
+
+
+def score_packed(model: RewardModel, packed, device):
+    """r_φ of every sequence of a PackedBatch (align.data), read where each one ends."""
     return model(packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device),
-                 position_ids=packed.positions.to(device), read_at=read_at.to(device))  # (B,)
+                 position_ids=packed.positions.to(device),
+                 read_at=packed.where[:, -1].to(device))  # (N,)
 
 
 @torch.no_grad()
@@ -106,15 +109,11 @@ def score_pairs(model: RewardModel, pairs, pad_id, device):
     """r_φ(x, y_w) and r_φ(x, y_l) for a batch of pairs, chosen and rejected in one forward
     pass: each pair's shared prompt computed once (align.data.pack_pairs), or for LSH
     attention all 2B sequences right-padded (score_sequences)."""
-    if getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
+    if can_pack(model):
+        rewards = score_packed(model, pack_pairs(pairs, pad_id), device)  # (2B,)
+    else:
         rewards = score_sequences(model, [p["chosen"][0] for p in pairs]
                                   + [p["rejected"][0] for p in pairs], pad_id, device)  # (2B,)
-    else:
-        packed = pack_pairs(pairs, pad_id)
-        lengths = torch.tensor([len(p[side][0]) for side in ("chosen", "rejected") for p in pairs])
-        read_at = packed.where[torch.arange(2 * len(pairs)), lengths - 1]  # each one's last token
-        rewards = model(packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device),
-                        position_ids=packed.positions.to(device), read_at=read_at.to(device))  # (2B,)
     return rewards[: len(pairs)], rewards[len(pairs):]  # (B,), (B,)
 
 

@@ -27,8 +27,8 @@ import torch
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
-from align.data import (SFT_KEYS, TruncationStats, collate, pack_sequences, read_jsonl,
-                        tokenize_example)
+from align.data import (SFT_KEYS, TruncationStats, can_pack, collate, pack_sequences,
+                        read_jsonl, tokenize_example)
 from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.errors import InputError
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
@@ -66,7 +66,7 @@ def response_loss(model, examples, pad_id, device):
     and contexts, so the same mean, without computing padding; a sequence's last token
     has no target in its row. LSH attention reads a mask as padding only: right padding there.
     """
-    if getattr(model, "module", model).config.attention == "lsh":  # model, or DDP(model)
+    if not can_pack(model):
         input_ids, labels = collate(examples, pad_id)  # (B, T) each, right-padded
         _, loss = model(input_ids[:, :-1].to(device), targets=labels[:, 1:].to(device))
         return loss
