@@ -70,6 +70,20 @@ class KVCache:
         this one already hold this call's tokens too)."""
         return 0 if self.keys[layer] is None else self.keys[layer].size(2)
 
+    def keep_rows(self, keep: torch.Tensor):
+        """Keep only these rows of the batch (a boolean (B,) mask): `GPT.generate` drops
+        the answers that are finished."""
+        for layer, buffers in enumerate(self.buffers):
+            if self.keys[layer] is None:
+                continue
+            length = self.length_at(layer)
+            if buffers is not None:  # (B, nh, max_length, hs) each -> (B_kept, ...)
+                self.buffers[layer] = key_buffer, value_buffer = buffers[0][keep], buffers[1][keep]
+                self.keys[layer] = key_buffer.narrow(2, 0, length)
+                self.values[layer] = value_buffer.narrow(2, 0, length)
+            else:
+                self.keys[layer], self.values[layer] = self.keys[layer][keep], self.values[layer][keep]
+
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         """Add this call's k, v (B, nh, T, hs) and return everything cached: (B, nh, T_k, hs)."""
         past = self.length_at(layer)
@@ -503,7 +517,8 @@ class GPT(nn.Module):
         attention_mask (B, T) marking real tokens (see `pad_left`). temperature 0 means
         greedy (always the most likely token); top_k / top_p restrict sampling (see
         minigpt.sampling). A row that has produced eos_id is finished: it is filled with
-        eos_id until every row is finished, then generation stops early.
+        eos_id until every row is finished, then generation stops early (the model stops
+        computing finished rows before that: they leave the batch).
 
         With use_cache, the prompt is processed once and each step feeds only the newest
         token, whose query attends to the cached keys and values (`kv_cache_step`). Learned absolute
@@ -520,30 +535,56 @@ class GPT(nn.Module):
         block_size = self.config.block_size
         if attention_mask is not None and bool(attention_mask.all()):
             attention_mask = None  # no padding: the plain causal mask is enough (and faster)
-        mask = attention_mask
-        final_length = min(block_size, idx.size(1) + max_new_tokens)  # what the cache will hold
+        B, T = idx.shape
+        # Every row's tokens, the prompt's and the new ones, in one buffer written as they
+        # come (appending with torch.cat would copy all of it again at every step); the
+        # mask too. A finished row holds eos_id from its end on.
+        out = idx.new_full((B, T + max_new_tokens), 0 if eos_id is None else eos_id)
+        out[:, :T] = idx
+        mask = None
+        if attention_mask is not None:
+            mask = attention_mask.new_ones(B, T + max_new_tokens)  # new tokens are real
+            mask[:, :T] = attention_mask
+        # The rows still being written: `tokens`, `mask` and the cache hold only those, and
+        # `rows` says which rows of `out` they are. Once a quarter of them have finished,
+        # the finished ones leave the batch: answers end at different lengths, and the
+        # model need not go on computing the ones that are over.
+        tokens, rows = out, torch.arange(B, device=idx.device)
+        final_length = min(block_size, T + max_new_tokens)  # what the cache will hold
         cache = KVCache(self.config.n_layer, max_length=final_length) if use_cache else None
-        finished = torch.zeros(idx.size(0), dtype=torch.bool, device=idx.device)
+        finished = torch.zeros(B, dtype=torch.bool, device=idx.device)
         for _ in range(max_new_tokens):
-            if use_cache and idx.size(1) <= block_size:
+            if use_cache and T <= block_size:
                 # The cache holds the tokens before the new ones (none at the first step).
-                logits = kv_cache_step(self, idx, cache, mask)  # (B, vocab)
+                so_far = None if mask is None else mask[:, :T]
+                logits = kv_cache_step(self, tokens[:, :T], cache, so_far)  # (B, vocab)
             else:
                 # No cache, or a full context: (re)compute the last block_size tokens.
-                window = None if mask is None else mask[:, -block_size:]
-                logits, _ = self(idx[:, -block_size:], attention_mask=window)
+                start = max(T - block_size, 0)
+                window = None if mask is None else mask[:, start:T]
+                logits, _ = self(tokens[:, start:T], attention_mask=window)
                 logits = logits[:, -1, :]  # (B, vocab)
             next_token = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B,)
             if eos_id is not None:
                 next_token = next_token.masked_fill(finished, eos_id)
                 finished |= next_token == eos_id
-            idx = torch.cat([idx, next_token.view(-1, 1)], dim=1)  # (B, T + 1)
-            if mask is not None:
-                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            if eos_id is not None and bool(finished.all()):
-                break
+            tokens[:, T] = next_token  # (B, T + 1) filled
+            T += 1
+            if eos_id is not None:
+                done = int(finished.sum())
+                if done == len(rows):
+                    break
+                if 4 * done >= len(rows):  # drop the finished rows, keep the others
+                    out[rows[finished], :T] = tokens[finished, :T]
+                    keep = ~finished
+                    tokens, rows, finished = tokens[keep], rows[keep], finished[keep]
+                    mask = None if mask is None else mask[keep]
+                    if cache is not None:
+                        cache.keep_rows(keep)
+        if tokens is not out:
+            out[rows, :T] = tokens[:, :T]  # the rows still in the batch at the end
         self.train(was_training)
-        return idx
+        return out[:, :T].contiguous()  # (B, T + new); a copy only if it stopped early
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from minigpt import GPT, KVCache, pad_left, top_k_filter, top_p_filter
-from minigpt.sampling import sample_next_token
+from minigpt.sampling import sample_from, sample_next_token
 from tests.conftest import tiny_config
 
 
@@ -99,6 +99,41 @@ def test_generation_stops_at_eos_and_fills_finished_rows(tiny_model):
     assert torch.equal(one[0], free[0, : 4 + first + 1])  # stopped right after the EOS
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_finished_rows_leave_the_batch_and_every_row_is_as_if_generated_alone(use_cache):
+    torch.manual_seed(0)
+    tiny_model = GPT(tiny_config()).eval()
+    with torch.no_grad():  # weights of scale 1: greedy answers that vary (an untrained
+        for parameter in tiny_model.parameters():  # model at GPT-2's scale repeats one token)
+            parameter.normal_(0.0, 1.0)
+    prompts = [[3, 1, 4], [1, 5, 9, 2, 6], [8], [9, 7, 9, 3], [2, 7], [1, 8, 2, 8], [4, 5], [6]]
+    idx, mask = pad_left(prompts, pad_id=0)
+    T = idx.size(1)
+    free = tiny_model.generate(idx, 14, temperature=0.0, attention_mask=mask)
+    # the EOS: of the tokens the rows produce, the one they first produce at the most
+    # different steps, so that rows finish at different steps
+    def first_steps(token):
+        return {int((row == token).nonzero()[0]) for row in free[:, T:] if (row == token).any()}
+    eos = max(free[:, T:].unique().tolist(), key=lambda token: len(first_steps(token)))
+    batch_sizes = []  # the rows the model computes at each call
+    hook = tiny_model.register_forward_pre_hook(lambda module, args: batch_sizes.append(args[0].size(0)))
+    try:
+        out = tiny_model.generate(idx, 14, temperature=0.0, attention_mask=mask, eos_id=eos,
+                                  use_cache=use_cache)
+    finally:
+        hook.remove()
+    finished_at = []
+    for row, prompt in enumerate(prompts):
+        alone = tiny_model.generate(torch.tensor([prompt]), 14, temperature=0.0, eos_id=eos)
+        new = alone[0, len(prompt):]  # up to and with its EOS, or all 14 tokens
+        assert torch.equal(out[row, T : T + len(new)], new)
+        assert (out[row, T + len(new):] == eos).all()  # filled with EOS once finished
+        finished_at.append(len(new) if new[-1] == eos else None)
+    assert len({n for n in finished_at if n is not None}) >= 2  # rows end at different steps
+    assert batch_sizes[0] == len(prompts) and min(batch_sizes) < len(prompts)
+    assert sorted(batch_sizes, reverse=True) == batch_sizes  # the batch only ever shrinks
+
+
 def test_sampling_is_reproducible_with_a_seeded_generator(tiny_model):
     prompt = torch.randint(0, 37, (2, 3))
     a = tiny_model.generate(prompt, 10, generator=torch.Generator().manual_seed(7))
@@ -145,6 +180,32 @@ def test_sampling_only_draws_kept_tokens():
         top_p_filter(logits, 0.0)
     with pytest.raises(ValueError, match="top_k"):
         top_k_filter(logits, 0)
+
+
+def test_each_token_is_drawn_with_its_probability():
+    # three rows: a spread distribution, zeros between and at both ends, and a sure token
+    probs = torch.tensor([[0.1, 0.2, 0.3, 0.4, 0.0],
+                          [0.0, 0.5, 0.0, 0.25, 0.25],
+                          [0.0, 0.0, 1.0, 0.0, 0.0]])
+    n = 40_000
+    draws = sample_from(probs.repeat(n, 1), torch.Generator().manual_seed(0)).view(n, 3)  # (n, 3)
+    counts = torch.stack([torch.bincount(draws[:, row], minlength=5) for row in range(3)])
+    assert (counts[probs == 0] == 0).all()  # a token of probability 0 never comes up
+    # each share within 4.5 standard errors of its probability, √(p(1 − p)/n) ≤ 0.0025
+    assert torch.allclose(counts / n, probs, atol=4.5 * 0.0025)
+    # the same draws as an independent inverse-CDF loop over the same uniform numbers
+    generator = torch.Generator().manual_seed(1)
+    again = sample_from(probs, generator)
+    u = torch.rand(3, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    for row in range(3):
+        total, cumulative = probs[row].double().sum(), 0.0
+        for token, p in enumerate(probs[row].double().tolist()):
+            cumulative += p
+            if cumulative / total > u[row, 0]:
+                break
+        assert again[row] == token
+    # the same seed, the same tokens
+    assert torch.equal(sample_from(probs, torch.Generator().manual_seed(1)), again)
 
 
 @pytest.mark.parametrize("attention", ["manual", "sdpa"])
