@@ -23,7 +23,7 @@ import torch
 from align.breakdown import answer_breakdown, right_flags
 from align.gold import gold_reward
 from align.kl import kl_report
-from align.reward import score_samples, score_sequences
+from align.reward import score_samples
 from align.sampling import sample_answers
 from align.stats import bootstrap_mean, paired_bootstrap
 
@@ -38,15 +38,14 @@ def best_of_n_samples(policy, reward_model, tokenizer, prompts, n, device, seed=
     candidates = [sample_answers(policy, tokenizer, prompts, seed=seed + k, device=device,
                                  **sampling)
                   for k in range(n)]  # n lists of len(prompts)
-    best = []
-    for i in range(len(prompts)):
-        answers = [candidates[k][i] for k in range(n)]
-        scores = score_sequences(reward_model, [s.prompt_ids + s.answer_ids for s in answers],
-                                 tokenizer.pad_id, device)  # (n,)
-        unfinished = torch.tensor([not s.finished for s in answers], device=scores.device)
-        if not bool(unfinished.all()):
-            scores = scores.masked_fill(unfinished, float("-inf"))
-        best.append(answers[int(scores.argmax())])
+    n_prompts = len(prompts)
+    everything = [sample for samples in candidates for sample in samples]  # (n · prompts)
+    scores = score_samples(reward_model, everything, tokenizer.pad_id, device).view(n, n_prompts)
+    unfinished = torch.tensor([not s.finished for s in everything], device=scores.device)
+    unfinished = unfinished.view(n, n_prompts)
+    # an answer cut at max_new_tokens is picked only when all of a prompt's answers were cut
+    scores = scores.masked_fill(unfinished & ~unfinished.all(0), float("-inf"))
+    best = [candidates[k][i] for i, k in enumerate(scores.argmax(0).tolist())]
     return best
 
 

@@ -38,6 +38,7 @@ from align.common import require
 from toyworld.template import format_prompt
 from minigpt.checkpoint import write_atomically
 from minigpt.errors import InputError
+from minigpt.config import GPTConfig
 
 SFT_KEYS = ("prompt", "completion")
 PREFERENCE_KEYS = ("prompt", "chosen", "rejected")
@@ -282,9 +283,12 @@ class PackedBatch:
 
 
 def can_pack(model) -> bool:
-    """Whether a model (or DDP(model)) takes packed rows: every attention but LSH's, which
-    reads a mask as real/padding only (so its batches stay right-padded)."""
-    return getattr(model, "module", model).config.attention != "lsh"
+    """Whether a model (or DDP(model)) takes packed rows: a minigpt GPT (or a model built on
+    one, with its GPTConfig as `config`) with any attention but LSH's, which reads a mask as
+    real/padding only (so its batches stay right-padded). A module without a GPTConfig
+    may take token ids alone: it gets padded rows."""
+    config = getattr(getattr(model, "module", model), "config", None)
+    return isinstance(config, GPTConfig) and config.attention != "lsh"
 
 
 def first_fit_decreasing(lengths: list[int]) -> tuple[list[list[int]], int]:
@@ -316,20 +320,22 @@ def pack_sequences(examples, pad_id: int) -> PackedBatch:
     shape = (len(rows), L)
     input_ids, labels = torch.full(shape, pad_id), torch.full(shape, -100)
     segments, positions = torch.zeros(shape, dtype=torch.long), torch.zeros(shape, dtype=torch.long)
-    where = torch.zeros((len(examples), L), dtype=torch.long)
+    where_rows = [None] * len(examples)  # (N, L): each sequence's tokens in the (R·L) layout
     for r, members in enumerate(rows):
-        start = 0
+        ids_row, labels_row, segments_row, positions_row = [], [], [], []
         for k, n in enumerate(members, start=1):
             ids, target = examples[n]
-            end = start + len(ids)
-            input_ids[r, start:end] = torch.tensor(ids)
-            labels[r, start:end] = torch.tensor(target)
-            segments[r, start:end] = k
-            positions[r, start:end] = torch.arange(len(ids))
-            flat = r * L + torch.arange(start, end)
-            where[n, : len(ids)] = flat
-            where[n, len(ids):] = flat[-1]
-            start = end
+            start = len(ids_row)
+            ids_row += ids
+            labels_row += target
+            segments_row += [k] * len(ids)
+            positions_row += range(len(ids))
+            flat = list(range(r * L + start, r * L + start + len(ids)))
+            where_rows[n] = flat + flat[-1:] * (L - len(ids))  # its last token again over padding
+        for tensor, values in ((input_ids, ids_row), (labels, labels_row),
+                               (segments, segments_row), (positions, positions_row)):
+            tensor[r, : len(values)] = torch.tensor(values, dtype=torch.long)
+    where = torch.tensor(where_rows, dtype=torch.long)
     return PackedBatch(input_ids, labels, segments, positions, where)
 
 
@@ -367,32 +373,36 @@ def pack_pairs(pairs, pad_id: int) -> PackedBatch:
     positions = torch.zeros(shape, dtype=torch.long)
     allowed = torch.zeros((len(rows), L, L), dtype=torch.bool)  # (R, query, key)
     longest = max(len(p[side][0]) for p in pairs for side in ("chosen", "rejected"))
-    where = torch.zeros((2 * len(pairs), longest), dtype=torch.long)  # as pad_right lays them out
+    where_rows = [None] * (2 * len(pairs))  # (2B, longest) as pad_right lays them out
     causal = torch.ones(L, L, dtype=torch.bool).tril()
 
-    def write(row, columns, ids, target, places):
-        input_ids[row, columns] = torch.tensor(ids, dtype=torch.long)
-        labels[row, columns] = torch.tensor(target, dtype=torch.long)
-        positions[row, columns] = torch.tensor(list(places), dtype=torch.long)
-
     for r, members in enumerate(rows):
+        ids_row, labels_row, positions_row = [], [], []  # the row's columns, left to right
         start = 0
         for n in members:
             P, chosen, rejected = units[n]
-            prefix = list(range(start, start + P))  # the columns of the shared prefix
-            write(r, prefix, chosen[0][:P], chosen[1][:P], range(P))
+            ids_row += chosen[0][:P]  # the shared prefix, once
+            labels_row += chosen[1][:P]
+            positions_row += range(P)
             allowed[r, start:start + P, start:start + P] = causal[:P, :P]
             end = start + P
             for sequence, (ids, target) in ((n, chosen), (len(pairs) + n, rejected)):
-                rest = list(range(end, end + len(ids) - P))  # the columns of this answer's rest
-                write(r, rest, ids[P:], target[P:], range(P, len(ids)))
-                allowed[r, end:end + len(rest), start:start + P] = True  # it sees the prefix
-                allowed[r, end:end + len(rest), end:end + len(rest)] = causal[:len(rest), :len(rest)]
-                flat = r * L + torch.tensor(prefix + rest, dtype=torch.long)
-                where[sequence, : len(ids)] = flat
-                where[sequence, len(ids):] = flat[-1]
-                end += len(rest)
+                rest = len(ids) - P  # this answer's rest: columns end … end + rest − 1
+                ids_row += ids[P:]
+                labels_row += target[P:]
+                positions_row += range(P, len(ids))
+                allowed[r, end:end + rest, start:start + P] = True  # it sees the prefix
+                allowed[r, end:end + rest, end:end + rest] = causal[:rest, :rest]
+                # the sequence's tokens in the flattened (R·L) layout: prefix, then its rest,
+                # then its last one again over the padding pad_right would add
+                flat = [*range(r * L + start, r * L + start + P), *range(r * L + end, r * L + end + rest)]
+                where_rows[sequence] = flat + flat[-1:] * (longest - len(flat))
+                end += rest
             start = end
+        input_ids[r, :start] = torch.tensor(ids_row, dtype=torch.long)
+        labels[r, :start] = torch.tensor(labels_row, dtype=torch.long)
+        positions[r, :start] = torch.tensor(positions_row, dtype=torch.long)
+    where = torch.tensor(where_rows, dtype=torch.long)
     return PackedBatch(input_ids, labels, allowed, positions, where)
 
 

@@ -23,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
-from align.data import collate
+from align.data import can_pack, collate, pack_sequences
 from align.dpo import load_policy_and_reference
 from align.reward import RewardModel, score_samples
 from align.sampling import Sample, sample_answers
@@ -68,9 +69,30 @@ def layout(samples: list[Sample], pad_id, device):
 
 
 def policy_logprobs(model, input_ids, labels, device):
-    """(log π(y_t|·) (N, T-1), mask (N, T-1)) under the precision of every RL forward pass."""
+    """(log π(y_t|·) (N, T-1), mask (N, T-1)) under the precision of every RL forward pass.
+
+    input_ids, labels: (N, T) right-padded as `layout` makes them. The model runs on the
+    N sequences packed into rows (align.data.pack_sequences: no padding computed, no
+    attention from one sequence to another), or on the padded rows as they are for LSH
+    attention, which reads a mask as padding only: the same log-probs up to float rounding.
+    """
     with autocast_for(device):
-        logits, _ = model(input_ids)  # (N, T, vocab)
+        if not can_pack(model):
+            logits, _ = model(input_ids)  # (N, T, vocab)
+        else:
+            # each sequence ends with its answer's last token: the last label that counts
+            lengths = labels.size(1) - (labels != -100).flip(1).int().argmax(1)  # (N,)
+            packed = pack_sequences([(ids[:n], target[:n]) for ids, target, n in zip(
+                input_ids.tolist(), labels.tolist(), lengths.tolist())], pad_id=0)  # filler, never read
+            logits, _ = model(packed.input_ids.to(device),
+                              attention_mask=packed.attention_mask.to(device),
+                              position_ids=packed.positions.to(device))  # (R, T, vocab)
+            logits = packed.unpack(logits)  # (N, L, vocab): one row per sequence again
+            # L, the longest of these N, may be shorter than T (a minibatch of rollouts):
+            # the columns past it hold no counted token
+            per_token, mask = token_logps(logits, labels[:, : logits.size(1)])  # (N, L-1)
+            missing = labels.size(1) - logits.size(1)
+            return F.pad(per_token, (0, missing)), F.pad(mask, (0, missing))  # (N, T-1) each
     return token_logps(logits, labels)
 
 

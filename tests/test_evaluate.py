@@ -35,3 +35,33 @@ def test_prompts_too_long_for_the_context_keep_their_end(capsys):
     from minigpt.errors import InputError
     with pytest.raises(InputError, match="leaves no room for a prompt"):
         sample_answers(model, tokenizer, ["hi"], max_new_tokens=64)
+
+
+def test_best_of_n_keeps_each_prompts_finished_answer_that_r_phi_scores_highest(monkeypatch):
+    import align.compare
+    from align.compare import best_of_n_samples
+    from align.reward import RewardModel
+    from align.sampling import Sample
+
+    tokenizer, policy, _ = models()
+    torch.manual_seed(5)
+    reward_model = RewardModel(policy.config).eval()
+    prompts = ["hello", "What is 2+2?", "Where is Paris?", "hi"]
+    generator = torch.Generator().manual_seed(0)
+    candidates = [[Sample(prompt, tokenizer.encode(prompt),
+                          torch.randint(32, 127, (2 + k + i,), generator=generator).tolist(), "", True)
+                   for i, prompt in enumerate(prompts)] for k in range(3)]  # [k][i]
+    scores = torch.tensor([[reward_model(torch.tensor([s.prompt_ids + s.answer_ids]),
+                                         torch.tensor([len(s.prompt_ids + s.answer_ids)])).item()
+                            for s in answers] for answers in candidates])  # (3, prompts), one at a time
+    top = scores.argmax(0)
+    for i in range(3):  # r_φ's favourite was cut at max_new_tokens: the best finished one wins
+        candidates[int(top[i])][i].finished = False
+    for k in range(3):  # every answer to the last prompt was cut: r_φ's favourite wins
+        candidates[k][3].finished = False
+    expected = [candidates[int(scores[:, i].masked_fill(torch.arange(3) == top[i], -1e9).argmax())][i]
+                for i in range(3)] + [candidates[int(top[3])][3]]
+    monkeypatch.setattr(align.compare, "sample_answers",
+                        lambda model, tok, ps, seed, **kw: candidates[seed - 4])
+    best = best_of_n_samples(policy, reward_model, tokenizer, prompts, 3, "cpu", seed=4)
+    assert all(picked is wanted for picked, wanted in zip(best, expected))

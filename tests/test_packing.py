@@ -103,6 +103,30 @@ def test_dpo_log_probs_packed_equal_padded():
     assert packed_model.wte.weight.grad.abs().sum() > 0
 
 
+def test_rl_token_log_probs_packed_equal_each_sequence_alone():
+    from align.rollouts import policy_logprobs
+    from minigpt.logps import token_logps
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=20, block_size=32, n_layer=2, n_head=2, n_embd=16,
+                          attention="sdpa")).double()
+    examples = random_examples(10, seed=3)
+    ids, labels = collate(examples, pad_id=0)  # (N, T) right-padded, as align.rollouts lays them out
+    ids, labels = torch.cat([ids, torch.zeros(10, 3, dtype=torch.long)], 1), \
+        torch.cat([labels, torch.full((10, 3), -100)], 1)  # wider than the longest: a minibatch
+    per_token, mask = policy_logprobs(model, ids, labels, "cpu")  # (N, T-1)
+    assert per_token.shape == mask.shape == (10, ids.size(1) - 1)
+    for n, (sequence, target) in enumerate(examples):
+        alone, _ = model(torch.tensor([sequence]))
+        expected, counted = token_logps(alone, torch.tensor([target]))  # (1, len-1)
+        width = len(sequence) - 1
+        assert torch.equal(mask[n, :width], counted[0]) and not mask[n, width:].any()
+        assert torch.allclose(per_token[n, :width], expected[0], atol=1e-10, rtol=0)
+        assert (per_token[n, width:] == 0).all()
+    per_token.sum().backward()  # the gradient reaches the weights through the unpacking
+    assert model.wte.weight.grad.abs().sum() > 0
+
+
 def test_lsh_refuses_packed_rows():
     model = GPT(GPTConfig(vocab_size=20, block_size=32, n_layer=1, n_head=2, n_embd=16,
                           attention="lsh", lsh_bucket_size=4))
