@@ -5,6 +5,7 @@ Run:
     python -m minigpt.bench                  # the default model (GPTConfig()) on this machine
     python -m minigpt.bench --device cuda --n-layer 12 --n-embd 768 --n-head 12
     python -m minigpt.bench --lengths 256,512,1024,2048,4096,8192   # memory and time against T
+    python -m minigpt.bench --compare transformers   # generation beside GPT2LMHeadModel.generate
 
 Prints, for the stated model:
   - training tokens/s (forward, backward, AdamW step) with attention="manual" and "sdpa",
@@ -45,6 +46,7 @@ from minigpt.errors import InputError
 from minigpt.memory import activation_bytes, state_bytes
 from minigpt.model import GPT, GPTConfig
 from minigpt.optim import make_optimizer
+from minigpt.peers import compare_with_transformers, parse_batches
 from minigpt.device import autocast_for, pick_device
 
 DEFAULT_MODEL = GPTConfig()
@@ -90,6 +92,12 @@ class BenchConfig:
         "help": "with --lengths: LSH chunk length m (n_buckets = 2T/m); larger than a length is "
                 "fine, that length is then one chunk, i.e. full attention (at most the largest "
                 "length)"})
+    compare: str = field(default="", metadata={
+        "help": "instead of the default benchmark, time generation side by side with another "
+                "library on the same weights (minigpt.peers; needs it installed)",
+        "choices": ("", "transformers")})
+    compare_batches: str = field(default="1,8", metadata={
+        "help": "with --compare: the batch sizes, comma-separated"})
     plot: str = field(default="runs/bench/attention_lengths.png", metadata={
         "help": "with --lengths: the PNG to write (its folder is made); the rows go beside it "
                 "as .json"})
@@ -105,7 +113,11 @@ class BenchConfig:
         if self.lengths:
             self.check_length_sweep()
             return
-        for name, length in (("--train-block-size", self.train_block_size),
+        checked = (("--train-block-size", self.train_block_size),)
+        if self.compare:  # generation only
+            parse_batches(self.compare_batches)
+            checked = ()
+        for name, length in (*checked,
                              ("--prompt-tokens + --new-tokens", self.prompt_tokens + self.new_tokens)):
             if length > self.block_size:
                 raise InputError(f"{name} = {length} is longer than --block-size {self.block_size}")
@@ -589,6 +601,14 @@ def main(argv=None):
                                  if device == "cuda" else f", {torch.get_num_threads()} threads"))
     if config.lengths:
         return length_benchmark(config, device)
+    if config.compare:
+        if device != "cpu":
+            raise InputError("--compare runs on the CPU (--device cpu)")
+        model_config = GPTConfig(block_size=config.block_size, vocab_size=config.vocab_size,
+                                 n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd)
+        return compare_with_transformers(model_config, parse_batches(config.compare_batches),
+                                         config.prompt_tokens, config.new_tokens, config.repeats,
+                                         config.seed)
     return default_benchmark(config, device)
 
 

@@ -277,3 +277,54 @@ def test_the_dpo_step_benchmark_times_packed_and_padded_rows_of_the_same_batches
     assert result["model_flops_per_step"] == tokens["needed"] * flops_per_token(config, round(tokens["sequences"] / 8))
     out = capsys.readouterr().out
     assert "packed / padded" in out and "of the peak" in out and "cached once" in out
+
+
+# ------------------------------------------------- side by side with transformers (optional)
+
+@pytest.mark.parametrize("argv, words", [
+    (["--compare", "transformers", "--compare-batches", "1,x"], "--compare-batches '1,x': expected"),
+    (["--compare", "transformers", "--compare-batches", "0"], "--compare-batches '0': expected"),
+    (["--compare", "nanogpt"], "argument --compare: invalid choice"),
+])
+def test_bad_compare_flags_are_one_line_errors(argv, words, capsys):
+    with pytest.raises(SystemExit) as stop:
+        run_main(main, argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and words in err, err
+
+
+def test_without_transformers_the_comparison_says_how_to_install_it(monkeypatch, capsys):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_transformers(name, *args, **kwargs):
+        if name == "transformers" or name.startswith("transformers."):
+            raise ImportError("No module named 'transformers'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_transformers)
+    with pytest.raises(SystemExit) as stop:
+        run_main(main, ["--compare", "transformers", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.strip() == ("error: --compare transformers needs the optional packages "
+                           "transformers and safetensors: pip install transformers safetensors")
+
+
+def test_the_comparison_times_both_libraries_on_the_same_weights(capsys):
+    pytest.importorskip("transformers")
+    pytest.importorskip("safetensors")
+    rows = main(["--compare", "transformers", "--device", "cpu", "--n-layer", "1", "--n-head", "2",
+                 "--n-embd", "16", "--block-size", "64", "--prompt-tokens", "4",
+                 "--new-tokens", "8", "--repeats", "1", "--compare-batches", "1,3"])
+    assert [(row["batch"], row["mode"]) for row in rows] == [
+        (1, "greedy"), (1, "sampled"), (3, "greedy"), (3, "sampled")]
+    for row in rows:
+        # greedy: the four implementations wrote the same tokens; sampling is not compared
+        assert row["same_tokens"] is (True if row["mode"] == "greedy" else None)
+        speeds = [row[name] for name in ("hf_eager", "hf_sdpa", "ours_manual", "ours_sdpa")]
+        assert all(speed > 0 for speed in speeds)
+        best_ours, best_theirs = max(speeds[2:]), max(speeds[:2])
+        assert row["ratio"] == pytest.approx(best_ours / best_theirs)
+    assert "generation side by side with transformers" in capsys.readouterr().out
