@@ -13,7 +13,8 @@ Prints, for the stated model:
     FLOP/s each achieves and its share of this machine's matmul peak, measured in the run;
   - generation tokens/s at batch 1 for --new-tokens new tokens, greedy and sampled, with
     and without the KV cache (--attention: the default GPTConfig's, the formula by hand);
-and the ratio of each pair. Timings are the median of --repeats runs after a warm-up.
+and the ratio of each pair. Training timings are the median of --repeats runs after a
+warm-up; the two generation rows of a pair take turns, each its fastest of --repeats.
 The alignment step (DPO, packed and padded) has its own: python -m align.bench.
 
 With --lengths T1,T2,... it measures instead the lecture's claim that Reformer's LSH
@@ -46,7 +47,6 @@ from minigpt.errors import InputError
 from minigpt.memory import activation_bytes, state_bytes
 from minigpt.model import GPT, GPTConfig
 from minigpt.optim import make_optimizer
-from minigpt.peers import compare_with_transformers, parse_batches
 from minigpt.device import autocast_for, pick_device
 
 DEFAULT_MODEL = GPTConfig()
@@ -115,6 +115,8 @@ class BenchConfig:
             return
         checked = (("--train-block-size", self.train_block_size),)
         if self.compare:  # generation only
+            from minigpt.peers import parse_batches  # it imports this module
+
             parse_batches(self.compare_batches)
             checked = ()
         for name, length in (*checked,
@@ -202,10 +204,29 @@ def training_tokens_per_s(config: BenchConfig, attention: str, device: str) -> t
     return config.train_steps * config.batch_size * config.train_block_size / seconds, memory
 
 
-def generation_tokens_per_s(config: BenchConfig, use_cache: bool, device: str,
-                            temperature: float = 0.0) -> float:
-    """Generated tokens/s of the default GPTConfig's attention (--attention), batch 1:
-    greedy at temperature 0, sampled from softmax(logits / temperature) otherwise."""
+def fastest_tokens_per_s(runs: dict, tokens: int, repeats: int, device="cpu") -> dict:
+    """{name: tokens/s}: after one warm-up call of each, each run once per repeat, in turn,
+    and each one's fastest repeat kept. A machine's speed drifts by tens of percent from
+    one minute to the next: taking turns exposes every run to the same drift, and the
+    fastest repeat is the one least disturbed by anything else on the machine."""
+    for run in runs.values():
+        run()  # warm-up: first-call allocations, kernel selection
+    seconds = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            synchronize(device)
+            started = time.perf_counter()
+            run()
+            synchronize(device)
+            seconds[name].append(time.perf_counter() - started)
+    return {name: tokens / min(times) for name, times in seconds.items()}
+
+
+def generation_tokens_per_s(config: BenchConfig, device: str,
+                            temperature: float = 0.0) -> tuple[float, float]:
+    """Generated tokens/s of the default GPTConfig's attention (--attention), batch 1, with
+    the KV cache and recomputing the prefix, timed in turn (`fastest_tokens_per_s`): greedy
+    at temperature 0, sampled from softmax(logits / temperature) otherwise."""
     torch.manual_seed(config.seed)
     model_config = GPTConfig(block_size=config.block_size, vocab_size=config.vocab_size,
                              n_layer=config.n_layer, n_head=config.n_head, n_embd=config.n_embd,
@@ -213,13 +234,16 @@ def generation_tokens_per_s(config: BenchConfig, use_cache: bool, device: str,
     model = GPT(model_config).to(device).eval()
     prompt = torch.randint(config.vocab_size, (1, config.prompt_tokens), device=device)
 
-    def generate():
+    def generate(use_cache):
         generator = torch.Generator(device=device).manual_seed(config.seed)
         with autocast_for(device):
             model.generate(prompt, config.new_tokens, temperature=temperature, use_cache=use_cache,
                            generator=generator)
 
-    return config.new_tokens / median_seconds(generate, config.repeats, device)
+    speed = fastest_tokens_per_s({"cached": lambda: generate(True),
+                                  "recomputed": lambda: generate(False)},
+                                 config.new_tokens, config.repeats, device)
+    return speed["cached"], speed["recomputed"]
 
 
 def machine_peak_flops(device: str) -> float:
@@ -273,8 +297,7 @@ def default_benchmark(config: BenchConfig, device: str) -> dict:
     print(f"\ngeneration, batch 1, {config.prompt_tokens}-token prompt + {config.new_tokens} new "
           f"tokens, {config.attention} attention:")
     for mode, temperature in (("greedy", 0.0), ("sampled", 1.0)):
-        cached = generation_tokens_per_s(config, True, device, temperature)
-        recomputed = generation_tokens_per_s(config, False, device, temperature)
+        cached, recomputed = generation_tokens_per_s(config, device, temperature)
         print(f"  {mode:<7} with KV cache           {cached:10,.0f} tokens/s")
         print(f"  {mode:<7} recomputing the prefix  {recomputed:10,.0f} tokens/s")
         print(f"  {mode:<7} cache speed-up          {cached / recomputed:10.2f}x")
@@ -602,6 +625,8 @@ def main(argv=None):
     if config.lengths:
         return length_benchmark(config, device)
     if config.compare:
+        from minigpt.peers import compare_with_transformers, parse_batches  # it imports this module
+
         if device != "cpu":
             raise InputError("--compare runs on the CPU (--device cpu)")
         model_config = GPTConfig(block_size=config.block_size, vocab_size=config.vocab_size,

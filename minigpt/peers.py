@@ -10,7 +10,7 @@ never depends on them, and without them this mode stops with that one line.
 A machine's speed drifts by tens of percent from one minute to the next, so figures taken
 one after the other, or on another day, are not comparable. Here every repeat runs each
 implementation once, in turn, on the same prompts, and each keeps its fastest repeat (the
-one least disturbed by anything else on the machine). The model is the bench's (the default
+one least disturbed by anything else on the machine: minigpt.bench.fastest_tokens_per_s). The model is the bench's (the default
 GPTConfig unless told otherwise), written once by `GPT.save_pretrained` and read back by
 transformers with its two attentions, "eager" (the formula by hand) and "sdpa" (the fused
 kernel), against this project's "manual" and "sdpa". Greedy generation must give the same
@@ -24,6 +24,7 @@ import time
 
 import torch
 
+from minigpt.bench import fastest_tokens_per_s
 from minigpt.errors import InputError
 from minigpt.model import GPT, GPTConfig
 
@@ -50,17 +51,6 @@ def parse_batches(text: str) -> list[int]:
         raise InputError(f"--compare-batches {text!r}: expected batch sizes ≥ 1 separated by "
                          f"commas, e.g. 1,8")
     return batches
-
-
-def fastest_tokens_per_s(runs: dict, new_tokens: int, batch: int, repeats: int) -> dict:
-    """{name: tokens/s}: each run(name) once per repeat, in turn; the fastest repeat kept."""
-    seconds = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            started = time.perf_counter()
-            run()
-            seconds[name].append(time.perf_counter() - started)
-    return {name: batch * new_tokens / min(times) for name, times in seconds.items()}
 
 
 def compare_with_transformers(model_config: GPTConfig, batches: list[int], prompt_tokens: int,
@@ -105,11 +95,11 @@ def compare_with_transformers(model_config: GPTConfig, batches: list[int], promp
                     "hf_sdpa": lambda: hf_run(theirs["sdpa"], prompt, sampled),
                     "ours_manual": lambda: our_run(ours["manual"], prompt, sampled),
                     "ours_sdpa": lambda: our_run(ours["sdpa"], prompt, sampled)}
-            outputs = {name: run() for name, run in runs.items()}  # also the warm-up
             same = None
             if not sampled:
-                same = all(torch.equal(out, outputs["hf_eager"]) for out in outputs.values())
-            speed = fastest_tokens_per_s(runs, new_tokens, batch, repeats)
+                outputs = [run() for run in runs.values()]
+                same = all(torch.equal(out, outputs[0]) for out in outputs)
+            speed = fastest_tokens_per_s(runs, batch * new_tokens, repeats)
             ratio = (max(speed["ours_manual"], speed["ours_sdpa"])
                      / max(speed["hf_eager"], speed["hf_sdpa"]))
             rows.append({"batch": batch, "mode": mode, **speed, "ratio": ratio,
