@@ -50,6 +50,23 @@ def test_greedy_tokens_are_identical_with_and_without_cache(attention):
     assert torch.equal(cached[:, :5], prompt)
 
 
+@pytest.mark.parametrize("attention", ["manual", "lsh"])
+def test_what_generation_returns_and_leaves_behind_trains_like_any_tensor(attention):
+    """generate runs under torch.inference_mode; the tokens it returns, and the LSH
+    rotations it draws for the prompt's length, must still go into a training step (an
+    inference tensor cannot be saved for backward: RL trains on generated tokens; the
+    rotations only hash detached keys, so they are never saved)."""
+    torch.manual_seed(0)
+    lsh = {"lsh_bucket_size": 4} if attention == "lsh" else {}
+    model = GPT(tiny_config(attention=attention, **lsh))
+    prompt = torch.randint(0, 37, (2, 8))
+    out = model.generate(prompt, 8, temperature=1.0)
+    assert not out.is_inference() and model.training  # set back to train mode
+    _, loss = model(out[:, :8], targets=out[:, 1:9])  # the prompt's length: rotations reused
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
 def test_generating_past_block_size_crops_and_matches_recomputation(tiny_model):
     prompt = torch.randint(0, 37, (1, 30))  # block_size is 32
     cached = tiny_model.generate(prompt, 40, temperature=0.0, use_cache=True)
