@@ -206,12 +206,12 @@ for row in eval_rows:
 # A model this small, trained for a minute or two, mostly does not write words yet, so
 # DPO on a few hundred pairs cannot be expected to raise r* here; in the smoke setting
 # the numbers below only show that the code runs. `python -m align.pipeline` (the default
-# preset, about 20 minutes on 2 cores) trains a model that does; on 300 held-out prompts a
-# measured run gave DPO − SFT mean r* +0.97 [0.73, 1.20], a win rate of 0.66 [0.61, 0.70]
-# against SFT (greedy 0.69), right answers 0.05 → 0.17 (greedy 0.14 → 0.28) and 194
-# distinct answers against SFT's 186 (no collapse). Most of the gain is manners (offensive
-# answers 27% → 1%) and the assistant's own questions (name, language, mood); some of it
-# is a dodge (a pleasantry instead of a wrong answer: off-topic 10% → 33%); held-out
+# preset, about 7 minutes on 2 cores) trains a model that does; on 300 held-out prompts a
+# measured run gave DPO − SFT mean r* +0.83 [0.60, 1.05], a win rate of 0.65 [0.60, 0.70]
+# against SFT (greedy 0.73), right answers 0.09 → 0.17 (greedy 0.10 → 0.25) and 184
+# distinct answers against SFT's 213 (no collapse). Most of the gain is manners (offensive
+# answers 22% → 4%) and the assistant's own questions (language, greeting, mood); some of it
+# is a dodge (a pleasantry instead of a wrong answer: off-topic 17% → 37%); held-out
 # facts that the model has only read as plain sentences (cities, sums, topics) stay almost
 # never right, for SFT and DPO alike: DPO reweights answers that π_ref already writes, it
 # does not teach facts. If a finished default run is in `runs/pipeline` (its config.json
@@ -274,7 +274,7 @@ if not use_pipeline:
           f"writes no real words (right answers π_ref → π_θ: {shares}). The differences of mean "
           "r* above, of either sign, come from how made-up and off-topic the answers are; with a "
           "model this small they change with the seed and the settings, and say little about DPO.")
-print("- The full run, `python -m align.pipeline` (about 20 minutes on 2 CPU cores), trains a model "
+print("- The full run, `python -m align.pipeline` (about 7 minutes on 2 CPU cores), trains a model "
       "that writes words; README.md (\"The lecture end to end\") gives a measured run on 300 "
-      "held-out prompts: DPO − SFT mean r* +0.97 [0.73, 1.20], win rate 0.66 [0.61, 0.70] "
-      "against SFT, right answers 0.05 → 0.17, mostly manners and the assistant's own questions.")
+      "held-out prompts: DPO − SFT mean r* +0.83 [0.60, 1.05], win rate 0.65 [0.60, 0.70] "
+      "against SFT, right answers 0.09 → 0.17, mostly manners and the assistant's own questions.")

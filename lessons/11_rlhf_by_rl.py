@@ -429,9 +429,10 @@ print(f"Read a mean r* beside what it is made of. Held-out r* went {first['eval_
 # %% [markdown]
 # ## What the default run showed: reward over-optimisation
 #
-# Measured on the default pipeline run (runs/pipeline, `python -m align.pipeline`): RLOO at
-# β = 0.1 with the default preset's RLHF settings (16 prompts × 4 answers a step, learning
-# rate 1e-4), from its SFT model and reward model:
+# Measured on a default pipeline run of the first, longer recipe (runs/pipeline, `python -m
+# align.pipeline`; README.md, "The lecture end to end"): RLOO at β = 0.1 with that preset's
+# RLHF settings (16 prompts × 4 answers a step, learning rate 1e-4), from its SFT model and
+# reward model:
 # within 60 steps π_θ collapsed onto one answer, "You can call me Mary.", for every
 # prompt. r_φ of the rollouts rose from −1.05 to about +3.0 while r* stayed at −1.0: the
 # answer is off-topic for nearly every question. The KL reached about 7.5 nats, and the
@@ -439,7 +440,9 @@ print(f"Read a mean r* beside what it is made of. Held-out r* went {first['eval_
 # β = 0.5 (the pipeline's RLHF stage) the same run kept 44 distinct answers of 105 (SFT:
 # 81) and the pipeline's report measured RLHF − SFT = +1.17 [0.95, 1.39] in mean r*, a
 # win rate of 0.73 [0.69, 0.77], and off-topic answers up from 10% to 42%: less collapse,
-# and still part of the gain is a pleasantry in place of a wrong answer.
+# and still part of the gain is a pleasantry in place of a wrong answer. The present
+# default recipe's run measured the same picture: RLHF − SFT +0.98 [0.78, 1.18], win rate
+# 0.74, off-topic answers 17% → 42%, distinct answers 213 → 113 of 300.
 #
 # Why r_φ loved it: the reward model was trained only on pairs of π_ref's own answers to
 # each prompt (lesson 7's labelling, the pipeline's data). It never saw "You can call me

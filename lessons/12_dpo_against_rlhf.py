@@ -131,7 +131,7 @@ for M in (8, 48):
 # ## The frontier of a pipeline run
 #
 # This cell reads the frontier of the default pipeline run (runs/pipeline/frontier, made by
-# `python -m align.frontier --run runs/pipeline`, about 27 minutes on 2 CPU cores) if
+# `python -m align.frontier --run runs/pipeline`, about 14 minutes on 2 CPU cores) if
 # there is one, else the quick run's; with neither, it runs the quick frontier (and the
 # quick pipeline first, if that is missing too). In the smoke setting it makes a tiny
 # frontier of its own: the pipeline at a size smaller than quick (a preset this lesson
