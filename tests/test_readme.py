@@ -8,6 +8,7 @@ every code path the command takes.
 """
 
 import importlib
+import importlib.util
 import os
 import re
 import shlex
@@ -40,6 +41,7 @@ SMOKE_FLAGS = {
     "minigpt.albert": "--variants share-all --n-layer 2 --n-embd 32 --n-head 2 --block-size 16 "
                       "--max-iters 3 --eval-iters 1 --timing-steps 1 --timing-repeats 1 --no-progress",
     "minigpt.prune": "--sparsities 0,0.5 --eval-iters 1 --no-progress",
+    "minigpt.bench": "--repeats 1 --new-tokens 8 --compare-batches 1",
     "align.bench": "--steps 1 --repeats 1 --n-layer 1 --n-head 2 --n-embd 16",  # the figures: tests/test_gridworld_render.py
 }
 # What a command may answer in this repository as it is shipped: the exercise files are
@@ -93,6 +95,8 @@ def smoke_version(command: str) -> str:
         return command + " --collect-only -q"  # the suite itself runs in CI already
     if module_of(command) == "align.pipeline" and "--device cuda" in command:
         return ""  # needs a GPU
+    if "--compare transformers" in command and importlib.util.find_spec("transformers") is None:
+        return ""  # needs the optional transformers (tests/test_bench.py runs it where installed)
     return f"{command} {SMOKE_FLAGS.get(module_of(command), '')}".strip()
 
 
