@@ -86,14 +86,13 @@ def policy_logprobs(model, input_ids, labels, device):
                 input_ids.tolist(), labels.tolist(), lengths.tolist())], pad_id=0)  # filler, never read
             logits, _ = model(packed.input_ids.to(device),
                               attention_mask=packed.attention_mask.to(device),
-                              position_ids=packed.positions.to(device))  # (R, T, vocab)
+                              position_ids=packed.positions.to(device))  # (R, L, vocab)
             logits = packed.unpack(logits)  # (N, L, vocab): one row per sequence again
-            # L, the longest of these N, may be shorter than T (a minibatch of rollouts):
-            # the columns past it hold no counted token
-            per_token, mask = token_logps(logits, labels[:, : logits.size(1)])  # (N, L-1)
-            missing = labels.size(1) - logits.size(1)
-            return F.pad(per_token, (0, missing)), F.pad(mask, (0, missing))  # (N, T-1) each
-    return token_logps(logits, labels)
+    # Packed, L is the longest of these N and may be shorter than T (a minibatch of
+    # rollouts): the columns past it hold no counted token, and come back as zeros
+    per_token, mask = token_logps(logits, labels[:, : logits.size(1)])  # (N, L-1)
+    missing = labels.size(1) - logits.size(1)
+    return F.pad(per_token, (0, missing)), F.pad(mask, (0, missing))  # (N, T-1) each
 
 
 @torch.no_grad()

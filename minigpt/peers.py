@@ -20,15 +20,12 @@ otherwise keeps its top_k = 50), each from its own random numbers.
 """
 
 import tempfile
-import time
 
 import torch
 
 from minigpt.bench import fastest_tokens_per_s
 from minigpt.errors import InputError
 from minigpt.model import GPT, GPTConfig
-
-PEERS = ("transformers",)
 
 
 def import_transformers():
