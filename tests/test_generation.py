@@ -67,6 +67,33 @@ def test_what_generation_returns_and_leaves_behind_trains_like_any_tensor(attent
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+def test_generation_runs_without_onednn_and_puts_the_switch_back(tiny_model):
+    """generate switches oneDNN off while it runs (its GELU's set-up costs more than one
+    token's MLP) and leaves the switch as it found it: after an error too, and off when
+    it was off. An ordinary forward pass keeps oneDNN."""
+    seen = []  # torch.backends.mkldnn.enabled at each GELU call
+    gelu = tiny_model.blocks[0].mlp.gelu
+    hook = gelu.register_forward_hook(lambda *_: seen.append(torch.backends.mkldnn.enabled))
+    prompt = torch.randint(0, 37, (2, 5))
+    try:
+        assert torch.backends.mkldnn.enabled
+        tiny_model.generate(prompt, 3, temperature=0.0)
+        assert seen == [False] * 3 and torch.backends.mkldnn.enabled
+        with pytest.raises(ValueError, match="temperature"):  # raised inside the loop
+            tiny_model.generate(prompt, 3, temperature=-1.0)
+        assert torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = False
+        tiny_model.generate(prompt, 1, temperature=0.0)
+        assert not torch.backends.mkldnn.enabled
+        torch.backends.mkldnn.enabled = True
+        seen.clear()
+        tiny_model(prompt)
+        assert seen == [True]
+    finally:
+        torch.backends.mkldnn.enabled = True
+        hook.remove()
+
+
 def test_generating_past_block_size_crops_and_matches_recomputation(tiny_model):
     prompt = torch.randint(0, 37, (1, 30))  # block_size is 32
     cached = tiny_model.generate(prompt, 40, temperature=0.0, use_cache=True)
