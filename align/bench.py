@@ -11,8 +11,8 @@ apart. Each timed step is one of align.dpo's: the 2B sequences of B pairs throug
 one forward pass (align.dpo.concatenated_forward), the DPO loss, backward, gradient
 clipping, AdamW. The same random batches are timed two ways, in turn:
 
-    packed   the default: each pair's shared prompt once, then both answers, pairs packed
-             into as few rows as hold them (align.data.pack_pairs)
+    packed   the default: each pair's shared prompt once, then both answers, the pairs
+             one after the other in one row, attended to block by block (align.data.pack_pairs)
     padded   one sequence per row, right-padded to the batch's longest (as TRL's collator does)
 
 Printed for each: pairs/s (median of --repeats runs of --steps steps, after a warm-up

@@ -101,9 +101,9 @@ class DPOConfig(StageConfig):
 def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False, pack=True):
     """log π(y_w|x) and log π(y_l|x) for a batch of pairs, in one forward pass.
 
-    The 2B sequences (chosen ones, then rejected ones) are packed into as few rows as
-    hold them, each pair's shared prompt once (align.data.pack_pairs: no padding, no
-    attention across pairs nor from one answer to the other), and the logits are laid out
+    The 2B sequences (chosen ones, then rejected ones) are packed into one row, each
+    pair's shared prompt once (align.data.pack_pairs: no padding, no attention across
+    pairs nor from one answer to the other), and the logits are laid out
     again one row per sequence, (2B, T), for get_batch_logps. With pack=False, and always with LSH attention
     (it reads a mask as padding only), the 2B sequences are right-padded to one length
     instead, one per row. Either way the same log-probabilities, up to float rounding.

@@ -130,6 +130,44 @@ def without_onednn():
         torch.backends.mkldnn.enabled = enabled
 
 
+class DiagonalBlocks:
+    """An attention mask for one row of tokens made of blocks that never see each other.
+
+    The row is the blocks one after the other, and allowed[b], a boolean (L_b, L_b), says
+    which keys of block b each of its queries may see (every query also sees itself). The
+    row's T × T mask would hold these on its diagonal and False everywhere else, so the
+    attention is computed block by block: Σ_b L_b² scores instead of T², and no row is
+    padded to the length of another. align.data.pack_pairs lays a batch of preference
+    pairs out this way, one block per pair. Pass position_ids with it (each sequence
+    counts its own positions).
+    """
+
+    def __init__(self, allowed: list[torch.Tensor]):
+        for b, block in enumerate(allowed):
+            if block.dim() != 2 or block.size(0) != block.size(1) or block.size(0) == 0:
+                raise ValueError(f"DiagonalBlocks: block {b} must be a square (L, L) mask with "
+                                 f"L ≥ 1, got shape {tuple(block.shape)}")
+        self.allowed = allowed
+        self.lengths = [block.size(0) for block in allowed]
+
+    def to(self, device) -> "DiagonalBlocks":
+        return DiagonalBlocks([block.to(device) for block in self.allowed])
+
+    def dense(self) -> torch.Tensor:
+        """The same mask written out whole: (1, T, T), False between blocks."""
+        return torch.block_diag(*[block.bool() for block in self.allowed]).unsqueeze(0)
+
+    def per_block(self) -> list[tuple[int, int, torch.Tensor]]:
+        """[(start, end, allowed (1, 1, L_b, L_b))]: each block's columns and its keys, as
+        `attention_allowed` gives a whole row's (every query sees itself)."""
+        spans, start = [], 0
+        for block, length in zip(self.allowed, self.lengths):
+            itself = torch.eye(length, dtype=torch.bool, device=block.device)
+            spans.append((start, start + length, (block.bool() | itself).view(1, 1, length, length)))
+            start += length
+        return spans
+
+
 def attention_allowed(
     past: int, T: int, attention_mask: torch.Tensor | None, device=None
 ) -> torch.Tensor:
@@ -145,8 +183,8 @@ def attention_allowed(
       (align.data.pack_sequences); a token then sees only the keys of its own sequence,
       exactly what it would see alone in a row (a 0/1 mask is the case of one sequence).
     - any other pattern: a boolean (B, T, T_k) attention_mask is taken as `allowed` itself,
-      each query's row of keys (align.data.pack_pairs: two answers after their shared
-      prompt); every query still sees itself.
+      each query's row of keys (for instance two answers after their shared prompt); every
+      query still sees itself. (`DiagonalBlocks` gives such a mask block by block.)
     """
     T_k = past + T
     if attention_mask is not None and attention_mask.dim() == 3:
@@ -254,19 +292,28 @@ class CausalSelfAttention(nn.Module):
             q, k, v = qkv.unbind(0)  # each (B, nh, T, hs), as `heads` would split them
             if kv_cache is not None:
                 k, v = kv_cache.append(layer, k, v)  # (B, nh, T_k, hs): the past and the new
-            if self.attention == "manual":
-                y = causal_attention(q, k, v, allowed, self.attn_dropout)  # (B, nh, T, hs)
+            if isinstance(allowed, list):  # DiagonalBlocks: each block attends within itself
+                y = torch.cat([self.attend(q[:, :, start:end], k[:, :, start:end], v[:, :, start:end], block)
+                               for start, end, block in allowed], dim=2)  # (1, nh, T, hs)
             else:
-                # The same formula in one fused call; is_causal lets it pick its fastest kernel.
-                y = F.scaled_dot_product_attention(
-                    q, k, v,
-                    attn_mask=allowed,  # None: plain causal, or one query that sees every key
-                    dropout_p=self.dropout if self.training else 0.0,
-                    is_causal=is_plain_causal and T > 1,
-                )  # (B, nh, T, hs)
+                y = self.attend(q, k, v, allowed, is_plain_causal and T > 1)  # (B, nh, T, hs)
 
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side: (B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+    def attend(self, q, k, v, allowed, is_causal=False):
+        """softmax(Q Kᵀ / √d_k + mask) V: the formula by hand ("manual", the function the
+        exercises replace) or PyTorch's fused kernel ("sdpa"). q: (B, nh, T, hs); k, v:
+        (B, nh, T_k, hs); allowed: (B|1, 1, T, T_k) or None. Returns (B, nh, T, hs)."""
+        if self.attention == "manual":
+            return causal_attention(q, k, v, allowed, self.attn_dropout)
+        # The same formula in one fused call; is_causal lets it pick its fastest kernel.
+        return F.scaled_dot_product_attention(
+            q, k, v,
+            attn_mask=allowed,  # None: plain causal, or one query that sees every key
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=is_causal,
+        )
 
     def lsh_forward(self, x, allowed, layer, kv_cache, key_is_real):
         """Reformer's attention. A whole sequence (nothing cached yet) goes through LSH
@@ -457,7 +504,8 @@ class GPT(nn.Module):
         attention_mask: (B, T_k), 1 for real tokens, 0 for (left) padding, covering the
         cached tokens too; right padding needs no mask (no real token comes after it).
         Rows packed with several sequences number them 1, 2, ...; a boolean (B, T, T_k)
-        mask gives each query's keys outright (see `attention_allowed`).
+        mask gives each query's keys outright (see `attention_allowed`); a DiagonalBlocks
+        gives them block by block for one row of independent blocks.
         position_ids: (B, T); by default each token's place in its own run of equal mask
         values, so a left-padded prompt starts at position 0 (a 3-D mask needs them given).
         kv_cache: a KVCache to read the past
@@ -466,6 +514,13 @@ class GPT(nn.Module):
         """
         B, T = idx.shape
         past = 0 if kv_cache is None else kv_cache.length
+        blocks = isinstance(attention_mask, DiagonalBlocks)
+        if blocks and (B != 1 or kv_cache is not None or position_ids is None
+                       or sum(attention_mask.lengths) != T or self.config.attention == "lsh"):
+            raise ValueError(f"DiagonalBlocks masks one row (B = 1, got {B}) of {T} tokens, with "
+                             f"position_ids, no KV cache and attention 'manual' or 'sdpa' (got "
+                             f"blocks of {sum(attention_mask.lengths)} tokens in all, attention "
+                             f"{self.config.attention!r})")
         if position_ids is not None and attention_mask is not None and kv_cache is None:
             # packed rows (align.data): a row may be longer than the context, its sequences not
             if int(position_ids.max()) >= self.config.block_size:
@@ -486,7 +541,7 @@ class GPT(nn.Module):
             else:  # each token's place in its own sequence: (B, T_k) -> this call's (B, T)
                 position_ids = positions_in_sequence(attention_mask)[:, -T:]
 
-        if (self.config.attention == "lsh" and attention_mask is not None
+        if (self.config.attention == "lsh" and attention_mask is not None and not blocks
                 and (attention_mask.dim() == 3 or bool((attention_mask > 1).any()))):
             raise ValueError("LSH attention reads the attention mask as real/padding only: rows "
                              "packed with several sequences need attention 'manual' or 'sdpa'")
@@ -502,7 +557,10 @@ class GPT(nn.Module):
         attention = self.config.attention
         needs_mask = not ((is_plain_causal and attention != "manual")
                           or (attention == "sdpa" and attention_mask is None and T == 1))
-        allowed = attention_allowed(past, T, attention_mask, idx.device) if needs_mask else None
+        if blocks:  # [(start, end, allowed within the block)]: see CausalSelfAttention.forward
+            allowed = attention_mask.per_block()
+        else:
+            allowed = attention_allowed(past, T, attention_mask, idx.device) if needs_mask else None
         for layer, block in enumerate(self.blocks):  # the same module at several depths when shared
             x = block(x, allowed, layer, kv_cache, is_plain_causal, attention_mask)  # (B, T, C)
         return self.ln_f(x)

@@ -12,7 +12,7 @@ import torch
 
 from align.data import collate, pack_sequences
 from align.dpo import concatenated_forward
-from minigpt.model import GPT, GPTConfig, attention_allowed, positions_in_sequence
+from minigpt.model import GPT, DiagonalBlocks, GPTConfig, KVCache, attention_allowed, positions_in_sequence
 
 
 def random_examples(n, seed=0, vocab=20, longest=17):
@@ -217,6 +217,71 @@ def test_pair_packed_log_probs_and_rewards_equal_each_sequence_alone(attention):
                 assert abs(float(reward[n]) - float(alone_reward)) < 1e-10
     (chosen.sum() - rejected.sum()).backward()  # gradients flow through the shared prefix
     assert policy.wte.weight.grad.abs().sum() > 0
+
+
+def random_blocks(lengths, seed):
+    """Boolean (L, L) masks of any pattern (queries that see later keys, or only themselves)."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.rand(n, n, generator=generator) < 0.5 for n in lengths]
+
+
+@pytest.mark.parametrize("attention", ["manual", "sdpa"])
+def test_diagonal_blocks_attend_as_the_whole_rows_mask_says(attention):
+    """DiagonalBlocks computes attention block by block; the same row with its whole
+    (1, T, T) mask written out (the blocks on the diagonal, False elsewhere) computes it
+    at once. Same logits and gradients, float64; and a block never reads another's tokens."""
+    torch.manual_seed(0)
+    lengths = [3, 7, 1, 5]
+    blocks = DiagonalBlocks(random_blocks(lengths, seed=1))
+    dense = blocks.dense()  # (1, 16, 16), checked against the blocks one entry at a time
+    starts = [0, 3, 10, 11]
+    for i in range(16):
+        for j in range(16):
+            b = max(n for n, start in enumerate(starts) if start <= i)
+            inside = starts[b] <= j < starts[b] + lengths[b]
+            assert bool(dense[0, i, j]) == (inside and bool(blocks.allowed[b][i - starts[b], j - starts[b]]))
+    config = GPTConfig(vocab_size=20, block_size=32, n_layer=2, n_head=2, n_embd=16, attention=attention)
+    weights = GPT(config).double().state_dict()
+    ids = torch.arange(16).remainder(20).view(1, 16)
+    positions = torch.tensor([[0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 0, 0, 1, 2, 3, 4]])
+    results = []  # (logits, gradients) with each mask
+    for mask in (blocks, dense):
+        model = GPT(config).double()
+        model.load_state_dict(weights)
+        logits, _ = model(ids, attention_mask=mask, position_ids=positions)
+        logits.pow(2).sum().backward()
+        results.append((logits.detach(), gradients(model)))
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-12, rtol=0)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-10, rtol=0)
+    # changing the tokens of block 1 changes its logits only
+    model.eval()
+    changed = ids.clone()
+    changed[0, 3:10] = 19 - changed[0, 3:10]
+    with torch.no_grad():
+        before, _ = model(ids, attention_mask=blocks, position_ids=positions)
+        after, _ = model(changed, attention_mask=blocks, position_ids=positions)
+    moved = (before - after).abs().amax(dim=-1)[0] > 0  # (16,)
+    assert moved[3:10].all() and not moved[:3].any() and not moved[10:].any()
+
+
+def test_diagonal_blocks_refuse_what_they_cannot_mask():
+    model = GPT(GPTConfig(vocab_size=20, block_size=32, n_layer=1, n_head=2, n_embd=16))
+    blocks = DiagonalBlocks(random_blocks([3, 5], seed=2))
+    positions = torch.arange(8).view(1, 8)
+    model(torch.zeros(1, 8, dtype=torch.long), attention_mask=blocks, position_ids=positions)  # fine
+    for ids, kwargs in ((torch.zeros(2, 8, dtype=torch.long), {"position_ids": positions.repeat(2, 1)}),  # two rows
+                        (torch.zeros(1, 8, dtype=torch.long), {}),  # no positions
+                        (torch.zeros(1, 9, dtype=torch.long), {"position_ids": torch.arange(9).view(1, 9)}),
+                        (torch.zeros(1, 8, dtype=torch.long), {"position_ids": positions,
+                                                                "kv_cache": KVCache(1)})):
+        with pytest.raises(ValueError, match="DiagonalBlocks masks one row"):
+            model(ids, attention_mask=blocks, **kwargs)
+    lsh = GPT(GPTConfig(vocab_size=20, block_size=32, n_layer=1, n_head=2, n_embd=16,
+                        attention="lsh", lsh_bucket_size=4))
+    with pytest.raises(ValueError, match="attention 'manual' or 'sdpa'"):
+        lsh(torch.zeros(1, 8, dtype=torch.long), attention_mask=blocks, position_ids=positions)
+    with pytest.raises(ValueError, match="block 1 must be a square"):
+        DiagonalBlocks([torch.ones(2, 2, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool)])
 
 
 def gradients(model):
