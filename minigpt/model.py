@@ -293,8 +293,12 @@ class CausalSelfAttention(nn.Module):
             if kv_cache is not None:
                 k, v = kv_cache.append(layer, k, v)  # (B, nh, T_k, hs): the past and the new
             if isinstance(allowed, list):  # DiagonalBlocks: each block attends within itself
-                y = torch.cat([self.attend(q[:, :, start:end], k[:, :, start:end], v[:, :, start:end], block)
-                               for start, end, block in allowed], dim=2)  # (1, nh, T, hs)
+                # split rather than slice each block: backward then joins the blocks' gradients
+                # in one copy (a slice's backward writes into a zero tensor of the whole row)
+                lengths = [end - start for start, end, _ in allowed]
+                blocks = zip(q.split(lengths, 2), k.split(lengths, 2), v.split(lengths, 2), allowed)
+                y = torch.cat([self.attend(q_b, k_b, v_b, block_allowed)
+                               for q_b, k_b, v_b, (_, _, block_allowed) in blocks], dim=2)  # (1, nh, T, hs)
             else:
                 y = self.attend(q, k, v, allowed, is_plain_causal and T > 1)  # (B, nh, T, hs)
 
