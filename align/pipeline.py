@@ -21,12 +21,12 @@ about 30 byte tokens per answer, and with β = 0.1 DPO pushed π_θ about 28 nat
 answer) away from π_ref, into made-up words that the gold reward then punishes; β = 0.5
 keeps it near 6 nats and gains more gold reward. Try --beta 0.1 to see the drift.
 
-Measured default run (384 s alone on 2 CPU cores, RLHF and the evaluation included; 3.2×
-the 120 s of nanoGPT's CPU recipe run right after it): DPO − SFT mean r* +0.83 [0.60, 1.05],
+Measured default run (377 s alone on 2 CPU cores, RLHF and the evaluation included; 3.1×
+the 123 s of nanoGPT's CPU recipe run right after it): DPO − SFT mean r* +0.83 [0.60, 1.05],
 win rate 0.65 [0.60, 0.70] (greedy 0.73), right answers 0.09 → 0.17 (greedy 0.10 → 0.25),
 reward-model agreement with the gold ranking 0.89, KL 2.6 ± 0.3 nats (exact per token).
-RLHF (RLOO, --rlhf-beta 0.5): RLHF − SFT +0.98 [0.78, 1.18], win rate 0.74, KL 2.0 nats,
-with fewer distinct answers (113 of 300, SFT 213) and more off-topic ones (42%). Held-out
+RLHF (RLOO, --rlhf-beta 0.5): RLHF − SFT +1.00 [0.78, 1.22], win rate 0.75, KL 1.8 nats,
+with fewer distinct answers (127 of 300, SFT 213) and more off-topic ones (39%). Held-out
 facts (cities, sums, topics) stay mostly unanswered by every policy, and part of the gain
 is pleasantries in place of wrong answers: see the README, which gives the longer first
 recipe's figures beside these (881 s on the same day).
@@ -132,7 +132,7 @@ PRESETS = {
         # 108–120 s of nanoGPT's CPU recipe that day), each stage with a peak learning rate
         # raised so that the schedule's Σ lr stays about the same (pre-training at 1000 steps
         # of 16 blocks: validation loss 0.356 at 2e-3, 0.344 at 3e-3, 0.341 at 5e-3; 12
-        # blocks at 3e-3: 0.351, against 0.310 for the first recipe): 384 s (3.2×), its
+        # blocks at 3e-3: 0.351, against 0.310 for the first recipe): 377 s (3.1×), its
         # held-out figures beside the longer recipe's in the README, at a similar KL. DPO's
         # 150 steps of 32 pairs see 4800 of the ~5300 training pairs, each once.
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=12,

@@ -441,8 +441,8 @@ print(f"Read a mean r* beside what it is made of. Held-out r* went {first['eval_
 # 81) and the pipeline's report measured RLHF − SFT = +1.17 [0.95, 1.39] in mean r*, a
 # win rate of 0.73 [0.69, 0.77], and off-topic answers up from 10% to 42%: less collapse,
 # and still part of the gain is a pleasantry in place of a wrong answer. The present
-# default recipe's run measured the same picture: RLHF − SFT +0.98 [0.78, 1.18], win rate
-# 0.74, off-topic answers 17% → 42%, distinct answers 213 → 113 of 300.
+# default recipe's run measured the same picture: RLHF − SFT +1.00 [0.78, 1.22], win rate
+# 0.75, off-topic answers 17% → 39%, distinct answers 213 → 127 of 300.
 #
 # Why r_φ loved it: the reward model was trained only on pairs of π_ref's own answers to
 # each prompt (lesson 7's labelling, the pipeline's data). It never saw "You can call me
