@@ -18,8 +18,8 @@ clipping, AdamW. The same random batches are timed two ways, in turn:
 Printed for each: pairs/s (median of --repeats runs of --steps steps, after a warm-up
 run), the tokens a step computes (with the rows' padding), the activation memory of one
 step (minigpt.memory.activation_bytes) and the model's state; then the model FLOPs of a
-step (minigpt.albert.flops_per_token on the tokens a step needs: the packed rows' without
-their padding, at the sequences' mean length), the FLOP/s that makes and its share of this
+step (minigpt.albert.flops_per_token on the tokens a step needs, each shared prompt once:
+what the packed row computes, at the sequences' mean length), the FLOP/s that makes and its share of this
 machine's matmul peak, measured in the same run (minigpt.bench.machine_peak_flops).
 """
 

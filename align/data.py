@@ -279,8 +279,9 @@ class PackedBatch:
     where: torch.Tensor
 
     def unpack(self, per_token: torch.Tensor) -> torch.Tensor:
-        """(R, L, ...) computed on the packed rows -> (N, L, ...): one row per sequence, as
-        pad_right would have laid them out (what stands past a sequence's end is filler)."""
+        """(R, L, ...) computed on the packed rows -> (N, T, ...), T = where.size(1): one row
+        per sequence, as pad_right would have laid them out (what stands past a sequence's
+        end is filler)."""
         flat = per_token.reshape(-1, *per_token.shape[2:])  # (R·L, ...)
         return flat[self.where.to(flat.device)]  # (N, L, ...)
 
@@ -365,8 +366,9 @@ def pack_pairs(pairs, pad_id: int) -> PackedBatch:
     stand one after the other in a single row with no padding at all, and the attention
     is computed block by block (minigpt.model.DiagonalBlocks). For examples/pairs.jsonl
     that computes a third fewer tokens than pack_sequences (prompts are about half of
-    each sequence), and at 8 pairs a batch a quarter fewer than rows as long as the
-    longest pair would (one pair per row, the rest of the row padding).
+    each sequence), and at 8 pairs a batch a quarter fewer than filling rows as long as
+    the longest pair, first-fit (mostly one pair a row, the rest padding). pad_id is
+    never written (there is no padding): it is there to call it as pack_sequences.
     """
     units = []  # (prefix length, chosen, rejected) per pair
     for pair in pairs:

@@ -117,7 +117,7 @@ def concatenated_forward(model, pairs, pad_id, device, average_log_prob=False, p
     else:
         packed = pack_pairs(pairs, pad_id)
         logits, _ = model(packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device),
-                          position_ids=packed.positions.to(device))  # (R, T, vocab), R ≤ 2B
+                          position_ids=packed.positions.to(device))  # (1, Σ L_b, vocab): one row
         logits = packed.unpack(logits)  # (2B, T, vocab)
     logps = get_batch_logps(logits, labels, average_log_prob=average_log_prob)  # (2B,)
     return logps[: len(pairs)], logps[len(pairs):]

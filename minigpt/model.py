@@ -120,7 +120,8 @@ def without_onednn():
     call with oneDNN against 6 µs with PyTorch's own kernel, and the matrix products
     around it ran about a fifth faster too (their data stays in the caches): 1.10-1.18x
     the tokens/s in all. Training's GELUs, over thousands of tokens at once, are where
-    oneDNN is the faster one, and they keep it.
+    oneDNN is the faster one, and they keep it. The switch is the whole process's: two
+    threads generating at once could put it back in the wrong order.
     """
     enabled = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = False
@@ -157,15 +158,15 @@ class DiagonalBlocks:
         """The same mask written out whole: (1, T, T), False between blocks."""
         return torch.block_diag(*[block.bool() for block in self.allowed]).unsqueeze(0)
 
-    def per_block(self) -> list[tuple[int, int, torch.Tensor]]:
-        """[(start, end, allowed (1, 1, L_b, L_b))]: each block's columns and its keys, as
-        `attention_allowed` gives a whole row's (every query sees itself)."""
-        spans, start = [], 0
-        for block, length in zip(self.allowed, self.lengths):
-            itself = torch.eye(length, dtype=torch.bool, device=block.device)
-            spans.append((start, start + length, (block.bool() | itself).view(1, 1, length, length)))
-            start += length
-        return spans
+    def per_block(self, device=None) -> list[torch.Tensor]:
+        """Each block's keys as `attention_allowed` gives a whole row's: a boolean
+        (1, 1, L_b, L_b) per block, on `device`, in which every query also sees itself."""
+        masks = []
+        for block in self.allowed:
+            block = block.to(device=device, dtype=torch.bool)
+            itself = torch.eye(block.size(0), dtype=torch.bool, device=block.device)
+            masks.append((block | itself).view(1, 1, *block.shape))
+        return masks
 
 
 def attention_allowed(
@@ -184,7 +185,8 @@ def attention_allowed(
       exactly what it would see alone in a row (a 0/1 mask is the case of one sequence).
     - any other pattern: a boolean (B, T, T_k) attention_mask is taken as `allowed` itself,
       each query's row of keys (for instance two answers after their shared prompt); every
-      query still sees itself. (`DiagonalBlocks` gives such a mask block by block.)
+      query still sees itself. (A row of independent blocks can skip this whole-row mask:
+      see `DiagonalBlocks`.)
     """
     T_k = past + T
     if attention_mask is not None and attention_mask.dim() == 3:
@@ -280,7 +282,9 @@ class CausalSelfAttention(nn.Module):
         return x.view(B, T, self.n_head, self.head_size).transpose(1, 2)
 
     def forward(self, x, allowed, layer=0, kv_cache=None, is_plain_causal=False, key_is_real=None):
-        """x: (B, T, C). allowed: (B|1, 1, T, T_k) from `attention_allowed`. layer: this
+        """x: (B, T, C). allowed: (B|1, 1, T, T_k) from `attention_allowed`, None (plain
+        causal, or one new token that sees every key), or a list of (1, 1, L_b, L_b) masks,
+        one per block of a DiagonalBlocks row (B = 1). layer: this
         block's depth (the KV cache's index). key_is_real: (B, T_k) or None, the attention
         mask, which LSH attention reads directly (it never builds the T × T_k `allowed`)."""
         B, T, C = x.shape
@@ -295,10 +299,10 @@ class CausalSelfAttention(nn.Module):
             if isinstance(allowed, list):  # DiagonalBlocks: each block attends within itself
                 # split rather than slice each block: backward then joins the blocks' gradients
                 # in one copy (a slice's backward writes into a zero tensor of the whole row)
-                lengths = [end - start for start, end, _ in allowed]
+                lengths = [block.size(-1) for block in allowed]  # L_b, adding up to T
                 blocks = zip(q.split(lengths, 2), k.split(lengths, 2), v.split(lengths, 2), allowed)
-                y = torch.cat([self.attend(q_b, k_b, v_b, block_allowed)
-                               for q_b, k_b, v_b, (_, _, block_allowed) in blocks], dim=2)  # (1, nh, T, hs)
+                y = torch.cat([self.attend(q_b, k_b, v_b, block) for q_b, k_b, v_b, block in blocks],
+                              dim=2)  # (1, nh, T, hs)
             else:
                 y = self.attend(q, k, v, allowed, is_plain_causal and T > 1)  # (B, nh, T, hs)
 
@@ -511,7 +515,8 @@ class GPT(nn.Module):
         mask gives each query's keys outright (see `attention_allowed`); a DiagonalBlocks
         gives them block by block for one row of independent blocks.
         position_ids: (B, T); by default each token's place in its own run of equal mask
-        values, so a left-padded prompt starts at position 0 (a 3-D mask needs them given).
+        values, so a left-padded prompt starts at position 0 (a 3-D mask and a DiagonalBlocks
+        need them given).
         kv_cache: a KVCache to read the past
         from and append this call's keys and values to. (The reward model reads its
         score from these hidden states.)
@@ -519,12 +524,17 @@ class GPT(nn.Module):
         B, T = idx.shape
         past = 0 if kv_cache is None else kv_cache.length
         blocks = isinstance(attention_mask, DiagonalBlocks)
-        if blocks and (B != 1 or kv_cache is not None or position_ids is None
-                       or sum(attention_mask.lengths) != T or self.config.attention == "lsh"):
-            raise ValueError(f"DiagonalBlocks masks one row (B = 1, got {B}) of {T} tokens, with "
-                             f"position_ids, no KV cache and attention 'manual' or 'sdpa' (got "
-                             f"blocks of {sum(attention_mask.lengths)} tokens in all, attention "
-                             f"{self.config.attention!r})")
+        if blocks:
+            problem = (f"{B} rows" if B != 1
+                       else f"blocks of {sum(attention_mask.lengths)} tokens in all for a row of {T}"
+                       if sum(attention_mask.lengths) != T
+                       else "no position_ids (each sequence counts its own)" if position_ids is None
+                       else "a KV cache" if kv_cache is not None
+                       else "attention 'lsh' (it reads a mask as padding only)"
+                       if self.config.attention == "lsh" else None)
+            if problem is not None:
+                raise ValueError(f"DiagonalBlocks masks one row of independent blocks, with "
+                                 f"position_ids, no KV cache, attention 'manual' or 'sdpa'; got {problem}")
         if position_ids is not None and attention_mask is not None and kv_cache is None:
             # packed rows (align.data): a row may be longer than the context, its sequences not
             if int(position_ids.max()) >= self.config.block_size:
@@ -561,8 +571,8 @@ class GPT(nn.Module):
         attention = self.config.attention
         needs_mask = not ((is_plain_causal and attention != "manual")
                           or (attention == "sdpa" and attention_mask is None and T == 1))
-        if blocks:  # [(start, end, allowed within the block)]: see CausalSelfAttention.forward
-            allowed = attention_mask.per_block()
+        if blocks:  # one (1, 1, L_b, L_b) mask per block: see CausalSelfAttention.forward
+            allowed = attention_mask.per_block(idx.device)
         else:
             allowed = attention_allowed(past, T, attention_mask, idx.device) if needs_mask else None
         for layer, block in enumerate(self.blocks):  # the same module at several depths when shared

@@ -187,6 +187,10 @@ def test_pair_packing_stores_each_shared_prefix_once_and_gives_every_sequence_ba
     needed = sum(len(p["chosen"][0]) + len(p["rejected"][0]) - shared_prefix(p["chosen"][0], p["rejected"][0])
                  for p in pairs)
     assert int((packed.input_ids != 99).sum()) == needed < sum(len(ids) for ids, _ in sequences)
+    assert packed.input_ids.shape == (1, needed)  # one row, no padding
+    assert isinstance(packed.attention_mask, DiagonalBlocks)
+    assert packed.attention_mask.lengths == [len(p["chosen"][0]) + len(p["rejected"][0])
+                                             - shared_prefix(p["chosen"][0], p["rejected"][0]) for p in pairs]
     ids, labels = collate(sequences, pad_id=99)
     unpacked = packed.unpack(packed.input_ids.unsqueeze(-1)).squeeze(-1)
     for n, (sequence, _) in enumerate(sequences):
@@ -269,16 +273,18 @@ def test_diagonal_blocks_refuse_what_they_cannot_mask():
     blocks = DiagonalBlocks(random_blocks([3, 5], seed=2))
     positions = torch.arange(8).view(1, 8)
     model(torch.zeros(1, 8, dtype=torch.long), attention_mask=blocks, position_ids=positions)  # fine
-    for ids, kwargs in ((torch.zeros(2, 8, dtype=torch.long), {"position_ids": positions.repeat(2, 1)}),  # two rows
-                        (torch.zeros(1, 8, dtype=torch.long), {}),  # no positions
-                        (torch.zeros(1, 9, dtype=torch.long), {"position_ids": torch.arange(9).view(1, 9)}),
-                        (torch.zeros(1, 8, dtype=torch.long), {"position_ids": positions,
-                                                                "kv_cache": KVCache(1)})):
-        with pytest.raises(ValueError, match="DiagonalBlocks masks one row"):
+    for ids, kwargs, problem in (
+            (torch.zeros(2, 8, dtype=torch.long), {"position_ids": positions.repeat(2, 1)}, "got 2 rows"),
+            (torch.zeros(1, 8, dtype=torch.long), {}, "got no position_ids"),
+            (torch.zeros(1, 9, dtype=torch.long), {"position_ids": torch.arange(9).view(1, 9)},
+             "got blocks of 8 tokens in all for a row of 9"),
+            (torch.zeros(1, 8, dtype=torch.long), {"position_ids": positions, "kv_cache": KVCache(1)},
+             "got a KV cache")):
+        with pytest.raises(ValueError, match=f"DiagonalBlocks masks one row.*{problem}"):
             model(ids, attention_mask=blocks, **kwargs)
     lsh = GPT(GPTConfig(vocab_size=20, block_size=32, n_layer=1, n_head=2, n_embd=16,
                         attention="lsh", lsh_bucket_size=4))
-    with pytest.raises(ValueError, match="attention 'manual' or 'sdpa'"):
+    with pytest.raises(ValueError, match="got attention 'lsh'"):
         lsh(torch.zeros(1, 8, dtype=torch.long), attention_mask=blocks, position_ids=positions)
     with pytest.raises(ValueError, match="block 1 must be a square"):
         DiagonalBlocks([torch.ones(2, 2, dtype=torch.bool), torch.ones(2, 3, dtype=torch.bool)])
