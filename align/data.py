@@ -283,7 +283,7 @@ class PackedBatch:
         per sequence, as pad_right would have laid them out (what stands past a sequence's
         end is filler)."""
         flat = per_token.reshape(-1, *per_token.shape[2:])  # (R·L, ...)
-        return flat[self.where.to(flat.device)]  # (N, L, ...)
+        return flat[self.where.to(flat.device)]  # (N, T, ...)
 
 
 def can_pack(model) -> bool:

@@ -525,13 +525,15 @@ class GPT(nn.Module):
         past = 0 if kv_cache is None else kv_cache.length
         blocks = isinstance(attention_mask, DiagonalBlocks)
         if blocks:
-            problem = (f"{B} rows" if B != 1
-                       else f"blocks of {sum(attention_mask.lengths)} tokens in all for a row of {T}"
-                       if sum(attention_mask.lengths) != T
-                       else "no position_ids (each sequence counts its own)" if position_ids is None
-                       else "a KV cache" if kv_cache is not None
-                       else "attention 'lsh' (it reads a mask as padding only)"
-                       if self.config.attention == "lsh" else None)
+            problems = [  # (what is wrong, how to say it), the first that holds is reported
+                (B != 1, f"{B} rows"),
+                (sum(attention_mask.lengths) != T,
+                 f"blocks of {sum(attention_mask.lengths)} tokens in all for a row of {T}"),
+                (position_ids is None, "no position_ids (each sequence counts its own)"),
+                (kv_cache is not None, "a KV cache"),
+                (self.config.attention == "lsh", "attention 'lsh' (it reads a mask as padding only)"),
+            ]
+            problem = next((reason for wrong, reason in problems if wrong), None)
             if problem is not None:
                 raise ValueError(f"DiagonalBlocks masks one row of independent blocks, with "
                                  f"position_ids, no KV cache, attention 'manual' or 'sdpa'; got {problem}")
@@ -555,7 +557,7 @@ class GPT(nn.Module):
             else:  # each token's place in its own sequence: (B, T_k) -> this call's (B, T)
                 position_ids = positions_in_sequence(attention_mask)[:, -T:]
 
-        if (self.config.attention == "lsh" and attention_mask is not None and not blocks
+        if (self.config.attention == "lsh" and attention_mask is not None
                 and (attention_mask.dim() == 3 or bool((attention_mask > 1).any()))):
             raise ValueError("LSH attention reads the attention mask as real/padding only: rows "
                              "packed with several sequences need attention 'manual' or 'sdpa'")
