@@ -94,7 +94,10 @@ print("  the 5 tokens q_t attends to most:",
 
 # %% [markdown]
 # With random θ the row A is nearly flat (every score q_t·k_j is close to 0); a trained
-# model's rows are peaked on the few tokens that matter for the next one.
+# model's rows are peaked on the few tokens that matter for the next one. There was no mask
+# to apply: the newest token may look at every token, itself included. The causal mask only
+# matters when several queries are computed at once (below, the whole prompt); at a
+# generation step the model calls `causal_attention` with allowed=None.
 #
 # ## Check: the same numbers as the model's own attention
 #
@@ -130,6 +133,8 @@ assert torch.allclose(by_hand[0], layer_out[0, -1], atol=1e-5)
 # `KVCache` keeps, for every layer, the keys and values (B, nh, T_past, d_k) of every token
 # processed so far. Feeding the prompt once fills it; the next step feeds **one** token,
 # whose q_t attends to the cached K, V. The logits equal those of recomputing everything.
+# Every cached token is in q_t's past, so at such a step there is nothing to mask: without
+# padding the model calls `causal_attention` with allowed=None.
 
 #
 # `GPT.generate` does each step with `kv_cache_step` (exercise `kv_cache_step`): it feeds the

@@ -100,6 +100,12 @@ def attention_without_scaling(q, k, v, allowed, dropout=None):
     return F.softmax((q @ k.transpose(-2, -1)).masked_fill(~allowed, float("-inf")), dim=-1) @ v
 
 
+def attention_that_needs_a_mask(q, k, v, allowed, dropout=None):
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))).masked_fill(~allowed, float("-inf"))
+    weights = F.softmax(scores, dim=-1)
+    return (weights if dropout is None else dropout(weights)) @ v
+
+
 def step_without_cache(model, idx, cache, attention_mask=None):
     return model(idx, attention_mask=attention_mask)[0][:, -1, :]
 
@@ -160,6 +166,7 @@ def reinforce_with_the_wrong_sign(theta, states, actions, advantages):
 MISTAKES = [  # (exercise, wrong version, words from the descriptions of checks that must fail)
     ("causal_attention", attention_without_mask, ["causality", "inside a GPT"]),
     ("causal_attention", attention_without_scaling, ["per-position loop", "inside a GPT"]),
+    ("causal_attention", attention_that_needs_a_mask, ["allowed=None"]),
     ("kv_cache_step", step_without_cache, ["first step", "only the one new token"]),
     ("top_p_filter", top_p_in_float32_without_the_boundary_token,
      ["brute-force nucleus", "most likely token", "p = 1", "only from the nucleus"]),
@@ -228,7 +235,9 @@ import torch
 
 def causal_attention(q, k, v, allowed, dropout=None):
     print("student attention", q.shape[2], file=sys.stderr)
-    scores = torch.where(allowed, q @ k.transpose(-2, -1) / math.sqrt(q.size(-1)), float("-inf"))
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if allowed is not None:
+        scores = torch.where(allowed, scores, float("-inf"))
     weights = scores.softmax(-1)
     return (weights if dropout is None else dropout(weights)) @ v
 """

@@ -50,6 +50,39 @@ def test_greedy_tokens_are_identical_with_and_without_cache(attention):
     assert torch.equal(cached[:, :5], prompt)
 
 
+def test_a_generation_step_gives_the_hand_written_attention_no_mask_unless_there_is_padding(monkeypatch):
+    """One new token sees every cached key: without padding the model passes allowed=None
+    (nothing to mask, no (1, 1, 1, T_k) tensor to build and negate at every layer and step);
+    the prompt gets its causal mask, and a padded batch its padding mask at every step."""
+    import minigpt.model
+
+    causal_attention, seen = minigpt.model.causal_attention, []  # (T, T_k, allowed) of every call
+
+    def recording(q, k, v, allowed, dropout=None):
+        seen.append((q.size(2), k.size(2), None if allowed is None else allowed.clone()))
+        return causal_attention(q, k, v, allowed, dropout)
+
+    monkeypatch.setattr(minigpt.model, "causal_attention", recording)
+    torch.manual_seed(0)
+    model = GPT(tiny_config(attention="manual", n_layer=2)).eval()
+    prompt = torch.randint(0, 37, (1, 5))
+    tokens = model.generate(prompt, 4, temperature=0.0)
+    prompt_calls, step_calls = seen[:2], seen[2:]
+    assert [(T, T_k) for T, T_k, _ in prompt_calls] == [(5, 5)] * 2
+    assert all(torch.equal(allowed[0, 0], torch.ones(5, 5, dtype=torch.bool).tril()) for *_, allowed in prompt_calls)
+    assert [(T, T_k, allowed) for T, T_k, allowed in step_calls] == [(1, T_k, None) for T_k in (6, 6, 7, 7, 8, 8)]
+    assert torch.equal(tokens, model.generate(prompt, 4, temperature=0.0, use_cache=False))
+
+    seen.clear()
+    padded, mask = pad_left([[1, 2, 3], [4, 5, 6, 7, 8]], pad_id=0)
+    model.generate(padded, 2, temperature=0.0, attention_mask=mask)
+    steps = [(T_k, allowed) for T, T_k, allowed in seen if T == 1]
+    assert len(steps) == 2 and all(allowed is not None for _, allowed in steps)
+    T_k, allowed = steps[0]  # row 0's two padding keys are hidden from its new token
+    assert T_k == 6 and allowed.shape == (2, 1, 1, 6)
+    assert allowed[0, 0, 0].tolist() == [False, False, True, True, True, True] and bool(allowed[1].all())
+
+
 @pytest.mark.parametrize("attention", ["manual", "lsh"])
 def test_what_generation_returns_and_leaves_behind_trains_like_any_tensor(attention):
     """generate runs under torch.inference_mode; the tokens it returns, and the LSH

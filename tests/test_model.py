@@ -139,3 +139,8 @@ def test_dropout_is_active_in_training_and_off_in_eval():
     assert not torch.equal(model(idx)[0], model(idx)[0])
     model.eval()
     assert torch.equal(model(idx)[0], model(idx)[0])
+    dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert len(dropouts) == 3 * model.config.n_layer + 1  # attention weights, two residual branches; embeddings
+    # with p = 0 there is nothing to call: a generated token passes no do-nothing module
+    plain = GPT(tiny_config(dropout=0.0))
+    assert not any(isinstance(m, (torch.nn.Dropout, torch.nn.Identity)) for m in plain.modules())

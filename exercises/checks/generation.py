@@ -82,9 +82,19 @@ def attention_causality(causal_attention):
            f"allowed is False before the softmax")
 
 
-@check("causal_attention", "values", "a cached step (T = 1 query, 7 keys) and left padding use the mask")
+@check("causal_attention", "values", "a cached step (T = 1 query, 7 keys; allowed=None too) and left padding")
 def attention_cache_and_padding(causal_attention):
     expect_like_loop(causal_attention, 1, 6, "y of one new query over 7 cached keys", seed=3)
+    q, k, v = random_qkv(1, 7, seed=3)
+    every_key = torch.ones(1, 1, 1, 7, dtype=torch.bool)
+    try:
+        y = causal_attention(q, k, v, None)
+    except TypeError as error:  # ~None, torch.where(None, ...): the mask was not optional
+        expect(False, f"causal_attention(q, k, v, allowed=None) raised TypeError ({error}): "
+               f"None means every key is allowed, so skip the masking step")
+    expect_close(y, attention_by_loop(q, k, v, every_key),
+                 "y of one new query over 7 cached keys with allowed=None (the model's generation "
+                 "step without padding: nothing to mask)", atol=1e-10)
     row_0_padded = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])  # two pads on the left of row 0
     expect_like_loop(causal_attention, 5, 0, "y with a left-padded row (padding keys not allowed)", seed=4,
                      attention_mask=row_0_padded)

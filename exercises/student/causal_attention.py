@@ -20,12 +20,15 @@ def causal_attention(q, k, v, allowed, dropout=None):
           (T_k = T, or the cached T_past + T while generating).
     allowed: boolean (B or 1, 1, T, T_k); False where query i must not see key j
              (a later token, or padding). Built by minigpt.model.attention_allowed.
+             None: every key is allowed (the model passes None for one new token
+             without padding: every cached token is in its past).
     dropout: None, or a function to apply to the weights A before they weigh V.
     Returns y: (B, nh, T, hs).
 
     TODO, in four lines:
       1. scores = q Kᵀ / √d_k                      (B, nh, T, T_k); d_k = q.size(-1)
       2. put -inf where allowed is False            softmax then gives those keys weight 0
+                                                     (nothing to do when allowed is None)
       3. A = softmax over the keys (the last dim)   each row sums to 1; then A = dropout(A) if given
       4. y = A @ v
     Do not change q, k, v or allowed in place.
