@@ -97,7 +97,7 @@ print("  the 5 tokens q_t attends to most:",
 # model's rows are peaked on the few tokens that matter for the next one. There was no mask
 # to apply: the newest token may look at every token, itself included. The causal mask only
 # matters when several queries are computed at once (below, the whole prompt); at a
-# generation step the model calls `causal_attention` with allowed=None.
+# generation step without padding the model calls `causal_attention` with allowed=None.
 #
 # ## Check: the same numbers as the model's own attention
 #

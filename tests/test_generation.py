@@ -52,7 +52,8 @@ def test_greedy_tokens_are_identical_with_and_without_cache(attention):
 
 def test_a_generation_step_gives_the_hand_written_attention_no_mask_unless_there_is_padding(monkeypatch):
     """One new token sees every cached key: without padding the model passes allowed=None
-    (nothing to mask, no (1, 1, 1, T_k) tensor to build and negate at every layer and step);
+    (nothing to mask: no (1, 1, 1, T_k) tensor to build at every step, nor to negate and
+    apply at every layer);
     the prompt gets its causal mask, and a padded batch its padding mask at every step."""
     import minigpt.model
 

@@ -12,6 +12,7 @@ import importlib.util
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import warnings
@@ -165,18 +166,22 @@ def run_commands_of(in_group, folder: Path) -> list:
         where = ROOT if command.startswith("python -m pytest") else work  # the suite lives here
         result = subprocess.run(smoke, shell=True, cwd=where, env=env, capture_output=True,
                                 text=True, timeout=900)
-        output = result.stdout + result.stderr
+        output, first = result.stdout + result.stderr, ""
         if command.startswith("torchrun ") and re.search(r"Signal \d+ \(SIG\w+\) received by PID", output):
             # Once in a full suite on 2 busy cores a rank died of SIGABRT (torchrun printed
             # "Signal 6 (SIGABRT) received by PID"); 12 runs of the command alone passed and the
             # test passed again alone. Run it once more, and say so in pytest's warnings.
             warnings.warn(f"{command!r}: a rank died of a signal; ran it again\n{output[-1000:]}")
+            first = f"{output[-1500:]}\n--- run again ---\n"
+            out_dir = re.search(r"--out-dir (\S+)", smoke)  # the first run may have saved a checkpoint
+            if out_dir:
+                shutil.rmtree(where / out_dir.group(1), ignore_errors=True)
             result = subprocess.run(smoke, shell=True, cwd=where, env=env, capture_output=True,
                                     text=True, timeout=900)
             output = result.stdout + result.stderr
         allowed = command.startswith(NOT_IMPLEMENTED_YET) and "not implemented" in output.lower()
         if "Traceback" in output or (result.returncode != 0 and not allowed):
-            failures.append((doc, command, result.returncode, output[-3000:]))
+            failures.append((doc, command, result.returncode, first + output[-3000:]))
     return failures
 
 

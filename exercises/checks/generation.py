@@ -89,8 +89,8 @@ def attention_cache_and_padding(causal_attention):
     every_key = torch.ones(1, 1, 1, 7, dtype=torch.bool)
     try:
         y = causal_attention(q, k, v, None)
-    except TypeError as error:  # ~None, torch.where(None, ...): the mask was not optional
-        expect(False, f"causal_attention(q, k, v, allowed=None) raised TypeError ({error}): "
+    except (TypeError, AttributeError) as error:  # ~None, allowed.logical_not(): not optional
+        expect(False, f"causal_attention(q, k, v, allowed=None) raised {type(error).__name__} ({error}): "
                f"None means every key is allowed, so skip the masking step")
     expect_close(y, attention_by_loop(q, k, v, every_key),
                  "y of one new query over 7 cached keys with allowed=None (the model's generation "

@@ -28,7 +28,7 @@ def causal_attention(q, k, v, allowed, dropout=None):
     TODO, in four lines:
       1. scores = q Kᵀ / √d_k                      (B, nh, T, T_k); d_k = q.size(-1)
       2. put -inf where allowed is False            softmax then gives those keys weight 0
-                                                     (nothing to do when allowed is None)
+                                                    (nothing to do when allowed is None)
       3. A = softmax over the keys (the last dim)   each row sums to 1; then A = dropout(A) if given
       4. y = A @ v
     Do not change q, k, v or allowed in place.

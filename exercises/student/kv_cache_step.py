@@ -22,6 +22,8 @@ def kv_cache_step(model, idx, cache, attention_mask=None):
     come after the cached ones: it reads positions and the past keys and values from the
     cache, attends over all of them, and appends the new keys and values to the cache.
     Its attention_mask covers every token, cached and new: pass the one you were given.
+    (Without padding the model then calls causal_attention with allowed=None for the one
+    new token: if causal_attention is yours too, its check "allowed=None too" must pass.)
 
     TODO:
       1. the tokens the cache does not hold yet: idx[:, cache.length:]
