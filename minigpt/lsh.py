@@ -291,7 +291,8 @@ def shared_qk_attention(q, k, v, allowed, dropout=None, return_weights=False):
     q: (B, nh, T, hs) this call's queries (not normalised).
     k: (B, nh, T_k, hs) the normalised keys (shared_keys of the queries) of every token, the
        cache's and this call's (T_k ≥ T). v: (B, nh, T_k, hs).
-    allowed: (B or 1, 1, T, T_k) bool from minigpt.model.attention_allowed (causal and padding).
+    allowed: (B or 1, 1, T, T_k) bool from minigpt.model.attention_allowed (causal and padding),
+    or None when every key is allowed (one new token without padding).
     Query i of this call is token T_k − T + i; its own key gets the score SELF_SCORE, so it
     attends to itself only when nothing else is allowed.
     dropout: None, or an nn.Dropout applied to the weights A.
@@ -300,7 +301,8 @@ def shared_qk_attention(q, k, v, allowed, dropout=None, return_weights=False):
     T, T_k = q.size(-2), k.size(-2)
     scores = (q / math.sqrt(q.size(-1))) @ k.transpose(-2, -1)  # (B, nh, T, T_k)
     scores = scores.to(_softmax_dtype(scores.dtype))
-    scores.masked_fill_(~allowed, float("-inf"))  # causal (and padding) mask, in place
+    if allowed is not None:
+        scores.masked_fill_(~allowed, float("-inf"))  # causal (and padding) mask, in place
     query_at = torch.arange(T_k - T, T_k, device=q.device).view(T, 1)  # (T, 1) absolute index
     key_at = torch.arange(T_k, device=q.device).view(1, T_k)  # (1, T_k)
     scores.masked_fill_(key_at == query_at, SELF_SCORE)  # own key: only if nothing else

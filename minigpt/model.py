@@ -576,11 +576,10 @@ class GPT(nn.Module):
         is_plain_causal = attention_mask is None and past == 0
         # The T × T_k mask, unless there is nothing to mask or the attention never reads it:
         # one new token without padding (a generation step) may look at every key there is,
-        # so "manual" and "sdpa" get allowed=None (LSH's decoding step reads the mask to place
-        # the query's own key); the fused kernel's plain causal case and LSH over a whole
+        # so it gets allowed=None; the fused kernel's plain causal case and LSH over a whole
         # sequence are linear in memory, the mask is not.
         attention = self.config.attention
-        one_query_sees_all = attention_mask is None and T == 1 and attention != "lsh"
+        one_query_sees_all = attention_mask is None and T == 1
         needs_mask = not (one_query_sees_all or (is_plain_causal and attention != "manual"))
         if blocks:  # one (1, 1, L_b, L_b) mask per block: see CausalSelfAttention.forward
             allowed = attention_mask.per_block(idx.device)

@@ -351,6 +351,8 @@ def test_shared_qk_attention_equals_the_loop_reference(past, T, padded):
     torch.testing.assert_close(y, expected_y, atol=1e-12, rtol=0)
     torch.testing.assert_close(W, expected_W, atol=1e-12, rtol=0)
     torch.testing.assert_close(shared_qk_attention(q, k, v, allowed), y, atol=0, rtol=0)
+    if T == 1 and not padded:  # one new query sees every key: allowed=None says the same
+        torch.testing.assert_close(shared_qk_attention(q, k, v, None), y, atol=0, rtol=0)
 
 
 def test_the_self_rule_a_token_sees_itself_only_when_nothing_else_is_allowed():

@@ -164,8 +164,11 @@ def run_commands_of(in_group, folder: Path) -> list:
         smoke = smoke.replace("python ", f"{sys.executable} ", 1) if smoke.startswith("python ") \
             else smoke.replace(" python ", f" {sys.executable} ", 1)
         where = ROOT if command.startswith("python -m pytest") else work  # the suite lives here
-        result = subprocess.run(smoke, shell=True, cwd=where, env=env, capture_output=True,
-                                text=True, timeout=900)
+        def run():
+            return subprocess.run(smoke, shell=True, cwd=where, env=env, capture_output=True,
+                                  text=True, timeout=900)
+
+        result = run()
         output, first = result.stdout + result.stderr, ""
         if command.startswith("torchrun ") and re.search(r"Signal \d+ \(SIG\w+\) received by PID", output):
             # Once in a full suite on 2 busy cores a rank died of SIGABRT (torchrun printed
@@ -176,8 +179,7 @@ def run_commands_of(in_group, folder: Path) -> list:
             out_dir = re.search(r"--out-dir (\S+)", smoke)  # the first run may have saved a checkpoint
             if out_dir:
                 shutil.rmtree(where / out_dir.group(1), ignore_errors=True)
-            result = subprocess.run(smoke, shell=True, cwd=where, env=env, capture_output=True,
-                                    text=True, timeout=900)
+            result = run()
             output = result.stdout + result.stderr
         allowed = command.startswith(NOT_IMPLEMENTED_YET) and "not implemented" in output.lower()
         if "Traceback" in output or (result.returncode != 0 and not allowed):
