@@ -489,7 +489,7 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
             rows.append(row)
         write_jsonl(path("samples.jsonl"), rows)
         run.write_json("results.json", {**results, "lecture_answers": lecture})
-        plot_pipeline(run, comparison)
+        plot_pipeline(run, comparison, config.preset)
         write_report(run, results, lecture, LECTURE_PROMPTS)
         return results
     return stage("evaluation", evaluate)

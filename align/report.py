@@ -7,6 +7,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from align.breakdown import VERDICTS  # noqa: E402
+from align.expected import MEASURED_ON, compare_with_expected  # noqa: E402
+from align.stats import proportion_interval  # noqa: E402
 from minigpt.runlog import RunFolder, column, running_mean  # noqa: E402
 
 # stage folder, its training-loss key, its evaluation-loss keys (the first one present),
@@ -20,6 +22,31 @@ LOSS_PANELS = [("pretrain", "loss", ("val_loss",), "pre-training: next-token los
                ("dpo", "loss", ("eval_loss", "eval/loss", "train_loss"), "DPO loss",
                 "loss (nats per pair)")]
 SMOOTH = 10  # the running mean's window over training batches, stated in every legend
+
+# Presets whose models are too small and too briefly trained for their numbers to mean anything
+SMOKE_PRESETS = ("quick", "smoke")
+
+
+def is_smoke(preset) -> bool:
+    return preset in SMOKE_PRESETS
+
+
+def figure_banner(preset) -> str:
+    """The line a smoke run's figures carry above their titles ("" for any other preset)."""
+    if not is_smoke(preset):
+        return ""
+    return (f"SMOKE RUN (preset {preset}): these numbers mean nothing.\n"
+            f"A tiny model trained for seconds; only a default run's are the lecture's results.")
+
+
+def add_banner(fig, preset):
+    """A smoke run's banner as the figure's suptitle, above any suptitle it already has.
+    Called before tight_layout, which leaves room for it."""
+    banner = figure_banner(preset)
+    if not banner:
+        return
+    below = fig.get_suptitle()
+    fig.suptitle(banner + (f"\n{below}" if below else ""), color="darkred", fontweight="bold")
 
 
 def smoothed(values, width=SMOOTH):
@@ -48,7 +75,7 @@ def batch_curve(ax, steps, values, label):
             label=f"{label} (mean of {SMOOTH})")
 
 
-def plot_losses(run: RunFolder):
+def plot_losses(run: RunFolder, preset=None):
     """losses.png: each stage's training loss per batch (faint, and its running mean) and its
     evaluation loss (thick, in front), from step 0, before any update."""
     fig, axes = plt.subplots(1, 4, figsize=(18, 4.4))
@@ -66,12 +93,13 @@ def plot_losses(run: RunFolder):
         ax.legend(fontsize=8)
     fig.suptitle(f"Loss of each stage: training batches (faint; the line is their running mean of "
                  f"{SMOOTH}) and the evaluation (dots), from step 0 = before any update")
+    add_banner(fig, preset)
     fig.tight_layout()
     fig.savefig(run.file("losses.png"), dpi=100)
     plt.close(fig)
 
 
-def plot_dpo(run: RunFolder):
+def plot_dpo(run: RunFolder, preset=None):
     """dpo_rewards.png: DPO's implicit rewards and accuracy, training batches and held out."""
     rows = RunFolder(run.file("dpo")).read_metrics()
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
@@ -99,12 +127,13 @@ def plot_dpo(run: RunFolder):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    add_banner(fig, preset)
     fig.tight_layout()
     fig.savefig(run.file("dpo_rewards.png"), dpi=100)
     plt.close(fig)
 
 
-def plot_gold(run: RunFolder, comparison: dict):
+def plot_gold(run: RunFolder, comparison: dict, preset=None):
     """gold_reward.png: mean r* with its 95% interval, by policy, sampled and greedy side by side.
 
     comparison is `align.compare.compare_policies`'s result: for each answering mode, each
@@ -143,12 +172,13 @@ def plot_gold(run: RunFolder, comparison: dict):
                  "(r* ∈ [-12, 3]; higher is better)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    add_banner(fig, preset)
     fig.tight_layout()
     fig.savefig(run.file("gold_reward.png"), dpi=100)
     plt.close(fig)
 
 
-def plot_components(run: RunFolder, comparison: dict):
+def plot_components(run: RunFolder, comparison: dict, preset=None):
     """gold_components.png: what each policy's r* is made of, and what its answers are."""
     sampled = comparison["sampled"]
     names = list(sampled)
@@ -174,17 +204,19 @@ def plot_components(run: RunFolder, comparison: dict):
     for ax in (left, right):
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)
+    add_banner(fig, preset)
     fig.tight_layout()
     fig.savefig(run.file("gold_components.png"), dpi=100)
     plt.close(fig)
 
 
-def plot_pipeline(run: RunFolder, comparison: dict):
-    """losses.png, dpo_rewards.png, gold_reward.png, gold_components.png."""
-    plot_losses(run)
-    plot_dpo(run)
-    plot_gold(run, comparison)
-    plot_components(run, comparison)
+def plot_pipeline(run: RunFolder, comparison: dict, preset: str):
+    """losses.png, dpo_rewards.png, gold_reward.png, gold_components.png; a smoke preset's
+    figures say so above their titles (`figure_banner`)."""
+    plot_losses(run, preset)
+    plot_dpo(run, preset)
+    plot_gold(run, comparison, preset)
+    plot_components(run, comparison, preset)
 
 
 def interval(estimate, low, high, digits=3) -> str:
@@ -248,6 +280,223 @@ def evaluation_lines(evaluation: dict) -> list[str]:
     return lines
 
 
+def smoke_banner(results) -> list[str]:
+    """The report's first lines for a smoke preset: its numbers mean nothing, and why; [] for
+    any other preset. SFT's own greedy and sampled r* are quoted so the reader sees it."""
+    if not is_smoke(results["preset"]):
+        return []
+    sft_greedy = results["evaluation"]["greedy"]["SFT"]["gold_mean"]
+    sft_sampled = results["evaluation"]["sampled"]["SFT"]["gold_mean"]
+    return [f"> **Smoke run (preset `{results['preset']}`): these numbers mean nothing.** A tiny "
+            f"model trained for seconds cannot answer yet: its greedy answers typically repeat one "
+            f"word (\"is is is …\"), which r* rates as off-topic (−1, what a dodge costs), above "
+            f"its garbled sampled answers (this run: SFT's greedy answers r* {sft_greedy:.2f}, its "
+            f"sampled ones {sft_sampled:.2f}); no difference below says anything about alignment. "
+            f"Only a default run's numbers (`python -m align.pipeline`) are the lecture's results.",
+            ""]
+
+
+def and_join(words) -> str:
+    """"a", "a and b", "a, b and c"."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def direction(low, high):
+    """"up" when a 95% interval of a difference lies above 0, "down" below 0, else None: the
+    interval does not tell the difference from no difference."""
+    return "up" if low > 0 else "down" if high < 0 else None
+
+
+def signed(estimate, low, high) -> str:
+    return f"{estimate:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def compared_policies(evaluation) -> list[str]:
+    """The policies compared with SFT on sampled answers, from the paired keys ("DPO − SFT")."""
+    return [key.removesuffix(" − SFT") for key in evaluation["paired"]
+            if key.endswith(" − SFT")]
+
+
+def largest_moves(evaluation, name, count=2) -> str:
+    """"wrong 0.45 → 0.25, offensive 0.12 → 0.03": the verdicts whose share of the sampled
+    answers moved most from SFT to this policy (point estimates), what a gain is made of."""
+    ours = evaluation["sampled"][name]["breakdown"]["shares"]
+    base = evaluation["sampled"]["SFT"]["breakdown"]["shares"]
+    verdicts = sorted(VERDICTS, key=lambda v: -abs(ours[v] - base[v]))[:count]
+    return ", ".join(f"{v.replace('_', '-')} {base[v]:.2f} → {ours[v]:.2f}" for v in verdicts)
+
+
+def gold_sentence(evaluation) -> str:
+    """Which policies gain or lose mean r* against SFT, each with its paired interval: a gain
+    or a loss is named only where the interval excludes 0, with the verdict shares that
+    moved most beside it."""
+    said = {"up": [], "down": [], None: []}
+    for name in compared_policies(evaluation):
+        estimate, low, high = evaluation["paired"][f"{name} − SFT"]["gold_difference"]
+        change = direction(low, high)
+        mix = f" (answers: {largest_moves(evaluation, name)})" if change else ""
+        said[change].append(f"{name} {signed(estimate, low, high)}{mix}")
+    parts = []
+    if said["up"]:
+        parts.append(f"gain{'s' if len(said['up']) == 1 else ''} over SFT: {and_join(said['up'])}")
+    if said["down"]:
+        parts.append(f"fall{'s' if len(said['down']) == 1 else ''} below SFT: "
+                     f"{and_join(said['down'])}")
+    if said[None]:
+        parts.append(f"not told apart from SFT (the interval includes 0): {and_join(said[None])}")
+    return (f"Mean gold reward r* against SFT on the same {evaluation['prompts']} held-out prompts "
+            f"(sampled answers, difference with its paired 95% interval): "
+            + "; ".join(parts) + ".")
+
+
+def share_difference(ours, theirs):
+    """(d, low, high): ours − theirs of two shares, each {"right", "n"}, with Newcombe's 95%
+    interval (Wilson's interval of each share, combined). It treats the two as independent:
+    for two policies that tend to be right on the same prompts it is wider than a paired
+    interval, so a change it supports is one a paired interval would support too."""
+    p, q = ours["right"] / ours["n"], theirs["right"] / theirs["n"]
+    p_low, p_high = proportion_interval(p, ours["n"])
+    q_low, q_high = proportion_interval(q, theirs["n"])
+    d = p - q
+    return (d, d - ((p - p_low) ** 2 + (q_high - q) ** 2) ** 0.5,
+            d + ((p_high - p) ** 2 + (q - q_low) ** 2) ** 0.5)
+
+
+# How the right-answer share is read: held-out facts one by one, the assistant's own
+# questions together (toyworld.world.KINDS); any other kind under its own name.
+KIND_GROUPS = {"cities": ("city",), "sums": ("arithmetic",), "topics": ("explain",),
+               "the assistant's own questions (name, language, greeting, wellbeing)":
+                   ("name", "language", "greeting", "wellbeing")}
+
+
+def kind_groups(right_by_kind) -> dict:
+    """{group: {"right", "n"}} of one policy's breakdown["right_by_kind"], pooled by KIND_GROUPS."""
+    named = {kind for kinds in KIND_GROUPS.values() for kind in kinds}
+    groups = {**KIND_GROUPS, **{kind: (kind,) for kind in right_by_kind if kind not in named}}
+    pooled = {}
+    for group, kinds in groups.items():
+        counts = [right_by_kind[k] for k in kinds if k in right_by_kind]
+        if counts:
+            pooled[group] = {"right": sum(c["right"] for c in counts),
+                             "n": sum(c["n"] for c in counts)}
+    return pooled
+
+
+def moved(ours, theirs) -> str | None:
+    """"up", "down" or None for a share of ours against theirs (`share_difference`)."""
+    return direction(*share_difference(ours, theirs)[1:])
+
+
+def change_label(changes: dict) -> str:
+    """"improved by DPO and RLHF", "fell for DPO", "not improved by any policy", ... from
+    {policy: "up" | "down" | None}."""
+    ups = [name for name, change in changes.items() if change == "up"]
+    downs = [name for name, change in changes.items() if change == "down"]
+    parts = ([f"improved by {and_join(ups)}"] if ups else []) + \
+            ([f"fell for {and_join(downs)}"] if downs else [])
+    return ", ".join(parts) or "not improved by any policy"
+
+
+def kinds_sentence(evaluation) -> str:
+    """The right-answer share of each kind of question, SFT against each policy (sampled):
+    a kind is called improved (or fallen) only where the interval of its change excludes 0."""
+    names = [n for n in compared_policies(evaluation) if n in evaluation["sampled"]]
+    sft = kind_groups(evaluation["sampled"]["SFT"]["breakdown"]["right_by_kind"])
+    policies = {n: kind_groups(evaluation["sampled"][n]["breakdown"]["right_by_kind"])
+                for n in names}
+    by_label = {}
+    for group, base in sft.items():
+        changes = {n: moved(policies[n][group], base) for n in names}
+        shares = ", ".join(f"{policies[n][group]['right'] / policies[n][group]['n']:.2f}"
+                           for n in names)
+        by_label.setdefault(change_label(changes), []).append(
+            f"{group} {base['right'] / base['n']:.2f} → {shares} ({base['n']} asked)")
+    return (f"Right answers by kind of held-out question, sampled, SFT → {', '.join(names)} (a "
+            f"change counts only where an unpaired 95% interval of it excludes 0): "
+            + "; ".join(f"{label}: {and_join(groups)}" for label, groups in by_label.items()) + ".")
+
+
+def off_topic_sentence(evaluation) -> str:
+    """How the share of answers that ignore the question moved, SFT against each policy."""
+    sampled = evaluation["sampled"]
+    names = [n for n in compared_policies(evaluation) if n in sampled]
+
+    def counts(name):
+        breakdown = sampled[name]["breakdown"]
+        return {"right": round(breakdown["shares"]["off_topic"] * breakdown["n"]),
+                "n": breakdown["n"]}
+
+    words = {"up": "rose beyond the noise for", "down": "fell beyond the noise for",
+             None: "moved within the noise for"}
+    said = {}
+    for name in names:
+        said.setdefault(moved(counts(name), counts("SFT")), []).append(
+            f"{name} ({sampled[name]['breakdown']['shares']['off_topic']:.2f})")
+    return (f"The share of off-topic answers, which ignore the question (sampled, SFT "
+            f"{sampled['SFT']['breakdown']['shares']['off_topic']:.2f}), "
+            + "; ".join(f"{words[change]} {and_join(items)}" for change, items in said.items())
+            + ".")
+
+
+AIM = 0.5  # the stated aim: right on at least half of the held-out questions, greedy
+
+
+def aim_note(share, low, high) -> str:
+    """What the interval adds to a share read against AIM: a point estimate on one side of
+    one half whose interval reaches the other side is not a clear verdict."""
+    if share >= AIM > low:
+        return " (its interval reaches below one half)"
+    if share < AIM <= high:
+        return " (its interval reaches one half)"
+    return ""
+
+
+def aim_sentence(evaluation) -> str:
+    """Whether DPO and RLHF (greedy) are right on at least AIM of the held-out questions."""
+    greedy = evaluation["greedy"]
+    names = [n for n in ("DPO", "RLHF") if n in greedy]
+    met = [n for n in names if greedy[n]["right_share"] >= AIM]
+    if len(names) == 1:
+        verb = "is met" if met else "is not met"
+    elif len(met) == len(names):
+        verb = f"is met by both {and_join(names)}"
+    elif not met:
+        verb = f"is met by neither {' nor '.join(names)}"
+    else:
+        verb = f"is met by {and_join(met)} only"
+    shares = "; ".join(f"{n} {interval(greedy[n]['right_share'], *greedy[n]['right_interval'], 2)}"
+                       f"{aim_note(greedy[n]['right_share'], *greedy[n]['right_interval'])}"
+                       for n in names)
+    return (f"The stated aim, right on at least half of the held-out questions (greedy), {verb}: "
+            f"{shares}.")
+
+
+def findings(results) -> list[str]:
+    """The report's opening: what the evaluation found, each sentence written from its numbers."""
+    evaluation = results["evaluation"]
+    return ["What this run found:", ""] + [
+        f"- {sentence}" for sentence in (gold_sentence(evaluation), kinds_sentence(evaluation),
+                                         off_topic_sentence(evaluation), aim_sentence(evaluation))
+    ] + [""]
+
+
+def expected_lines(results) -> list[str]:
+    """A default run's headline figures against the range the measured runs gave
+    (`align.expected`); [] for another preset, whose figures have no expected range."""
+    if results.get("preset") != "default":
+        return []
+    lines = ["## Against the expected range", "",
+             "| figure | this run | expected range | verdict |", "| --- | --- | --- | --- |"]
+    for row in compare_with_expected(results):
+        value = "—" if row["value"] is None else f"{row['value']:.2f}"
+        lines.append(f"| {row['label']} | {value} | {row['low']:g} to {row['high']:g} | "
+                     f"{row['verdict']} |")
+    return lines + ["", f"The ranges come from {MEASURED_ON}. \"within\": this run behaves like "
+                        f"those; \"outside\": look closer (a changed flag, another version of the "
+                        f"code, or a bug).", ""]
+
+
 LECTURE_COLUMNS = {"SFT": "SFT (π_ref)", "DPO": "DPO (π_θ)", "RLHF": "RLHF (π_θ, RL)"}
 
 
@@ -266,13 +515,16 @@ def rlhf_rows(results) -> list[str]:
 
 
 def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
+    """report.md: a smoke preset's banner, what the run found (`findings`), a default run's
+    figures against their expected range, then every stage's table and the evaluation's."""
     start, end = results["dpo_train_accuracy_start_end"]
     evaluation = results["evaluation"]
-    dpo_greedy = evaluation["greedy"]["DPO"]["right_share"]
     pairs, heldout = results["pairs"], results["heldout_pairs"]
     lines = [
         f"# Lecture 10 end to end (preset `{results['preset']}`, {results['device']}, "
         f"{results['seconds']:.0f} s)", "",
+        *smoke_banner(results), *findings(results), *expected_lines(results),
+        "## Every stage", "",
         "| stage | measure | value |", "| --- | --- | --- |",
         f"| pre-training | validation loss (nats per byte) | {results['pretrain_val_loss']:.4f} |",
         f"| SFT | held-out response loss | {results['sft_response_loss']:.4f} |",
@@ -284,9 +536,6 @@ def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
         f"| DPO | implicit-reward accuracy, training batches (first → last tenth) | "
         f"{start:.3f} → {end:.3f} |",
         *rlhf_rows(results), "",
-        f"The aim: the aligned policy answers at least half of the held-out questions right "
-        f"(greedy). DPO greedy: **{dpo_greedy:.2f}**"
-        f" ({'met' if dpo_greedy >= 0.5 else 'not met'}).", "",
         *evaluation_lines(evaluation), "",
         f"Preference pairs: {pairs['pairs']} for training, {heldout['pairs']} held out; answers "
         f"cut by max_new_tokens (no EOS sampled) left out before pairing: "
