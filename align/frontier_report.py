@@ -7,14 +7,22 @@
   right (r_φ rises) but not up (r* does not) is reward over-optimisation: the policy found
   what r_φ likes and r* does not.
 - frontier.md: the table, then the best r* each method reaches within each KL budget, and
-  the verdict computed from it: which method reaches more r* at equal KL.
+  the verdict computed from it: which method reaches more r* at equal KL, stated only for
+  the budgets whose paired interval excludes 0.
+
+A smoke frontier (--quick, or one on a quick or smoke pipeline run) says so on top of
+frontier.md and of both figures: its numbers mean nothing.
 """
+
+import json
+import os
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from align.report import SMOKE_PRESETS  # noqa: E402
 from align.stats import paired_bootstrap  # noqa: E402
 
 KL_BUDGETS = (0.5, 1, 2, 4, 8, 16)  # nats per answer
@@ -86,6 +94,49 @@ def draw(ax, points, x_key, x_err):
                 fmt="*", color="black", markersize=14, capsize=3, label="SFT (π_ref)", zorder=5)
 
 
+def pipeline_preset(config):
+    """The preset of the pipeline run the frontier reads (its config.json); None if unknown."""
+    try:
+        with open(os.path.join(config.run, "config.json"), encoding="utf-8") as f:
+            return json.load(f).get("preset")
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+
+
+def smoke_reasons(config) -> dict:
+    """Why this frontier is a smoke test, {short: long}: --quick (a few steps per β on a few
+    prompts), or a pipeline run of a smoke preset under it (a tiny model trained for
+    seconds). {} if neither."""
+    reasons = {}
+    if config.quick:
+        reasons["--quick"] = "--quick: a few training steps per β, measured on a few prompts"
+    preset = pipeline_preset(config)
+    if preset in SMOKE_PRESETS:
+        reasons[f"pipeline preset {preset}"] = (f"its pipeline run is preset `{preset}`: a tiny "
+                                                f"model trained for seconds")
+    return reasons
+
+
+def smoke_banner(config) -> list[str]:
+    """frontier.md's first lines for a smoke frontier ([] for any other)."""
+    reasons = smoke_reasons(config)
+    if not reasons:
+        return []
+    return [f"> **Smoke run ({'; '.join(reasons.values())}): these numbers mean nothing.** Its "
+            f"answers are mostly garbled, its intervals wide, and which method leads here is "
+            f"noise. Only a default frontier on a default pipeline run (`python -m align.frontier "
+            f"--run runs/pipeline`) gives the lecture's results.", ""]
+
+
+def figure_banner(config) -> str:
+    """The line a smoke frontier's figures carry above their titles ("" for any other)."""
+    reasons = smoke_reasons(config)
+    if not reasons:
+        return ""
+    return (f"SMOKE RUN ({', '.join(reasons)}): these numbers mean nothing.\n"
+            f"Only a default frontier on a default pipeline run gives the lecture's results.")
+
+
 FIGURES = (  # file, x, its error bar, x label, y label, title
     ("frontier.png", "kl", "kl_ci",
      "KL(π ‖ π_ref) per answer, nats (exact per token; best-of-N: the bound log N − (N−1)/N)",
@@ -99,6 +150,8 @@ FIGURES = (  # file, x, its error bar, x label, y label, title
 
 
 def plot_frontier(run, points, config):
+    """frontier.png and overoptimisation.png (FIGURES); a smoke frontier's say so on top."""
+    banner = figure_banner(config)
     for name, x_key, x_err, xlabel, ylabel, title in FIGURES:
         fig, ax = plt.subplots(figsize=(9, 6))
         draw(ax, points, x_key, x_err)
@@ -107,6 +160,8 @@ def plot_frontier(run, points, config):
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2, loc="best")
+        if banner:
+            fig.suptitle(banner, color="darkred", fontweight="bold", fontsize=10)
         fig.tight_layout()
         fig.savefig(run.file(name), dpi=120)
         plt.close(fig)
@@ -137,48 +192,76 @@ def paired_difference(ours, theirs):
     return paired_bootstrap(ours["gold_per_prompt"], theirs["gold_per_prompt"], "mean_difference")
 
 
+def leader(low, high):
+    """The method ahead at one budget from the paired interval of RLHF − DPO: "RLHF" when it
+    lies above 0, "DPO" below 0, None when it includes 0 (the two are not told apart)."""
+    return "RLHF" if low > 0 else "DPO" if high < 0 else None
+
+
+def budgets_text(budgets) -> str:
+    """"KL ≤ 1, 2 and 4" (nats)."""
+    names = [f"{b:g}" for b in budgets]
+    if len(names) == 1:
+        return f"KL ≤ {names[0]}"
+    return "KL ≤ " + ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def summary_line(leads: dict, compared: list, prompts: int) -> str:
+    """The verdict's bold sentence. A lead is stated only for the budgets whose paired
+    interval excludes 0; the others are said to be not told apart at this many prompts.
+    leads: {"DPO": [budgets], "RLHF": [budgets]}; compared: every budget with both methods.
+    The budgets are nested (KL ≤ 16 holds every point of KL ≤ 8), so one pair of points can
+    decide several of them: they are not independent tests."""
+    untold = [b for b in compared if b not in leads["DPO"] + leads["RLHF"]]
+    n = len(compared)
+    if not leads["DPO"] and not leads["RLHF"]:
+        return (f"**At {prompts} prompts, DPO and RLHF are not told apart at equal KL**: none of "
+                f"the {n} paired intervals excludes 0 (the point estimates are below).")
+    for name, other in (("DPO", "RLHF"), ("RLHF", "DPO")):
+        if len(leads[name]) == n:
+            return (f"**At equal KL, {name} dominates {other} on this run**: more gold reward "
+                    f"within every one of the {n} KL budgets, each paired interval excluding 0.")
+    if leads["DPO"] and leads["RLHF"]:
+        summary = (f"**Neither dominates at equal KL**: RLHF reaches more gold reward within "
+                   f"{budgets_text(leads['RLHF'])}, DPO within {budgets_text(leads['DPO'])} "
+                   f"(paired intervals excluding 0)")
+    else:
+        name, other = ("DPO", "RLHF") if leads["DPO"] else ("RLHF", "DPO")
+        summary = (f"**At equal KL, {name} reaches more gold reward than {other} within "
+                   f"{budgets_text(leads[name])} only** (paired intervals excluding 0)")
+    if untold:
+        summary += (f"; within {budgets_text(untold)} the paired intervals include 0: not told "
+                    f"apart at {prompts} prompts")
+    return summary + "."
+
+
 def verdict(points) -> list[str]:
     """Which of DPO and RLHF reaches more r* at equal KL, budget by budget: the best point of
-    each within the budget, their difference with a paired interval (the same prompts)."""
-    lines, leads = [], {"DPO": 0, "RLHF": 0}
-    clear = {"DPO": 0, "RLHF": 0}
-    compared = 0
+    each within the budget, their difference with a paired interval (the same prompts). The
+    bold sentence follows the intervals (`summary_line`); every point estimate stays below it."""
+    lines, leads, compared, prompts = [], {"DPO": [], "RLHF": []}, [], 0
     for budget in KL_BUDGETS:
         best = best_within(points, budget)
         if "DPO" in best and "RLHF" in best:
-            compared += 1
-            estimate, low, high = paired_difference(best["RLHF"], best["DPO"])
-            if estimate != 0:  # a tie leads for neither
-                leader = "RLHF" if estimate > 0 else "DPO"
-                leads[leader] += 1
-                clear[leader] += low > 0 if leader == "RLHF" else high < 0
+            compared.append(budget)
             r, d = best["RLHF"], best["DPO"]
+            prompts = len(r["gold_per_prompt"])
+            estimate, low, high = paired_difference(r, d)
+            ahead = leader(low, high)
+            if ahead:
+                leads[ahead].append(budget)
             lines.append(f"- KL ≤ {budget:g}: RLHF − DPO = {estimate:+.2f} [{low:+.2f}, "
-                         f"{high:+.2f}] (RLHF {r['setting']} step {r['step']}: right "
+                         f"{high:+.2f}], {f'{ahead} ahead' if ahead else 'not told apart'} "
+                         f"(RLHF {r['setting']} step {r['step']}: right "
                          f"{r['right_share']:.2f}, {r['distinct_answers']} distinct answers; DPO "
                          f"{d['setting']} step {d['step']}: right {d['right_share']:.2f}, "
                          f"{d['distinct_answers']} distinct)")
     if not compared:
         return ["DPO and RLHF have no points within a common KL budget: they cannot be compared "
                 "here."]
-    for name, other in (("DPO", "RLHF"), ("RLHF", "DPO")):
-        if leads[name] == compared and clear[name] == compared:
-            summary = (f"**At equal KL, {name} dominates {other} on this run**: more gold reward "
-                       f"within every one of the {compared} KL budgets, each paired interval "
-                       f"excluding 0.")
-            break
-        if leads[name] == compared:
-            summary = (f"**At equal KL, {name} reaches more gold reward than {other} within every "
-                       f"one of the {compared} KL budgets**, but only {clear[name]} of the paired "
-                       f"intervals exclude 0: {'no' if not clear[name] else 'a partial'} dominance "
-                       f"beyond the noise.")
-            break
-    else:
-        summary = (f"**Neither dominates at equal KL**: DPO leads within {leads['DPO']} KL budgets "
-                   f"({clear['DPO']} beyond the noise), RLHF within {leads['RLHF']} "
-                   f"({clear['RLHF']} beyond the noise), of {compared}.")
-    return [summary, "", "Paired differences of mean r* (best point of each within the budget, "
-            "same prompts, 95% bootstrap):", ""] + lines
+    return [summary_line(leads, compared, prompts), "",
+            "Paired differences of mean r* (best point of each within the budget, same prompts, "
+            "95% bootstrap):", ""] + lines
 
 
 def overoptimisation_lines(points) -> list[str]:
@@ -217,7 +300,7 @@ def modal(p) -> str:
 def frontier_markdown(results, config) -> str:
     points = results["points"]
     lines = [f"# Frontier: gold reward r* against KL(π‖π_ref) ({results['run']}, "
-             f"{results['device']}, {results['seconds']:.0f} s)", "",
+             f"{results['device']}, {results['seconds']:.0f} s)", "", *smoke_banner(config),
              f"{results['prompts']} held-out prompts (held out by content); every policy answers "
              f"at temperature 1. KL: exact per token on π's own answers (mean ± 95% half-width); "
              f"for best-of-N the bound log N − (N − 1)/N; for π*_β the importance-sampling "
