@@ -1,4 +1,4 @@
-"""What every lesson does first: find the project, read the smoke setting, make its folder.
+"""What every lesson does first: find the project, read the settings, make its folder.
 
     from lesson_setup import lesson_paths
     ROOT, SMOKE, OUT = lesson_paths(__file__)
@@ -7,14 +7,34 @@ ROOT is put on sys.path, so a plain `python lessons/NN_name.py` imports the proj
 packages. SMOKE is True under LESSONS_SMOKE=1, the few-seconds setting of the test
 suite. OUT is the lesson's own folder for figures and runs: runs/lessons/NN_name/, or
 under LESSONS_OUT when that is set. `token_label` is how every lesson's figure shows a token.
+
+Run as a script, a lesson prints its prose. A lesson is a percent-format script: `# %%`
+starts a code cell, `# %% [markdown]` a cell of prose written as `# ` comment lines.
+Python alone would skip the comments, and the explanation of a figure would be lost. So
+when `python lessons/NN_name.py` reaches `lesson_paths(__file__)`, lesson_paths takes
+over (`run_cells`): it reads the file, prints each prose cell as plain text and runs each
+code cell after it, in order, in the script's own globals (compiled with the lesson's file
+name and line numbers, so a traceback points at the lesson's line), then exits with status
+0. The first cell, run again that way, calls lesson_paths once more, which then only
+returns the paths. LESSONS_QUIET=1 runs the cells the same way without printing the prose
+(the test suite's smoke runs use it). In a notebook or an editor's cells (Jupyter, VS
+Code, Spyder, all IPython) the editor runs the cells itself: lesson_paths only returns
+the paths.
 """
 
 import os
 import pathlib
 import sys
 
+_running_cells = False  # True while run_cells runs a lesson: lesson_paths then only returns
+
 
 def lesson_paths(lesson_file: str):
+    """ROOT, SMOKE, OUT for the lesson `lesson_file` (see the module's docstring); run as a
+    script, the whole lesson first, cell by cell, with its prose."""
+    if started_as_script(lesson_file):
+        run_cells(lesson_file, show_prose=os.environ.get("LESSONS_QUIET") != "1")
+        sys.exit(0)  # every cell has run: the rest of the file must not run a second time
     root = pathlib.Path(lesson_file).resolve().parents[1]
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
@@ -22,6 +42,63 @@ def lesson_paths(lesson_file: str):
     out = pathlib.Path(os.environ.get("LESSONS_OUT", root / "runs" / "lessons")) / pathlib.Path(lesson_file).stem
     out.mkdir(parents=True, exist_ok=True)
     return root, smoke, out
+
+
+def started_as_script(lesson_file: str) -> bool:
+    """True when the lesson is the program being run (`python lessons/NN_name.py`, or
+    `python -m exercises run -- lessons/NN_name.py`) and run_cells is not running it yet.
+    False in IPython (a notebook, an editor's cells), where __main__ is the kernel's
+    namespace and sys.argv[0] the kernel, and when the lesson is imported."""
+    if _running_cells or "IPython" in sys.modules and sys.modules["IPython"].get_ipython():
+        return False
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    this = pathlib.Path(lesson_file).resolve()
+    return main_file is not None and pathlib.Path(main_file).resolve() == this and \
+        bool(sys.argv) and pathlib.Path(sys.argv[0]).resolve() == this
+
+
+def read_cells(lesson_file: str) -> list[tuple[str, int, str]]:
+    """The cells of a percent-format script, in order: (kind, line, text), kind "code" or
+    "markdown", line the file's line number of the cell's first line (after its `# %%`).
+    A markdown cell's text is its prose: each line's leading "# " (or a lone "#") removed."""
+    cells = []
+    lines = pathlib.Path(lesson_file).read_text(encoding="utf-8").splitlines(keepends=True)
+    for number, line in enumerate(lines, start=1):
+        if line.startswith("# %%"):
+            cells.append(["markdown" if "[markdown]" in line else "code", number + 1, []])
+        elif not cells:  # code before the first marker
+            cells.append(["code", number, [line]])
+        else:
+            cells[-1][2].append(line)
+    return [(kind, first, "".join(body) if kind == "code" else prose_text(body))
+            for kind, first, body in cells]
+
+
+def prose_text(lines: list[str]) -> str:
+    """The text of a markdown cell's comment lines: "# text" -> "text", "#" -> ""."""
+    text = [line.rstrip("\n").removeprefix("#").removeprefix(" ") for line in lines]
+    return "\n".join(text).strip("\n")
+
+
+def run_cells(lesson_file: str, show_prose: bool = True) -> None:
+    """Run the lesson cell by cell in the __main__ module's globals, each markdown cell's
+    text printed (show_prose=True) before the code that follows it. A code cell is compiled
+    with blank lines in front, so that its line numbers are the file's: an error in a cell
+    shows the lesson's file and line. An exception stops the lesson and propagates, as in a
+    plain script (status 1, the traceback printed)."""
+    global _running_cells
+    namespace = sys.modules["__main__"].__dict__
+    _running_cells = True
+    try:
+        for kind, first_line, text in read_cells(lesson_file):
+            if kind == "markdown":
+                if show_prose and text:
+                    print(f"\n{text}\n", flush=True)
+            else:
+                numbered = "\n" * (first_line - 1) + text  # line numbers as in the file
+                exec(compile(numbered, lesson_file, "exec", dont_inherit=True), namespace)
+    finally:
+        _running_cells = False
 
 
 VISIBLE = {" ": "␣", "\n": "\\n", "\t": "\\t"}  # a space or newline would print as nothing

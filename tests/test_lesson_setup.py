@@ -1,9 +1,18 @@
-"""lessons/lesson_setup.token_label: how the lessons' figures show one token, for the three
-tokenizer kinds. A byte, or a BPE token, that is only part of a UTF-8 character must show
-its bytes (\\xNN), never U+FFFD, which decode gives and which hides which bytes they are."""
+"""lessons/lesson_setup.py: what every lesson does first.
 
+- token_label: how the lessons' figures show one token, for the three tokenizer kinds. A
+  byte, or a BPE token, that is only part of a UTF-8 character must show its bytes (\\xNN),
+  never U+FFFD, which decode gives and which hides which bytes they are.
+- lesson_paths run as a script: the prose printed before each cell's output, each cell run
+  once, a traceback at the lesson's own line, the exit status kept; elsewhere (imported, a
+  notebook's kernel) it only returns the paths.
+"""
+
+import os
 import pathlib
+import subprocess
 import sys
+import types
 
 import pytest
 
@@ -11,6 +20,7 @@ from minigpt.tokenizer import BPETokenizer, ByteTokenizer, CharTokenizer
 
 LESSONS = pathlib.Path(__file__).resolve().parents[1] / "lessons"
 sys.path.insert(0, str(LESSONS))
+import lesson_setup  # noqa: E402
 from lesson_setup import token_label  # noqa: E402
 
 ACCENTS_AND_EMOJI = "¿Qué tal, niño? Él está en el año 2024 😺😺 y el café cuesta 3 € " * 20
@@ -83,3 +93,130 @@ def test_bpe_labels_of_known_tokens(bpe):
     assert whole and all(token_label(bpe, i) == bpe.decode([i]) for i in whole)
     assert [token_label(bpe, i) for i in (bpe.eos_id, bpe.bos_id, bpe.pad_id)] == \
         ["EOS", "BOS", "PAD"]
+
+
+# ------------------------------------------------------------ a lesson run as a script
+FAKE_LESSON = '''# %% [markdown]
+# # A lesson
+#
+#     an indented formula stays indented
+
+# %%
+from lesson_setup import lesson_paths
+
+ROOT, SMOKE, OUT = lesson_paths(__file__)
+print("first cell", SMOKE, OUT.name)
+
+# %% [markdown]
+# ## Second cell
+# says what comes next.
+
+# %%
+print("second cell")
+'''
+FAILING_CELL = '''
+# %% [markdown]
+# ## A cell that fails
+
+# %%
+def divide():
+    return 1 / 0
+
+
+divide()
+print("never printed")
+'''
+
+
+def fake_lesson(tmp_path, text, name="99_fake.py") -> pathlib.Path:
+    """A lesson file in a project of its own, tmp_path/project/lessons/NAME."""
+    path = tmp_path / "project" / "lessons" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_script(path, tmp_path, **env):
+    """`python path`, as a student runs a lesson, with lesson_setup importable."""
+    env = {**os.environ, "PYTHONPATH": str(LESSONS), "LESSONS_OUT": str(tmp_path / "out"),
+           "LESSONS_QUIET": "", **env}
+    return subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def test_a_script_prints_each_markdown_cell_before_the_code_after_it(tmp_path):
+    path = fake_lesson(tmp_path, FAKE_LESSON)
+    shown = run_script(path, tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert lines(shown.stdout) == ["# A lesson", "    an indented formula stays indented",
+                                   "first cell False 99_fake", "## Second cell",
+                                   "says what comes next.", "second cell"]  # each cell once
+    quiet = run_script(path, tmp_path, LESSONS_QUIET="1")
+    assert quiet.returncode == 0, quiet.stderr
+    assert lines(quiet.stdout) == ["first cell False 99_fake", "second cell"]
+
+
+def test_an_error_in_a_cell_shows_the_lessons_line_and_exits_with_1(tmp_path):
+    path = fake_lesson(tmp_path, FAKE_LESSON + FAILING_CELL)
+    result = run_script(path, tmp_path)
+    assert result.returncode == 1
+    numbered = path.read_text(encoding="utf-8").splitlines()
+    for code in ("divide()", "return 1 / 0"):
+        line = next(i for i, text in enumerate(numbered, start=1) if text.strip() == code)
+        assert f'File "{path}", line {line}' in result.stderr, result.stderr
+    assert result.stderr.rstrip().endswith("ZeroDivisionError: division by zero")
+    assert lines(result.stdout)[-2:] == ["second cell", "## A cell that fails"]
+
+
+def test_a_cells_own_exit_status_is_kept(tmp_path):
+    exits = "\n# %%\nimport sys\nsys.exit(3)\n\n# %%\nprint('after')\n"
+    path = fake_lesson(tmp_path, FAKE_LESSON + exits)
+    result = run_script(path, tmp_path, LESSONS_QUIET="1")
+    assert result.returncode == 3 and "after" not in result.stdout
+
+
+def test_imported_or_in_a_notebook_lesson_paths_only_returns_the_paths(tmp_path, monkeypatch,
+                                                                       capsys):
+    path = fake_lesson(tmp_path, FAKE_LESSON)
+    monkeypatch.setenv("LESSONS_OUT", str(tmp_path / "out"))
+    expected = (tmp_path / "project", False, tmp_path / "out" / "99_fake")
+    monkeypatch.delenv("LESSONS_SMOKE", raising=False)
+    assert lesson_setup.lesson_paths(str(path)) == expected  # here __main__ is pytest
+    # a notebook's kernel (Jupyter, VS Code): __main__ is its namespace, which may hold the
+    # lesson's __file__, and the program is the kernel
+    kernel = types.ModuleType("__main__")
+    kernel.__file__ = str(path)
+    monkeypatch.setitem(sys.modules, "__main__", kernel)
+    monkeypatch.setattr(sys, "argv", ["/venv/lib/ipykernel_launcher.py", "-f", "kernel.json"])
+    assert lesson_setup.lesson_paths(str(path)) == expected
+    del kernel.__file__
+    assert lesson_setup.lesson_paths(str(path)) == expected
+    assert capsys.readouterr().out == ""  # no cell was run
+
+
+REAL_LESSONS = sorted(LESSONS.glob("[0-9][0-9]_*.py"))
+
+
+@pytest.mark.parametrize("lesson", REAL_LESSONS, ids=[path.stem for path in REAL_LESSONS])
+def test_every_lesson_has_prose_cells_of_comment_lines_and_calls_lesson_paths_first(lesson):
+    cells = lesson_setup.read_cells(str(lesson))
+    assert cells[0][0] == "markdown"
+    first_code = next(text for kind, _, text in cells if kind == "code")
+    assert "lesson_paths(__file__)" in first_code
+    # a markdown cell is never run: a line in it that is not a comment would run in a plain
+    # `python` but not cell by cell (blank lines only at its end, before the next cell)
+    markdown = None  # the lines of the markdown cell being read
+    for number, line in enumerate(lesson.read_text(encoding="utf-8").splitlines() + ["# %%"], 1):
+        if line.startswith("# %%"):
+            while markdown and not markdown[-1][1]:
+                markdown.pop()  # the blank lines before the next cell
+            for where, text in markdown or []:
+                assert text.startswith("#"), f"{lesson.name}, line {where}: {text!r} in markdown"
+            markdown = [] if "[markdown]" in line else None
+        elif markdown is not None:
+            markdown.append((number, line))
+
