@@ -67,13 +67,15 @@ print(inspect.getsource(rloo_loss))
 # RLHF starts where the pipeline (`python -m align.pipeline`) has put its stages: the SFT
 # model (π_ref, and π_θ's starting point), the reward model r_φ trained on pairs of π_ref's
 # own answers, and the preference pairs, whose prompts are the training prompts. This
-# lesson uses the default run (runs/pipeline) if there is one, else the quick one
-# (runs/pipeline-quick), and makes the quick one if neither exists (a few minutes on 2
-# CPU cores). In the smoke setting it runs the pipeline's smoke preset: seconds, and
-# models too small to write words (`lesson_setup.pipeline_run_folder`).
+# lesson reads your default run (runs/pipeline) if it has finished, else your quick one
+# (runs/pipeline-quick), and writes nothing into either. With neither, it trains the quick
+# preset into the lessons' own folder, runs/lessons/pipeline-quick (a few minutes on 2 CPU
+# cores, once: lesson 12 reads it too). In the smoke setting it trains the pipeline's
+# smoke preset there instead: seconds, and models too small to write words
+# (`lesson_setup.pipeline_run_folder`). The first line below says which run it uses.
 
 # %%
-RUN = pipeline_run_folder(ROOT, OUT, SMOKE)
+RUN = pipeline_run_folder(ROOT, SMOKE)
 settings = json.loads((RUN / "config.json").read_text(encoding="utf-8"))
 MAX_NEW = settings["max_new_tokens"]
 print(f"\nrun folder: {RUN} (preset {settings['preset']!r}); answers of at most {MAX_NEW} tokens")

@@ -14,7 +14,7 @@
 # π*_β itself, estimated from π_ref's samples.
 
 # %%
-from lesson_setup import lesson_paths, pipeline_run_folder  # lessons/lesson_setup.py
+from lesson_setup import frontier_file, lesson_paths  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import align.frontier
-from align.frontier import FrontierConfig, optimum_rows, run_frontier
+from align.frontier import optimum_rows
 from align.frontier_report import (STYLE, comparable, family, overoptimisation_lines,
                                    paired_difference, verdict)
 from gridworld import kl, optimal_kl_policy
@@ -130,34 +130,20 @@ for M in (8, 48):
 # %% [markdown]
 # ## The frontier of a pipeline run
 #
-# This cell reads the frontier of the default pipeline run (runs/pipeline/frontier, made by
-# `python -m align.frontier --run runs/pipeline`, about 14 minutes on 2 CPU cores) if
-# there is one, else the quick run's; with neither, it runs the quick frontier (and the
-# quick pipeline first, if that is missing too). In the smoke setting it makes a tiny
-# frontier of its own: the pipeline at a size smaller than quick (a preset this lesson
-# adds for this process only), two β values per method, two steps each, four prompts.
-# Such a frontier shows that the code runs and how to read it, not what DPO or RLHF does.
+# This cell reads your own frontier of the default pipeline run (runs/pipeline/frontier,
+# made by `python -m align.frontier --run runs/pipeline`, about 14 minutes on 2 CPU cores)
+# if there is one, else of your quick run (runs/pipeline-quick/frontier), and writes
+# nothing into either. With neither, it makes the quick frontier in this lesson's own
+# folder (runs/lessons/12_dpo_against_rlhf/frontier), of your finished pipeline run or, with
+# none, of the lessons' own quick run (lesson 11's; trained first if missing), so that your
+# own `python -m align.frontier --run runs/pipeline` later finds its folder free. In the
+# smoke setting it makes a tiny frontier of its own: the pipeline's smoke preset, two β
+# values per method, two steps each, four prompts (`lesson_setup.frontier_file`). Such a
+# frontier shows that the code runs and how to read it, not what DPO or RLHF does. The
+# first lines below say which frontier it reads.
 
 # %%
-def frontier_file():
-    """The default run's frontier.json, else the quick run's, else the quick frontier made now."""
-    if SMOKE:
-        config = FrontierConfig(run=str(pipeline_run_folder(ROOT, OUT, SMOKE)), out_dir=str(OUT / "frontier"),
-                                quick=True, dpo_betas="0.1,1", rlhf_betas="0.1,1", dpo_steps=2,
-                                rlhf_steps=2, eval_every=1, eval_prompts=4, best_of="1,2,4",
-                                optimum_samples=4, device="cpu", overwrite=True, progress=False)
-        run_frontier(config)
-        return OUT / "frontier" / "frontier.json"
-    for folder in (ROOT / "runs" / "pipeline", ROOT / "runs" / "pipeline-quick"):
-        if (folder / "frontier" / "frontier.json").exists():
-            return folder / "frontier" / "frontier.json"
-    run = pipeline_run_folder(ROOT, OUT, SMOKE)
-    print(f"no frontier found: running the quick one on {run} (python -m align.frontier --run {run} --quick)")
-    run_frontier(FrontierConfig(run=str(run), quick=True, progress=False))
-    return run / "frontier" / "frontier.json"
-
-
-FRONTIER = frontier_file()
+FRONTIER = frontier_file(ROOT, OUT, SMOKE)
 results = json.loads(FRONTIER.read_text(encoding="utf-8"))
 points = results["points"]
 settings = json.loads((FRONTIER.parent / "config.json").read_text(encoding="utf-8"))

@@ -20,13 +20,26 @@ returns the paths. LESSONS_QUIET=1 runs the cells the same way without printing 
 (the test suite's smoke runs use it). In a notebook or an editor's cells (Jupyter, VS
 Code, Spyder, all IPython) the editor runs the cells itself: lesson_paths only returns
 the paths.
+
+Where lessons write: only into OUT, or into the lessons' shared folder runs/lessons/
+(`lessons_folder`; LESSONS_OUT when set). A lesson that needs a pipeline run or a
+frontier reads the user's own (runs/pipeline, runs/pipeline-quick) when it is there and
+finished, and never writes into it; otherwise it trains what it needs in runs/lessons/
+(`pipeline_run_folder`, `frontier_file`). Either way it prints which one it used.
 """
 
+import json
 import os
 import pathlib
 import sys
 
 _running_cells = False  # True while run_cells runs a lesson: lesson_paths then only returns
+
+
+def lessons_folder(root: pathlib.Path) -> pathlib.Path:
+    """The folder every lesson writes under: LESSONS_OUT when set (the tests), else
+    ROOT/runs/lessons. Nothing a lesson writes goes anywhere else."""
+    return pathlib.Path(os.environ.get("LESSONS_OUT", root / "runs" / "lessons"))
 
 
 def lesson_paths(lesson_file: str):
@@ -39,7 +52,7 @@ def lesson_paths(lesson_file: str):
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     smoke = os.environ.get("LESSONS_SMOKE") == "1"
-    out = pathlib.Path(os.environ.get("LESSONS_OUT", root / "runs" / "lessons")) / pathlib.Path(lesson_file).stem
+    out = lessons_folder(root) / pathlib.Path(lesson_file).stem
     out.mkdir(parents=True, exist_ok=True)
     return root, smoke, out
 
@@ -150,23 +163,84 @@ def pretrain_small_model(out: pathlib.Path, smoke: bool, block_size: int, max_it
     return train(config, progress=not smoke)
 
 
-def pipeline_run_folder(root: pathlib.Path, out: pathlib.Path, smoke: bool) -> pathlib.Path:
-    """Set-up for the lessons that read a pipeline run (11, 12): the default run
-    (runs/pipeline) if it has the SFT model, the reward model and the pairs, else the quick
-    one (runs/pipeline-quick), made first if it does not exist (a few minutes on 2 CPU
-    cores). In the smoke setting: the pipeline's smoke preset into out/pipeline, seconds."""
-    from align.frontier import NEEDED  # what RLHF and the frontier read from a run folder
+USER_RUNS = ("pipeline", "pipeline-quick")  # what `python -m align.pipeline [--quick]` writes
+
+
+def finished_pipeline_run(folder: pathlib.Path) -> bool:
+    """A pipeline run that has finished (results.json is written last) and holds what RLHF
+    and the frontier read (align.frontier.NEEDED): a run still going, or stopped mid-way,
+    is not one."""
+    from align.frontier import NEEDED
+    return (folder / "results.json").exists() and all((folder / name).exists() for name in NEEDED)
+
+
+def pipeline_run_folder(root: pathlib.Path, smoke: bool) -> pathlib.Path:
+    """Set-up for the lessons that read a pipeline run (11, 12): a finished run folder.
+
+    The user's default run (runs/pipeline) if it is finished, else the user's quick run
+    (runs/pipeline-quick): read, never written. With neither, the quick preset trained into
+    the lessons' own folder, runs/lessons/pipeline-quick (a few minutes on 2 CPU cores,
+    once: lessons 11 and 12 share it), so that a user's own `python -m align.pipeline` never
+    finds its folder taken. In the smoke setting the user's runs are not read: the smoke
+    preset into runs/lessons/pipeline-smoke, seconds. Prints which folder it uses."""
     from align.pipeline import PipelineConfig, run_pipeline
 
-    if smoke:
-        folder = out / "pipeline"
-        run_pipeline(PipelineConfig(preset="smoke", out_dir=str(folder), max_new_tokens=16,
-                                    overwrite=True, progress=False, device="cpu"))
+    if not smoke:
+        for name in USER_RUNS:
+            folder = root / "runs" / name
+            if finished_pipeline_run(folder):
+                print(f"pipeline run: your own, {folder} (read only: nothing is written there)")
+                return folder
+    preset = "smoke" if smoke else "quick"
+    folder = lessons_folder(root) / f"pipeline-{preset}"
+    if finished_pipeline_run(folder):
+        print(f"pipeline run: the lessons' own {preset} run, {folder}")
         return folder
-    for folder in (root / "runs" / "pipeline", root / "runs" / "pipeline-quick"):
-        if all((folder / name).exists() for name in NEEDED):
-            return folder
-    folder = root / "runs" / "pipeline-quick"
-    print(f"no pipeline run found: running the quick one into {folder} (python -m align.pipeline --quick)")
-    run_pipeline(PipelineConfig(preset="quick", out_dir=str(folder), progress=True))
+    why = "the smoke setting" if smoke else \
+        f"no finished run in {root / 'runs' / USER_RUNS[0]} or {root / 'runs' / USER_RUNS[1]}"
+    print(f"pipeline run: {why}, so the {preset} preset is trained into the lessons' own folder "
+          f"{folder} (python -m align.pipeline --preset {preset} --out-dir {folder})")
+    small = dict(max_new_tokens=16, device="cpu") if smoke else {}
+    run_pipeline(PipelineConfig(preset=preset, out_dir=str(folder), overwrite=True,
+                                progress=not smoke, **small))
     return folder
+
+
+# Lesson 12's frontier in the smoke setting: the quick preset made smaller still, two β
+# values per method, two steps each, four prompts; seconds.
+SMOKE_FRONTIER = dict(dpo_betas="0.1,1", rlhf_betas="0.1,1", dpo_steps=2, rlhf_steps=2,
+                      eval_every=1, eval_prompts=4, best_of="1,2,4", optimum_samples=4,
+                      device="cpu")
+
+
+def frontier_file(root: pathlib.Path, out: pathlib.Path, smoke: bool) -> pathlib.Path:
+    """Set-up for lesson 12: the frontier.json of a finished frontier (align.frontier).
+
+    The user's own frontier of runs/pipeline (`python -m align.frontier --run
+    runs/pipeline`), else of runs/pipeline-quick: read, never written. With neither, the
+    quick frontier of `pipeline_run_folder`'s run, made into the lesson's own folder
+    out/frontier, never into the run's folder, where the user's own `python -m
+    align.frontier` would then find it taken. In the smoke setting, a tiny frontier
+    (SMOKE_FRONTIER) of the smoke run, into out/frontier. Prints which one it uses."""
+    from align.frontier import FrontierConfig, run_frontier
+
+    if not smoke:
+        for name in USER_RUNS:
+            path = root / "runs" / name / "frontier" / "frontier.json"  # written last
+            if path.exists():
+                print(f"frontier: your own, {path} (read only: nothing is written there)")
+                return path
+    run = pipeline_run_folder(root, smoke)
+    path = out / "frontier" / "frontier.json"
+    made_before = path.exists() and json.loads(path.read_text(encoding="utf-8"))["run"] == str(run)
+    if made_before and not smoke:
+        print(f"frontier: the lesson's own, {path}, of {run}")
+        return path
+    command = f"python -m align.frontier --run {run} --quick --out-dir {path.parent}"
+    print(f"frontier: making {'a tiny one (SMOKE_FRONTIER)' if smoke else 'the quick one'} of "
+          f"{run} into the lesson's own folder {path.parent}" + ("" if smoke else f" ({command})"))
+    smaller = SMOKE_FRONTIER if smoke else {}
+    run_frontier(FrontierConfig(run=str(run), out_dir=str(path.parent), quick=True,
+                                overwrite=True, progress=False, **smaller))
+    return path
+

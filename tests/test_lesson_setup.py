@@ -6,8 +6,11 @@
 - lesson_paths run as a script: the prose printed before each cell's output, each cell run
   once, a traceback at the lesson's own line, the exit status kept; elsewhere (imported, a
   notebook's kernel) it only returns the paths.
+- where lessons write: only under runs/lessons (or LESSONS_OUT); a user's own pipeline run
+  or frontier is read when it is finished, and never changed.
 """
 
+import json
 import os
 import pathlib
 import subprocess
@@ -219,4 +222,116 @@ def test_every_lesson_has_prose_cells_of_comment_lines_and_calls_lesson_paths_fi
             markdown = [] if "[markdown]" in line else None
         elif markdown is not None:
             markdown.append((number, line))
+
+
+# ----------------------------------------------------------------- where lessons write
+def fake_pipeline_run(folder: pathlib.Path, finished=True, frontier=False) -> pathlib.Path:
+    """A user's pipeline run, as far as the lessons look at it: the files the frontier needs
+    (align.frontier.NEEDED), results.json once finished, a frontier's frontier.json."""
+    from align.frontier import NEEDED
+    names = [*NEEDED, *(["results.json"] if finished else []),
+             *(["frontier/frontier.json"] if frontier else [])]
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(f"the user's own {name}", encoding="utf-8")
+    return folder
+
+
+def outside_the_lessons_folder(root: pathlib.Path) -> dict:
+    """Every path under root except runs/lessons/: a file with its bytes and mtime, a folder
+    as itself (its mtime changes when runs/lessons is made in it, which is allowed)."""
+    listing = {}
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if relative.parts[:2] == ("runs", "lessons"):
+            continue
+        listing[relative.as_posix()] = (path.stat().st_mtime_ns, path.read_bytes()) \
+            if path.is_file() else "folder"
+    return listing
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """An empty project folder; LESSONS_OUT unset, so lessons write under its runs/lessons."""
+    monkeypatch.delenv("LESSONS_OUT", raising=False)
+    root = tmp_path / "project"
+    root.mkdir()
+    return root
+
+
+def test_lessons_write_under_runs_lessons_or_lessons_out(project, monkeypatch, tmp_path):
+    assert lesson_setup.lessons_folder(project) == project / "runs" / "lessons"
+    monkeypatch.setenv("LESSONS_OUT", str(tmp_path / "out"))
+    assert lesson_setup.lessons_folder(project) == tmp_path / "out"
+
+
+def test_a_finished_user_run_and_frontier_are_read_and_never_changed(project, capsys):
+    fake_pipeline_run(project / "runs" / "pipeline", finished=False)  # stopped mid-way
+    quick = fake_pipeline_run(project / "runs" / "pipeline-quick", frontier=True)
+    before = outside_the_lessons_folder(project)
+    out = lesson_setup.lessons_folder(project) / "12_dpo_against_rlhf"
+    assert lesson_setup.pipeline_run_folder(project, smoke=False) == quick
+    frontier = lesson_setup.frontier_file(project, out, smoke=False)
+    assert frontier == quick / "frontier" / "frontier.json"
+    assert outside_the_lessons_folder(project) == before
+    assert not (project / "runs" / "lessons").exists()
+    printed = capsys.readouterr().out
+    assert f"your own, {quick}" in printed and "frontier: your own" in printed
+    default = fake_pipeline_run(project / "runs" / "pipeline")  # now finished: it comes first
+    assert lesson_setup.pipeline_run_folder(project, smoke=False) == default
+
+
+def test_a_frontier_is_made_in_the_lessons_folder_never_in_the_users_run(project, monkeypatch):
+    import align.frontier
+    made = []
+
+    def fake_run_frontier(config):  # what run_frontier writes last, where it was told to
+        made.append(config)
+        (pathlib.Path(config.out_dir) / "frontier.json").parent.mkdir(parents=True, exist_ok=True)
+        (pathlib.Path(config.out_dir) / "frontier.json").write_text(json.dumps({"run": config.run}))
+
+    monkeypatch.setattr(align.frontier, "run_frontier", fake_run_frontier)
+    user_run = fake_pipeline_run(project / "runs" / "pipeline")  # finished, with no frontier
+    before = outside_the_lessons_folder(project)
+    out = lesson_setup.lessons_folder(project) / "12_dpo_against_rlhf"
+    path = lesson_setup.frontier_file(project, out, smoke=False)
+    assert path == out / "frontier" / "frontier.json" and path.exists()
+    assert [config.run for config in made] == [str(user_run)]  # the user's run, read
+    assert outside_the_lessons_folder(project) == before  # and nothing written into it
+    again = lesson_setup.frontier_file(project, out, smoke=False)
+    assert again == path and len(made) == 1  # a frontier of its own, of the same run, is kept
+
+
+def test_with_no_user_run_the_quick_run_is_trained_in_the_lessons_folder(project, monkeypatch,
+                                                                        capsys):
+    import align.pipeline
+    trained = []
+
+    def fake_run_pipeline(config):  # what run_pipeline leaves, where it was told to write
+        trained.append(config)
+        fake_pipeline_run(pathlib.Path(config.out_dir))
+
+    monkeypatch.setattr(align.pipeline, "run_pipeline", fake_run_pipeline)
+    fake_pipeline_run(project / "runs" / "pipeline", finished=False)  # the user's, still running
+    before = outside_the_lessons_folder(project)
+    folder = lesson_setup.pipeline_run_folder(project, smoke=False)
+    assert folder == project / "runs" / "lessons" / "pipeline-quick"
+    assert [(config.preset, config.out_dir) for config in trained] == [("quick", str(folder))]
+    assert outside_the_lessons_folder(project) == before
+    assert f"into the lessons' own folder {folder}" in capsys.readouterr().out
+    again = lesson_setup.pipeline_run_folder(project, smoke=False)
+    assert again == folder and len(trained) == 1  # a finished run of its own is kept
+
+
+@pytest.mark.slow
+def test_the_smoke_set_up_trains_only_under_runs_lessons(project):
+    # the real smoke pipeline (about a minute on two busy cores). A user's finished run is
+    # there; the smoke setting does not read it (its files are no models: reading them
+    # would fail) and must not change it
+    fake_pipeline_run(project / "runs" / "pipeline")
+    before = outside_the_lessons_folder(project)
+    folder = lesson_setup.pipeline_run_folder(project, smoke=True)
+    assert outside_the_lessons_folder(project) == before
+    assert folder == project / "runs" / "lessons" / "pipeline-smoke"
+    assert lesson_setup.finished_pipeline_run(folder)
 
