@@ -15,7 +15,7 @@
 # (`train_rlhf`: the loop, RLOO or PPO).
 
 # %%
-from lesson_setup import lesson_paths, pipeline_run_folder  # lessons/lesson_setup.py
+from lesson_setup import expected_lines, lesson_paths, pipeline_run_folder  # lessons/lesson_setup.py
 
 ROOT, SMOKE, OUT = lesson_paths(__file__)  # project root (on sys.path), LESSONS_SMOKE=1?, figures folder
 
@@ -387,16 +387,24 @@ print("figure:", path)
 
 
 def tenth(key, last):
+    """The mean of a rollout metric over the first (or the last) tenth of the steps: a level."""
     values = [row[key] for row in train_rows]
     n = max(len(values) // 10, 1)
     return float(np.mean(values[-n:] if last else values[:n]))
 
 
+def change(key):
+    """How far a rollout metric moved: its level over the last tenth minus over the first."""
+    return tenth(key, True) - tenth(key, False)
+
+
+print("rollouts: mean over the first tenth of the steps → over the last tenth (levels), and the change")
 for key, name in (("objective/scores", "r_φ"), ("objective/gold_scores", "r*"), ("objective/kl", "KL")):
-    print(f"rollouts, {name:3}: first tenth of the steps {tenth(key, False):+7.3f}  →  last tenth "
-          f"{tenth(key, True):+7.3f}")
+    print(f"  {name:3}: {tenth(key, False):+7.3f}  →  {tenth(key, True):+7.3f}   "
+          f"change {change(key):+7.3f}")
+print("held-out prompts, at each evaluation (levels):")
 for row in eval_rows:
-    print(f"held-out, step {row['step']:3d}: r* {row['eval_gold_reward']:+.3f} "
+    print(f"  step {row['step']:3d}: r* {row['eval_gold_reward']:+.3f} "
           f"[{row['eval_gold_reward_low']:+.3f}, {row['eval_gold_reward_high']:+.3f}], r_φ "
           f"{row['eval_scores']:+.3f}, KL {row['eval_kl_exact_per_token']:.2f} nats, right "
           f"{row['eval_right_share']:.2f}, distinct answers {row['eval_distinct_answers']} of "
@@ -412,39 +420,38 @@ for prompt, text, gold in list(zip(prompts_evaluated, last["texts"], last["gold"
     print(f"  x = {prompt!r:40} y = {text!r:45} r* = {gold:+.2f}")
 common = collections.Counter(text.strip() for text in last["texts"]).most_common(3)
 print("most common answers:", ", ".join(f"{text!r} ×{n}" for text, n in common))
-rise_phi = tenth("objective/scores", True) - tenth("objective/scores", False)
-rise_gold = tenth("objective/gold_scores", True) - tenth("objective/gold_scores", False)
-print(f"\nthis run: r_φ of the rollouts {rise_phi:+.2f}, r* {rise_gold:+.2f}, at a KL of "
+rise_phi, rise_gold = change("objective/scores"), change("objective/gold_scores")
+print(f"\nthis run, from the first tenth of the steps to the last: r_φ of the rollouts changed by "
+      f"{rise_phi:+.2f}, r* by {rise_gold:+.2f}; the KL over the last tenth (a level) was "
       f"{tenth('objective/kl', True):.1f} nats: " +
       ("r_φ rose far more than r* — what the policy found pleases r_φ, not r*."
        if rise_phi > 0.5 and rise_phi > 2 * max(rise_gold, 0) else
        "no clear parting of r_φ and r* in this short run" +
        (" (the smoke setting: a few steps of a model that writes no words)." if SMOKE else ".")))
 first, final = eval_rows[0], eval_rows[-1]
-print(f"Read a mean r* beside what it is made of. Held-out r* went {first['eval_gold_reward']:+.2f} → "
-      f"{final['eval_gold_reward']:+.2f}, right answers {first['eval_right_share']:.2f} → "
-      f"{final['eval_right_share']:.2f}, distinct answers {first['eval_distinct_answers']} → "
-      f"{final['eval_distinct_answers']}. An off-topic answer scores {off_topic:+.0f}; π_ref's sampled "
-      f"answers can average less (made-up words, unfinished answers), so one polite answer to "
-      f"everything can even raise the mean r* while answering almost nothing.")
+print(f"Read a mean r* beside what it is made of. From the first evaluation (step {first['step']}) "
+      f"to the last (step {final['step']}), levels on the held-out prompts: r* "
+      f"{first['eval_gold_reward']:+.2f} → {final['eval_gold_reward']:+.2f}, right answers "
+      f"{first['eval_right_share']:.2f} → {final['eval_right_share']:.2f}, distinct answers "
+      f"{first['eval_distinct_answers']} → {final['eval_distinct_answers']}. An off-topic answer "
+      f"scores {off_topic:+.0f}; π_ref's sampled answers can average less (made-up words, "
+      f"unfinished answers), so one polite answer to everything can even raise the mean r* while "
+      f"answering almost nothing.")
 
 # %% [markdown]
-# ## What the default run showed: reward over-optimisation
+# ## What a default run shows: reward over-optimisation
 #
-# Measured on a default pipeline run of the first, longer recipe (runs/pipeline, `python -m
-# align.pipeline`; README.md, "The lecture end to end"): RLOO at β = 0.1 with that preset's
-# RLHF settings (16 prompts × 4 answers a step, learning rate 1e-4), from its SFT model and
-# reward model:
-# within 60 steps π_θ collapsed onto one answer, "You can call me Mary.", for every
-# prompt. r_φ of the rollouts rose from −1.05 to about +3.0 while r* stayed at −1.0: the
-# answer is off-topic for nearly every question. The KL reached about 7.5 nats, and the
-# held-out evaluation found a single distinct answer to its 105 distinct prompts. At
-# β = 0.5 (the pipeline's RLHF stage) the same run kept 44 distinct answers of 105 (SFT:
-# 81) and the pipeline's report measured RLHF − SFT = +1.17 [0.95, 1.39] in mean r*, a
-# win rate of 0.73 [0.69, 0.77], and off-topic answers up from 10% to 42%: less collapse,
-# and still part of the gain is a pleasantry in place of a wrong answer. The present
-# default recipe's run measured the same picture: RLHF − SFT +1.00 [0.78, 1.22], win rate
-# 0.75, off-topic answers 17% → 39%, distinct answers 213 → 127 of 300.
+# One default pipeline run of the first, longer recipe (2026-12-01; runs/pipeline,
+# `python -m align.pipeline`), RLOO at β = 0.1 with that recipe's RLHF settings (16
+# prompts × 4 answers a step, learning rate 1e-4), from its SFT model and reward model:
+# within a few dozen steps π_θ collapsed onto one answer, "You can call me Mary.", for
+# every prompt. r_φ of the rollouts rose by several points while r* stayed at
+# what an off-topic answer scores, and the held-out evaluation found a single distinct
+# answer. That is what happened in one run of a recipe since replaced, not a figure to
+# expect; the short run above is the same experiment, made smaller. At β = 0.5 (the
+# pipeline's RLHF stage) the present default recipe collapses less: RLHF raises the mean r*
+# over SFT, with fewer distinct answers, and still part of the gain is a pleasantry in
+# place of a wrong answer (more off-topic answers).
 #
 # Why r_φ loved it: the reward model was trained only on pairs of π_ref's own answers to
 # each prompt (lesson 7's labelling, the pipeline's data). It never saw "You can call me
@@ -454,6 +461,29 @@ print(f"Read a mean r* beside what it is made of. Held-out r* went {first['eval_
 # is reward over-optimisation (Goodhart's law: a measure that becomes a target stops being
 # a good measure). The KL term is the guard: the larger β, the more each nat away from
 # π_ref costs, and the less of r_φ's error the policy can buy.
+#
+# The cell below prints the RLHF stage of this lesson's run folder (its own figures, β as
+# the pipeline set it), and the ranges a default run is expected to measure
+# (`align.expected`, with the runs and dates they were measured on).
+
+# %%
+results = json.loads((RUN / "results.json").read_text(encoding="utf-8"))  # the run is finished
+evaluation = results["evaluation"]
+sft, rlhf = (evaluation["sampled"][name]["breakdown"] for name in ("SFT", "RLHF"))
+difference, low, high = evaluation["paired"]["RLHF − SFT"]["gold_difference"]
+print(f"{RUN}'s own RLHF stage (RLOO, β = {results['rlhf']['beta']}), SFT → RLHF on "
+      f"{evaluation['prompts']} held-out prompts: RLHF − SFT mean r* {difference:+.2f} "
+      f"[{low:+.2f}, {high:+.2f}]; off-topic answers {sft['shares']['off_topic']:.0%} → "
+      f"{rlhf['shares']['off_topic']:.0%}; distinct answers {sft['distinct_answers']} → "
+      f"{rlhf['distinct_answers']}; the reward model's agreement with the gold ranking "
+      f"{results['reward_gold_agreement']:.2f}")
+figures = ("rlhf_minus_sft", "rlhf_off_topic", "reward_gold_agreement")
+if results["preset"] == "default":
+    print("\n".join(expected_lines(results, figures)))
+else:
+    print(f"(the {results['preset']} preset: no expected range; a default run, "
+          f"`python -m align.pipeline`, is expected to measure what follows)")
+    print("\n".join(expected_lines(None, figures)))
 
 # %% [markdown]
 # ## β: the KL penalty against the score

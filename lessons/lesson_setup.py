@@ -244,3 +244,24 @@ def frontier_file(root: pathlib.Path, out: pathlib.Path, smoke: bool) -> pathlib
                                 overwrite=True, progress=False, **smaller))
     return path
 
+
+def expected_lines(results: dict | None, names: tuple[str, ...] = ()) -> list[str]:
+    """What a default pipeline run is expected to measure (align.expected: a range for each
+    figure, from the runs listed in MEASURED_ON), as lines to print. Given that run's
+    results.json, its own value beside each range and compare_with_expected's verdict:
+    "within" (it behaves like the runs measured) or "outside" (look closer). names: only
+    these figures (align.expected.EXPECTED's keys); empty, all of them."""
+    from align.expected import MEASURED_ON, compare_with_expected
+
+    lines = [f"expected ranges (align.expected), measured on {MEASURED_ON}:"]
+    for row in compare_with_expected(results or {}):
+        if names and row["name"] not in names:
+            continue
+        form = "+.2f" if "minus" in row["name"] else ".2f"  # a difference has a sign
+        expected = f"expected [{row['low']:{form}}, {row['high']:{form}}]"
+        if results is None:
+            lines.append(f"  {row['label']:55} {expected}")
+        else:
+            value = "missing" if row["value"] is None else f"{row['value']:{form}}"
+            lines.append(f"  {row['label']:55} yours {value:>7}   {expected}   {row['verdict']}")
+    return lines

@@ -335,3 +335,33 @@ def test_the_smoke_set_up_trains_only_under_runs_lessons(project):
     assert folder == project / "runs" / "lessons" / "pipeline-smoke"
     assert lesson_setup.finished_pipeline_run(folder)
 
+
+# ------------------------------------------------- a default run against the expected ranges
+def put_figure(results: dict, where: tuple, value) -> None:
+    """results[where[0]][where[1]]... = value, making the dicts on the way (a list of three,
+    estimate and interval, where the last key is an index): a results.json holding one
+    figure where align.expected reads it."""
+    node = results
+    for key, following in zip(where[:-1], where[1:]):
+        node = node.setdefault(key, [0.0, 0.0, 0.0] if isinstance(following, int) else {})
+    node[where[-1]] = value
+
+
+def test_expected_lines_put_a_default_runs_figures_beside_the_ranges():
+    from align.expected import EXPECTED, MEASURED_ON
+    names = list(EXPECTED)
+    results = {"preset": "default"}
+    inside, outside, missing = names[0], names[1], names[2]
+    for name, (label, low, high, where) in EXPECTED.items():
+        if name != missing:
+            put_figure(results, where, high + 1.0 if name == outside else (low + high) / 2)
+    lines = lesson_setup.expected_lines(results)
+    assert MEASURED_ON in lines[0] and len(lines) == 1 + len(names)
+    for name, line in zip(names, lines[1:]):
+        label, low, high = EXPECTED[name][:3]
+        assert label in line and f"{low:.2f}" in line and f"{high:.2f}" in line
+        verdict = {inside: "within", outside: "outside", missing: "missing"}.get(name, "within")
+        assert line.endswith(verdict), line
+    # without a run: the ranges alone; names picks the figures
+    alone = lesson_setup.expected_lines(None, (outside,))
+    assert len(alone) == 2 and EXPECTED[outside][0] in alone[1] and "yours" not in alone[1]
