@@ -34,9 +34,10 @@ from tqdm import tqdm
 
 from minigpt.checkpoint import (CHECKPOINT_NAME, checkpoint_path, load_checkpoint, require_stage,
                                save_checkpoint)
-from minigpt.cli import check_ranges
+from minigpt.cli import check_ranges, show_progress
 from minigpt.errors import InputError
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
+from minigpt.ownership import same_path
 from minigpt.runlog import RunFolder
 from minigpt.device import autocast_for
 from minigpt.distributed import Ranks
@@ -148,7 +149,7 @@ def train_steps(model, config, loss_on_batch, n_examples: int, run: RunFolder | 
     model.train()
     bar = tqdm(range(start_step + 1, config.max_iters + 1), initial=start_step,
                total=config.max_iters, desc=STAGE_NAMES.get(stage, stage),
-               disable=not (progress and ranks.is_main), dynamic_ncols=True)
+               disable=not (show_progress(progress) and ranks.is_main), dynamic_ncols=True)
     for step in bar:
         lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
                               config.max_iters)
@@ -204,6 +205,7 @@ def save_stage(run: RunFolder, model, step, model_config, tokenizer, stage, conf
 # Settings a resumed stage may change and still be exact: where it runs and writes, and
 # how often it evaluates; every other one shapes the training.
 FREE_ON_RESUME = ("out_dir", "device", "eval_interval", "resume", "overwrite")
+PATH_SETTINGS = ("init", "data", "eval_data", "reward")  # compared as paths, not as strings
 
 
 def checkpoint_to_resume(config, stage: str, ranks: Ranks = Ranks()) -> dict | None:
@@ -219,9 +221,14 @@ def checkpoint_to_resume(config, stage: str, ranks: Ranks = Ranks()) -> dict | N
     extra = json.loads(checkpoint["extra"])
     ranks.check_resume(checkpoint["path"], extra.get("world_size", 1))
     saved = extra.get("config", {})
+
+    def same(name, old, new):  # a path is the same however it is spelled (minigpt.ownership)
+        if name in PATH_SETTINGS and isinstance(old, str) and isinstance(new, str):
+            return same_path(old, new, saved.get("out_dir") or config.out_dir, config.out_dir)
+        return old == new
     changes = [f"--{name.replace('_', '-')} {saved.get(name)!r} → {value!r}"
                for name, value in asdict(config).items()
-               if name not in FREE_ON_RESUME and saved.get(name) != value]
+               if name not in FREE_ON_RESUME and not same(name, saved.get(name), value)]
     if changes:
         raise InputError(f"{checkpoint['path']}: cannot resume exactly: {', '.join(changes)} "
                          f"differ from the saved run; give the saved values, or start a new "
@@ -252,10 +259,10 @@ def require(value, flag):
     return value
 
 
-def start_run(config, tokenizer, truncation: dict, resume_from: dict | None = None,
+def start_run(config, stage: str, tokenizer, truncation: dict, resume_from: dict | None = None,
               ranks: Ranks = Ranks()) -> RunFolder | None:
-    """Open the stage's run folder: config.json (with the truncation counts, and the
-    number of processes), tokenizer.json. Under torchrun rank 0 alone writes it: the
+    """Open the stage's run folder: run.json (the stage, minigpt.ownership), config.json
+    (with the truncation counts, and the number of processes), tokenizer.json. Under torchrun rank 0 alone writes it: the
     others check the same things and get None.
 
     Call it only after the inputs are read and checked, so bad input leaves an earlier
@@ -270,7 +277,7 @@ def start_run(config, tokenizer, truncation: dict, resume_from: dict | None = No
                          f"continue it, --overwrite to replace it, or another --out-dir")
     if not ranks.is_main:
         return None
-    run = RunFolder(config.out_dir)
+    run = RunFolder(config.out_dir, stage)
     run.keep_metrics_up_to(resume_from["step"] if resume_from is not None else -1)
     run.write_json("config.json", {**asdict(config), "truncation": truncation,
                                    "world_size": ranks.world_size})

@@ -46,6 +46,7 @@ from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.logps import get_batch_logps
 from minigpt.runlog import column
 from minigpt.errors import InputError
+from minigpt.ownership import check_run_folder
 from minigpt.model import GPT
 from minigpt import distributed
 from minigpt.device import autocast_for, pick_device
@@ -224,7 +225,7 @@ def train_dpo(config: DPOConfig, progress=True, also_evaluate=None) -> dict:
             load_weights(policy, resume_from["model"], resume_from["path"])
         pairs, eval_pairs, stats = load_pairs(config, tokenizer, "DPO")
         # only now: bad input above leaves the folder untouched (None on ranks other than 0)
-        run = start_run(config, tokenizer, stats, resume_from, ranks)
+        run = start_run(config, "dpo", tokenizer, stats, resume_from, ranks)
     pad_id = tokenizer.pad_id
     for subset in (pairs, eval_pairs):  # each set in the batches evaluate_dpo will use
         add_reference_logps(reference, subset, pad_id, device, config.mean_log_probs)
@@ -285,7 +286,9 @@ def plot_dpo(run, rows, prefix="eval", window=10):
 
 def main(argv=None):
     parser = parser_from_dataclass(DPOConfig, __doc__)
-    summary = train_dpo(DPOConfig(**given_flags(parser.parse_args(argv))))
+    config = DPOConfig(**given_flags(parser.parse_args(argv)))
+    check_run_folder(config.out_dir, "dpo")  # before any work: no other command's folder
+    summary = train_dpo(config)
     if not summary:  # a rank other than 0 under torchrun
         return summary
     print(f"run folder: {summary['run']}")
@@ -296,4 +299,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, resume_hint="add --resume to the same command to continue from its last checkpoint, exactly")

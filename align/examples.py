@@ -26,6 +26,7 @@ from align.preferences import pairs_from_world
 from minigpt.checkpoint import write_atomically
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
+from minigpt.ownership import refuse_others_run_folder
 from toyworld.world import heldout_prompts, pretraining_corpus, sft_demonstrations, train_prompts
 
 SEED = 0
@@ -57,6 +58,7 @@ def write_examples(out_dir) -> list[str]:
     """Write every example file into out_dir; returns their paths."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"--out-dir {out_dir}: is a file, expected a folder")
+    refuse_others_run_folder(os.path.join(out_dir, "corpus.txt"), "--out-dir")  # in it, or above it
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for name, content in example_files().items():

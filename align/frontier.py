@@ -47,7 +47,6 @@ import dataclasses
 import json
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 
@@ -68,6 +67,7 @@ from minigpt.checkpoint import load_model
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.device import pick_device
 from minigpt.errors import InputError
+from minigpt.ownership import check_run_folder, remove_run_folder, same_path
 from minigpt.runlog import RunFolder
 from toyworld.world import heldout_prompts
 
@@ -136,7 +136,7 @@ class FrontierConfig:
                              f"numbers separated by commas, e.g. 0.1,0.5,1") from None
 
 
-def check_run_folder(run: str) -> dict:
+def read_pipeline_run(run: str) -> dict:
     """The pipeline run's settings, after checking it holds every stage the frontier needs."""
     for name, stage in NEEDED.items():
         if not os.path.exists(os.path.join(run, name)):
@@ -152,24 +152,35 @@ def check_run_folder(run: str) -> dict:
 
 def open_out_dir(config: FrontierConfig) -> RunFolder:
     """A new folder, or one holding a frontier of the same settings (finished parts are kept);
-    one of other settings only with --overwrite."""
+    one of other settings only with --overwrite. Another command's folder, or one holding
+    files the frontier did not write, is refused (minigpt.ownership). --run is recorded
+    resolved, and compared as a path: "runs/pipeline" and "/home/me/runs/pipeline" are one
+    run, and so is a pipeline run moved together with its frontier."""
     settings = {k: v for k, v in dataclasses.asdict(config).items()
                 if k not in ("overwrite", "progress")}
-    saved_file = os.path.join(config.out_dir, "config.json")
-    if os.path.isdir(config.out_dir) and os.listdir(config.out_dir):
+    settings["run"] = os.path.realpath(config.run)
+
+    def same(name, old, new):
+        if name == "out_dir":  # where the frontier is, not what it measures
+            return True
+        if name == "run" and isinstance(old, str):
+            return same_path(old, new, saved.get("out_dir") or config.out_dir, config.out_dir)
+        return old == new
+    if check_run_folder(config.out_dir, "frontier"):
         saved = {}
+        saved_file = os.path.join(config.out_dir, "config.json")
         if os.path.exists(saved_file):
             with open(saved_file, encoding="utf-8") as f:
                 saved = json.load(f)
         changes = [f"--{k.replace('_', '-')} {saved.get(k)!r} → {v!r}" for k, v in settings.items()
-                   if saved.get(k) != v]
+                   if not same(k, saved.get(k), v)]
         if changes and not config.overwrite:
             raise InputError(f"--out-dir {config.out_dir}: holds a frontier of other settings "
                              f"({', '.join(changes[:4])}); pass --overwrite to replace it, or "
                              f"choose another --out-dir")
         if changes:
-            shutil.rmtree(config.out_dir)
-    run = RunFolder(config.out_dir)
+            remove_run_folder(config.out_dir, "frontier")
+    run = RunFolder(config.out_dir, "frontier")
     run.write_json("config.json", settings)
     return run
 
@@ -224,7 +235,8 @@ def table_row(method, setting, step, point, sft, seed, prompts, kl_is_bound=Fals
 
 
 def run_frontier(config: FrontierConfig) -> dict:
-    saved = check_run_folder(config.run)
+    saved = read_pipeline_run(config.run)
+    run = open_out_dir(config)  # before any work: refused here if it is not the frontier's to write
     device = pick_device(config.device)
     path = lambda name: os.path.join(config.run, name)  # noqa: E731
     preset = saved["preset_settings"]
@@ -234,7 +246,6 @@ def run_frontier(config: FrontierConfig) -> dict:
     # the pipeline's held-out evaluation prompts, each question once (they repeat some)
     prompts = list(dict.fromkeys(heldout_prompts(preset["eval_prompts"],
                                                  seed + 2)))[: config.eval_prompts]
-    run = open_out_dir(config)
     write_jsonl(run.file("eval_prompts.jsonl"), [{"prompt": p} for p in prompts])
     started, timings = time.time(), {}
     measure = dict(reward_model=reward_model, tokenizer=tokenizer, prompts=prompts,
@@ -391,4 +402,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, resume_hint="run the same command again to continue (finished curves are kept)")

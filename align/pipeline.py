@@ -70,6 +70,7 @@ from minigpt.checkpoint import load_checkpoint, load_model
 from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
 from minigpt.device import pick_device
 from minigpt.errors import InputError
+from minigpt.ownership import check_run_folder, remove_run_folder, same_path
 from minigpt.runlog import RunFolder, column
 from minigpt.train import FREE_ON_RESUME as FREE_ON_RESUME_TRAIN, TrainConfig, train
 from toyworld.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
@@ -194,8 +195,9 @@ class PipelineConfig:
             raise InputError("--resume continues a run and --overwrite replaces it: give one")
 
 
-# Settings that do not change what a run computes: a run may be resumed with other values.
-FREE_ON_RESUME = ("progress", "resume", "overwrite", "quick")
+# Settings that do not change what a run computes: a run may be resumed with other values
+# (out_dir is where the run is, so a moved run folder still resumes).
+FREE_ON_RESUME = ("progress", "resume", "overwrite", "quick", "out_dir")
 STAGES = ("data", "pretrain", "sft", "preferences", "reward", "dpo", "rlhf", "evaluation")
 STAGE_FLAGS = {"beta": "dpo", "rlhf_beta": "rlhf"}  # flags that shape one stage only
 
@@ -263,16 +265,18 @@ def open_run_folder(config: PipelineConfig) -> tuple[RunFolder, dict]:
     replaced without asking) unless --overwrite; a folder of other files is always refused,
     since the pipeline never deletes what it did not write."""
     out = config.out_dir
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise InputError(f"--out-dir {out}: is a file, expected a folder")
     wanted = saved_settings(config)
-    if os.path.isdir(out) and os.listdir(out):
+    if check_run_folder(out, "pipeline"):  # a pipeline run, holding nothing but its own files
         saved = read_json_or_none(os.path.join(out, "config.json"))
         if saved is not None:
             saved.setdefault("student_versions", {})  # a folder written before they were recorded
-        if saved is None or "preset_settings" not in saved:
-            raise InputError(f"--out-dir {out}: holds files that are not a pipeline run; "
-                             f"choose another --out-dir")
+        if saved is None or "preset_settings" not in saved:  # replaced by an older version's command
+            if not config.overwrite:
+                raise InputError(f"--out-dir {out}: holds a pipeline run whose config.json is "
+                                 f"{'missing' if saved is None else 'not a pipeline run’s'} "
+                                 f"(another command wrote over it), so it cannot be resumed; "
+                                 f"pass --overwrite to run it again, or choose another --out-dir")
+            saved = {}
         # settings of stages this folder has not run yet may differ: those stages run anew
         not_run = {name for name in STAGES
                    if name not in (read_json_or_none(os.path.join(out, "stages.json")) or {})}
@@ -286,14 +290,14 @@ def open_run_folder(config: PipelineConfig) -> tuple[RunFolder, dict]:
             changes = changes[:4] + [f"{len(changes) - 4} more"]
         finished = os.path.exists(os.path.join(out, "results.json"))
         if config.overwrite:
-            shutil.rmtree(out)
+            remove_run_folder(out, "pipeline")  # only what the pipeline wrote
         elif changes:
             raise InputError(f"{out}: holds a {'finished' if finished else 'unfinished'} pipeline "
                              f"run of other settings ({', '.join(changes)}); pass --overwrite "
                              f"to replace it, or choose another --out-dir")
     elif config.resume:
         raise InputError(f"--resume: {out} holds no pipeline run to continue")
-    run = RunFolder(out)
+    run = RunFolder(out, "pipeline")
     done = read_json_or_none(run.file("stages.json")) or {}
     run.write_json("config.json", {**dataclasses.asdict(config), **wanted})
     return run, done
@@ -330,7 +334,13 @@ def resumable_pretraining(train_config: TrainConfig) -> dict | None:
     except (InputError, KeyError, ValueError):
         return None  # a broken checkpoint is not worth keeping: start again
     wanted = dataclasses.asdict(train_config)
-    same = all(saved.get(k) == v for k, v in wanted.items() if k not in FREE_ON_RESUME_TRAIN)
+    def same_setting(name, old, new):  # the corpus is the run's own: the same file if moved with it
+        if name == "data":
+            return same_path(old or "", new, saved.get("out_dir", train_config.out_dir),
+                             train_config.out_dir)
+        return old == new
+    same = all(same_setting(k, saved.get(k), v) for k, v in wanted.items()
+               if k not in FREE_ON_RESUME_TRAIN)
     return checkpoint if same and "optimizer" in checkpoint else None
 
 
@@ -543,4 +553,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, resume_hint="run the same command again to continue where it stopped (finished stages are kept)")

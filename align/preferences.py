@@ -32,6 +32,7 @@ from minigpt.checkpoint import model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
 from minigpt.device import pick_device
+from minigpt.ownership import refuse_others_run_folder
 
 
 PAIRING_CHOICES = ("adjacent", "all")
@@ -167,6 +168,7 @@ def main(argv=None):
     config = PreferenceConfig(**given_flags(parser.parse_args(argv)))
     if os.path.isdir(config.out):
         raise InputError(f"--out {config.out}: is a folder, expected a JSONL file name")
+    refuse_others_run_folder(config.out, "--out")  # never into another command's run folder
     if os.path.exists(config.out) and not config.overwrite:
         raise InputError(f"--out {config.out}: already exists; pass --overwrite to replace it, "
                          f"or another --out")

@@ -37,6 +37,7 @@ from minigpt.model import GPT
 from minigpt.runlog import column
 from minigpt import distributed
 from minigpt.device import pick_device
+from minigpt.ownership import check_run_folder
 
 
 class RewardModel(nn.Module):
@@ -176,7 +177,7 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
         model.to(device)
         train_pairs, eval_pairs, stats = load_pairs(config, tokenizer, "reward-model")
         # only now: bad input above leaves the folder untouched (None on ranks other than 0)
-        run = start_run(config, tokenizer, stats, resume_from, ranks)
+        run = start_run(config, "reward", tokenizer, stats, resume_from, ranks)
     pad_id = tokenizer.pad_id
 
     def loss_on_batch(trained, indices):
@@ -226,7 +227,9 @@ def plot_reward(run, rows, prefix="eval"):
 
 def main(argv=None):
     parser = parser_from_dataclass(RewardConfig, __doc__)
-    summary = train_reward(RewardConfig(**given_flags(parser.parse_args(argv))))
+    config = RewardConfig(**given_flags(parser.parse_args(argv)))
+    check_run_folder(config.out_dir, "reward")  # before any work: no other command's folder
+    summary = train_reward(config)
     if not summary:  # a rank other than 0 under torchrun
         return summary
     print(f"run folder: {summary['run']}")
@@ -237,4 +240,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, resume_hint="add --resume to the same command to continue from its last checkpoint, exactly")

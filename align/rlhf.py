@@ -68,9 +68,10 @@ from align.rl_losses import (gae, kl_penalized_rewards, masked_mean, ppo_clip_lo
 from align.rollouts import collect_rollouts, policy_logprobs
 from minigpt import distributed
 from minigpt.checkpoint import load_weights, save_checkpoint
-from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
+from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main, show_progress
 from minigpt.device import autocast_for, pick_device
 from minigpt.errors import InputError
+from minigpt.ownership import check_run_folder
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
 from minigpt.runlog import column
 
@@ -281,7 +282,7 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
         counts = {"train_prompts": len(prompts), "train_rows_repeating_a_prompt": repeated,
                   "eval_prompts": len(eval_prompts), "eval_rows_repeating_a_prompt": eval_repeated}
         # only now: bad input leaves it untouched (None on ranks other than 0)
-        run = start_run(config, tokenizer, counts, resume_from, ranks)
+        run = start_run(config, "rlhf", tokenizer, counts, resume_from, ranks)
     trained = nn.ModuleDict({"policy": policy, **({"value": value_model} if value_model else {})})
     parameters = [p for p in trained.parameters() if p.requires_grad]
     optimizer = make_optimizer(trained, config.learning_rate, config.weight_decay,
@@ -320,7 +321,7 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
         evaluate(0)
     name = f"RLHF ({config.algorithm.upper()})"
     bar = tqdm(range(start_step + 1, config.max_iters + 1), initial=start_step,
-               total=config.max_iters, desc=name, disable=not (progress and ranks.is_main),
+               total=config.max_iters, desc=name, disable=not (show_progress(progress) and ranks.is_main),
                dynamic_ncols=True)
     for step in bar:
         lr = learning_rate_at(step, config.learning_rate, config.min_lr, config.warmup_iters,
@@ -403,7 +404,9 @@ def plot_rlhf(run, rows, prefix, config):
 
 def main(argv=None):
     parser = parser_from_dataclass(RLHFConfig, __doc__)
-    summary = train_rlhf(RLHFConfig(**given_flags(parser.parse_args(argv))))
+    config = RLHFConfig(**given_flags(parser.parse_args(argv)))
+    check_run_folder(config.out_dir, "rlhf")  # before any work: no other command's folder
+    summary = train_rlhf(config)
     if not summary:  # a rank other than 0 under torchrun
         return summary
     print(f"run folder: {summary['run']} ({summary['seconds']:.0f} s)")
@@ -417,4 +420,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, resume_hint="add --resume to the same command to continue from its last checkpoint, exactly")

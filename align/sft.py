@@ -31,6 +31,7 @@ from align.data import (SFT_KEYS, TruncationStats, can_pack, collate, pack_seque
                         read_jsonl, tokenize_example)
 from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.errors import InputError
+from minigpt.ownership import check_run_folder
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.runlog import column
 from minigpt import distributed
@@ -115,7 +116,7 @@ def train_sft(config: SFTConfig, progress=True) -> dict:
             raise InputError(f"{config.data}: no demonstration fits max_length={config.max_length}")
         truncation = {"train": dataclasses.asdict(stats), "held_out": dataclasses.asdict(eval_stats)}
         # only now: bad input above leaves the folder untouched (None on ranks other than 0)
-        run = start_run(config, tokenizer, truncation, resume_from, ranks)
+        run = start_run(config, "sft", tokenizer, truncation, resume_from, ranks)
     pad_id = tokenizer.pad_id
 
     def loss_on_batch(trained, indices):
@@ -154,7 +155,9 @@ def plot_sft(run, rows):
 
 def main(argv=None):
     parser = parser_from_dataclass(SFTConfig, __doc__)
-    summary = train_sft(SFTConfig(**given_flags(parser.parse_args(argv))))
+    config = SFTConfig(**given_flags(parser.parse_args(argv)))
+    check_run_folder(config.out_dir, "sft")  # before any work: no other command's folder
+    summary = train_sft(config)
     if not summary:  # a rank other than 0 under torchrun
         return summary
     print(f"run folder: {summary['run']}")
@@ -164,4 +167,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, resume_hint="add --resume to the same command to continue from its last checkpoint, exactly")

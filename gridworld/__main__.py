@@ -13,6 +13,7 @@ folder: config.json, metrics.jsonl, tables.npz, PNG figures (and a GIF), report.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import math
 import os
@@ -149,8 +150,36 @@ def load_layout(path) -> str:
         raise InputError(f"--layout {error}") from None
 
 
+# What a gridworld run folder holds. Like every command of the project, the gridworld writes
+# only into a folder of its own: its run.json says so (minigpt.ownership explains the
+# convention; the gridworld stands alone, so it checks its folder here, in a few lines).
+OWN_FILES = ("run.json", "config.json", "metrics.jsonl", "tables.npz", "report.md", "*.png", "*.gif")
+OWNER = {"kind": "gridworld", "command": "python -m gridworld"}
+
+
+def refuse_others_folder(path: Path):
+    """An InputError for a folder holding another command's run, or files this one never writes."""
+    if not path.is_dir():
+        return
+    marker = path / "run.json"
+    try:
+        kind = json.loads(marker.read_text(encoding="utf-8")).get("kind") if marker.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        kind = "unreadable"
+    if kind not in (None, OWNER["kind"]):
+        raise InputError(f"--out {path}: holds another command's run (run.json: {kind}); the "
+                         "gridworld writes only its own run folders: choose another --out")
+    stray = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()
+                   if p.is_dir() or not any(fnmatch.fnmatchcase(p.name, own) for own in OWN_FILES))
+    if stray:
+        raise InputError(f"--out {path}: holds files the gridworld did not write "
+                         f"({', '.join(stray[:4])}); move them out, or choose another --out")
+
+
 def make_out_dir(path) -> Path:
-    """The run folder, made (with its parents) if it is not there yet."""
+    """The run folder, made (with its parents) if it is not there yet; refused if it holds
+    another command's run or files the gridworld does not write."""
+    refuse_others_folder(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -158,6 +187,7 @@ def make_out_dir(path) -> Path:
                          "a folder you can write to") from None
     if not os.access(path, os.W_OK):
         raise InputError(f"--out {path}: cannot write there: expected a folder you can write to")
+    (path / "run.json").write_text(json.dumps(OWNER, indent=2) + "\n", encoding="utf-8")
     return path
 
 

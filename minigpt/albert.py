@@ -52,7 +52,6 @@ import dataclasses
 import json
 import os
 import statistics
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -65,13 +64,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from minigpt.bench import synchronize  # noqa: E402
 from minigpt.checkpoint import load_model  # noqa: E402
-from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main  # noqa: E402
+from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main, show_progress  # noqa: E402
 from minigpt.data import TokenData, read_text_file  # noqa: E402
 from minigpt.device import autocast_for, pick_device  # noqa: E402
 from minigpt.errors import InputError  # noqa: E402
 from minigpt.memory import activation_bytes, state_bytes  # noqa: E402
 from minigpt.model import GPTConfig  # noqa: E402
 from minigpt.optim import make_optimizer  # noqa: E402
+from minigpt.ownership import check_run_folder
 from minigpt.runlog import RunFolder  # noqa: E402
 from minigpt.tokenizer import TOKENIZER_KINDS, make_tokenizer  # noqa: E402
 from minigpt.train import TrainConfig, builtin_corpus, train  # noqa: E402
@@ -323,16 +323,15 @@ def run_albert(config: AlbertConfig) -> list[dict]:
     """Train (or reuse) each variant, measure it, write albert.md, albert.json, albert.png
     and config.json into config.out_dir; returns one row per variant, the baseline first."""
     names = config.variant_list()
-    if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
-        raise InputError(f"--out-dir {config.out_dir}: is a file, expected a folder")
+    check_run_folder(config.out_dir, "albert")  # before any work: no other command's folder
     device = pick_device(config.device)
     data, tokenizer = load_data(config)  # bad data: an error before any folder is made
     data_tokens = len(data.train) + len(data.val)
-    out = RunFolder(config.out_dir)
+    out = RunFolder(config.out_dir, "albert")
     out.write_json("config.json", {**dataclasses.asdict(config), "variant_list": names,
                                    "device": device, "vocab_size": tokenizer.vocab_size,
                                    "threads": torch.get_num_threads()})
-    show = config.progress and sys.stderr.isatty()
+    show = show_progress(config.progress)
 
     trained = {}  # name -> (summary, reused)
     for name in tqdm(names, desc="ALBERT variants", disable=not show, dynamic_ncols=True):
@@ -530,4 +529,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, resume_hint="run the same command again to continue (finished variants are kept)")

@@ -48,6 +48,7 @@ from minigpt.memory import activation_bytes, state_bytes
 from minigpt.model import GPT, GPTConfig
 from minigpt.optim import make_optimizer
 from minigpt.device import autocast_for, pick_device
+from minigpt.ownership import refuse_others_run_folder
 
 DEFAULT_MODEL = GPTConfig()
 MiB, GiB = 2**20, 2**30
@@ -613,6 +614,8 @@ def main(argv=None):
     if flags.get("lengths"):  # block_size: the largest length, unless given
         flags.setdefault("block_size", max(parse_lengths(flags["lengths"])))
     config = BenchConfig(**flags)
+    if config.lengths:  # it writes --plot and a JSON beside it: never into another command's run folder
+        refuse_others_run_folder(config.plot, "--plot")
     device = pick_device(config.device)
     torch.manual_seed(config.seed)
     n_params = GPT(GPTConfig(block_size=config.block_size, vocab_size=config.vocab_size,

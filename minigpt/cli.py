@@ -64,13 +64,23 @@ def command_name(cls) -> str:
     return f"python -m {module}"
 
 
+def show_progress(progress: bool = True) -> bool:
+    """Draw progress bars only where someone watches them: when asked (--progress) and
+    standard error is a terminal. A log piped to a file gets the one line per evaluation
+    that each command prints, not thousands of redrawn bars."""
+    return progress and sys.stderr.isatty()
+
+
 def given_flags(namespace: argparse.Namespace) -> dict:
     """The flags the user typed, as {field_name: value}."""
     return vars(namespace).copy()
 
 
-def run_main(main, argv=None):
+def run_main(main, argv=None, resume_hint: str = ""):
     """Run main(argv); report an InputError as one line and exit with status 2.
+
+    resume_hint: what to type to continue after Ctrl-C ("rerun the same command", "add
+    --resume"), printed with the word "interrupted".
 
     Under torchrun, bad input that one rank found is reported by rank 0 alone (see
     minigpt.distributed.Ranks.together); every rank leaves the process group at the end."""
@@ -82,7 +92,7 @@ def run_main(main, argv=None):
     except StoppedByAnotherRank:
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted" + (f": {resume_hint}" if resume_hint else ""), file=sys.stderr)
         sys.exit(130)
     finally:
         finish()

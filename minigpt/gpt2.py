@@ -63,6 +63,7 @@ from minigpt.checkpoint import (
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.config import GPTConfig
 from minigpt.errors import InputError
+from minigpt.ownership import check_run_folder, write_owner_file
 from minigpt.runlog import RunFolder
 from minigpt.swaps import attention_to_run
 from minigpt.tokenizer import BPETokenizer
@@ -535,10 +536,12 @@ class ConvertConfig:
 def convert_from_hf(folder, out_dir, overwrite=False) -> str:
     """A Hugging Face GPT-2 folder -> a minigpt run folder: ckpt.pt (a 'pretrain' checkpoint,
     model only), tokenizer.json, config.json and report.md. Returns the ckpt.pt path."""
+    if check_run_folder(out_dir, "gpt2") and not overwrite:
+        raise InputError(f"--out-dir {out_dir}: already holds a converted model; pass "
+                         f"--overwrite to replace it, or give another --out-dir")
     checkpoint = checkpoint_from_hf(folder)
     model, tokenizer = model_from_checkpoint(checkpoint)
-    refuse_to_replace(out_dir, (CHECKPOINT_NAME,), overwrite)
-    run = RunFolder(out_dir)
+    run = RunFolder(out_dir, "gpt2")
     run.write_json("config.json", {"from_hf": str(folder), "out_dir": str(out_dir),
                                    "model_config": model.config.to_dict()})
     tokenizer.save(run.file("tokenizer.json"))
@@ -554,14 +557,14 @@ def convert_to_hf(run, out_dir, weights="auto", overwrite=False) -> str:
     config.json and the weights; with a BPE tokenizer also vocab.json, merges.txt and a
     tokenizer_config.json naming its special tokens (transformers.AutoTokenizer reads them).
     Returns the weights file's path."""
+    if check_run_folder(out_dir, "hf") and not overwrite:  # a minigpt run there is refused
+        raise InputError(f"--out-dir {out_dir}: already holds a Hugging Face model; pass "
+                         f"--overwrite to replace it, or give another --out-dir")
     model, tokenizer, _ = load_model(run, "cpu", needed_by="minigpt.gpt2 --to-hf")
-    if os.path.isfile(os.path.join(out_dir, CHECKPOINT_NAME)):
-        raise InputError(f"--out-dir {out_dir}: holds a minigpt run ({CHECKPOINT_NAME}); write "
-                         f"the Hugging Face folder somewhere else")
-    refuse_to_replace(out_dir, (CONFIG_NAME, *WEIGHTS_NAMES), overwrite)
     safe = {"auto": None, "safetensors": True, "bin": False}[weights]
     written = save_pretrained(model, out_dir, safe_serialization=safe,
                               bos_token_id=tokenizer.bos_id, eos_token_id=tokenizer.eos_id)
+    write_owner_file(out_dir, "hf")  # run.json: transformers reads none of it
     if tokenizer.kind == "bpe":
         tokenizer.save_files(out_dir)
         names = {i: token for token, i in tokenizer.vocab().items()}
@@ -576,14 +579,6 @@ def convert_to_hf(run, out_dir, weights="auto", overwrite=False) -> str:
               f"format cannot hold: {out_dir} gets the model only")
     print(f"{run} -> {written}: {describe(model, tokenizer)}")
     return written
-
-
-def refuse_to_replace(out_dir, names, overwrite):
-    """An InputError when out_dir already holds one of these files and --overwrite is off."""
-    present = [name for name in names if os.path.isfile(os.path.join(out_dir, name))]
-    if present and not overwrite:
-        raise InputError(f"--out-dir {out_dir}: already holds {present[0]}; pass --overwrite to "
-                         f"replace it, or give another --out-dir")
 
 
 def describe(model, tokenizer) -> str:

@@ -55,7 +55,6 @@ import io
 import json
 import math
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
 
@@ -69,10 +68,11 @@ matplotlib.use("Agg")  # write PNG files; never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 
 from minigpt.checkpoint import CHECKPOINT_NAME, load_model  # noqa: E402
-from minigpt.cli import given_flags, parser_from_dataclass, run_main  # noqa: E402
+from minigpt.cli import given_flags, parser_from_dataclass, run_main, show_progress  # noqa: E402
 from minigpt.data import TokenData, read_text_file  # noqa: E402
 from minigpt.device import pick_device  # noqa: E402
 from minigpt.errors import InputError  # noqa: E402
+from minigpt.ownership import check_run_folder
 from minigpt.runlog import RunFolder  # noqa: E402
 from minigpt.train import TrainConfig, builtin_corpus, estimate_loss  # noqa: E402
 
@@ -327,13 +327,15 @@ def main(argv=None):
     if not os.path.exists(os.path.join(config.run, CHECKPOINT_NAME)):
         raise InputError(f"--run {config.run}: no {CHECKPOINT_NAME} in it; train one with "
                          f"`python -m minigpt.train --out-dir {config.run}`")
+    out_dir = config.out_dir or os.path.join(config.run, "pruning")
+    check_run_folder(out_dir, "prune")  # before any work: no other command's folder
     device = pick_device(config.device)
     model, tokenizer, _ = load_model(config.run, device, needed_by="minigpt.prune")
     settings, data_tokens = run_settings(config.run)
     if config.eval_iters:
         settings = dataclasses.replace(settings, eval_iters=config.eval_iters)
     data = validation_data(settings, data_tokens, tokenizer, config.run)
-    out = RunFolder(config.out_dir or os.path.join(config.run, "pruning"))
+    out = RunFolder(out_dir, "prune")
     out.write_json("config.json", {**dataclasses.asdict(config), "sparsity_list": sparsities,
                                    "eval_iters": settings.eval_iters, "device": device})
 
@@ -341,7 +343,7 @@ def main(argv=None):
           f"matrices pruned globally, {settings.eval_iters} validation batches of "
           f"{settings.batch_size} × {settings.block_size} tokens, device {device}")
     rows = prune_curve(model, data, sparsities, settings, device,
-                       progress=config.progress and sys.stderr.isatty())
+                       progress=show_progress(config.progress))
     text = findings(rows)
     out.write_json("pruning.json", {"rows": rows})
     out.write_text("pruning.md", "\n".join([

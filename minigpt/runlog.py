@@ -5,6 +5,7 @@
     RUN/*.png           plots made from the metrics
     RUN/report.md       a short summary in Markdown
     RUN/ckpt.pt         the checkpoint (minigpt.checkpoint)
+    RUN/run.json        whose folder it is (minigpt.ownership): no other command writes here
 
 Example:
     >>> run = RunFolder("runs/demo")
@@ -23,6 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from minigpt.checkpoint import write_atomically  # noqa: E402
 from minigpt.errors import InputError  # noqa: E402
+from minigpt.ownership import write_owner_file  # noqa: E402
 
 
 def running_mean(values, width: int) -> list[float]:
@@ -36,9 +38,13 @@ def running_mean(values, width: int) -> list[float]:
 
 
 class RunFolder:
-    def __init__(self, path):
+    def __init__(self, path, kind: str | None = None):
+        """Open (and make) the folder; kind: the kind of run a command writes into it
+        (minigpt.ownership.KINDS), recorded in run.json. Without kind the folder is only read."""
         self.path = str(path)
         os.makedirs(self.path, exist_ok=True)
+        if kind is not None:
+            write_owner_file(self.path, kind)
 
     def file(self, name) -> str:
         return os.path.join(self.path, name)

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from minigpt.checkpoint import (CHECKPOINT_NAME, check_same_config, load_checkpoint,
                                 load_weights, save_checkpoint)
-from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main
+from minigpt.cli import check_ranges, given_flags, parser_from_dataclass, run_main, show_progress
 from minigpt.data import TokenData, read_text_file
 from minigpt.device import autocast_for, pick_device
 from minigpt import distributed
@@ -49,6 +49,7 @@ from minigpt.distributed import Ranks
 from minigpt.errors import InputError
 from minigpt.model import ATTENTION_KINDS, GPT, SHARE_MODES, GPTConfig
 from minigpt.optim import learning_rate_at, make_optimizer, set_learning_rate
+from minigpt.ownership import check_run_folder, same_path
 from minigpt.runlog import RunFolder, column
 from minigpt.swaps import attention_to_run
 from minigpt.tokenizer import TOKENIZER_KINDS, make_tokenizer, tokenizer_from_dict
@@ -180,8 +181,7 @@ def sample_text(model, tokenizer, data, n_tokens, seed, device) -> str:
 def resolve_config(flags: dict, ranks: Ranks = Ranks()) -> tuple[TrainConfig, dict | None]:
     """The run's configuration: defaults, or the resumed run's, overridden by the flags typed."""
     config = TrainConfig(**flags)
-    if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):
-        raise InputError(f"--out-dir {config.out_dir}: is a file, expected a folder")
+    check_run_folder(config.out_dir, "pretrain")  # no other command's folder, no stray files
     checkpoint_file = os.path.join(config.out_dir, CHECKPOINT_NAME)
     if not config.resume:
         if os.path.exists(checkpoint_file) and not config.overwrite:
@@ -232,8 +232,9 @@ def trajectory_changes(saved: dict, flags: dict) -> str:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
     def same(name, old, new):
-        if name == "data":  # "corpus.txt" and "./corpus.txt" are one file
-            return (os.path.realpath(old) if old else "") == (os.path.realpath(new) if new else "")
+        if name == "data":  # "corpus.txt" and "./corpus.txt" are one file, so is a moved run's own
+            new_folder = flags.get("out_dir", defaults["out_dir"])
+            return same_path(old, new, saved.get("out_dir", new_folder), new_folder)
         return old == new
 
     def show(value):
@@ -277,7 +278,7 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
         data.check_block_size(config.block_size)
 
     # only now: bad data above leaves no empty folder behind; rank 0 alone writes it
-    run = RunFolder(config.out_dir) if main_rank else None
+    run = RunFolder(config.out_dir, "pretrain") if main_rank else None
     model_config = config.model_config(tokenizer.vocab_size)
     model = GPT(model_config).to(device)
     optimizer = make_optimizer(model, config.learning_rate, config.weight_decay,
@@ -344,7 +345,7 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
     tokens_per_s = 0.0
     started = time.time()
     bar = tqdm(range(start_step + 1, last_step + 1), initial=start_step, total=config.max_iters,
-               desc="pre-training", disable=not progress, dynamic_ncols=True)
+               desc="pre-training", disable=not show_progress(progress), dynamic_ncols=True)
     for step in bar:
         step_started = time.time()
         lr = learning_rate_at(step, config.learning_rate, config.min_lr,
@@ -427,4 +428,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    run_main(main)
+    run_main(main, resume_hint="add --resume to the same command to continue from its last checkpoint, exactly")

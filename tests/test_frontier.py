@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from align.frontier import (FrontierConfig, best_of_n_rows, check_run_folder, collapse_check,
+from align.frontier import (FrontierConfig, best_of_n_rows, read_pipeline_run, collapse_check,
                             optimum_rows)
 from align.gold import gold_reward
 from align.frontier_report import best_within, verdict
@@ -75,7 +75,7 @@ def test_a_run_folder_missing_a_stage_is_refused_naming_the_stage_and_the_comman
     (tmp_path / "sft" / "ckpt.pt").write_bytes(b"x")
     with pytest.raises(InputError, match=r"no reward/ckpt.pt \(the reward stage\); make it with "
                                          r"`python -m align.pipeline --out-dir"):
-        check_run_folder(str(tmp_path))
+        read_pipeline_run(str(tmp_path))
 
 
 @pytest.mark.parametrize("flags, message", [

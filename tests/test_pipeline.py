@@ -260,14 +260,19 @@ def test_stage_commands_reject_bad_input_in_one_line_and_keep_earlier_output(tmp
     write_jsonl(pairs, [{"prompt": "hello", "chosen": "hi", "rejected": "go away"}] * 4)
     run_main(reward_main, ["--init", str(sft_dir), "--data", str(pairs), "--out-dir", str(tmp_path / "rm"),
                            "--max-iters", "2", *common])
+    dpo_dir = tmp_path / "dpo"
     assert "this is a 'reward' checkpoint" in one_line_error(
-        capsys, dpo_main, ["--init", str(tmp_path / "rm"), "--data", str(pairs), "--out-dir", str(sft_dir), *common])
+        capsys, dpo_main, ["--init", str(tmp_path / "rm"), "--data", str(pairs), "--out-dir", str(dpo_dir), *common])
     # a checkpoint whose (character) vocabulary cannot write the data
     char = CharTokenizer.from_text("User: hello\nAssistant: hi")
     model = GPT(tiny_config(vocab_size=char.vocab_size, block_size=64))
     save_checkpoint(tmp_path / "char" / "ckpt.pt", model, 0, model.config, char)
     assert "character 'g'" in one_line_error(
-        capsys, dpo_main, ["--init", str(tmp_path / "char"), "--data", str(pairs), "--out-dir", str(sft_dir), *common])
+        capsys, dpo_main, ["--init", str(tmp_path / "char"), "--data", str(pairs), "--out-dir", str(dpo_dir), *common])
+    assert not dpo_dir.exists()  # bad input leaves no folder behind
+    # DPO pointed at the SFT run's folder is refused before it reads anything
+    assert "holds an SFT run, written by python -m align.sft" in one_line_error(
+        capsys, dpo_main, ["--init", str(tmp_path / "rm"), "--data", str(pairs), "--out-dir", str(sft_dir), *common])
     after = {name: (sft_dir / name).read_bytes() for name in ("ckpt.pt", "metrics.jsonl")}
     assert after == before  # nothing written before was lost
     assert json.loads((sft_dir / "config.json").read_text())["data"] == str(good)
