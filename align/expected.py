@@ -15,20 +15,33 @@ Example:
 """
 
 # Where the ranges come from. Each range is the lowest and highest value these runs gave,
-# widened to a round number; a user's default run is expected inside it.
-MEASURED_ON = ("2026-12-06/07: the default preset, seed 1337 on three 2-core CPU machines "
-               "and seeds 1 and 2 on one of them (torch 2.13)")
+# widened to a round number; a user's default run is expected inside it. Five runs are few:
+# a run just outside one range is no proof of a bug, a run outside several is worth a look.
+MEASURED_ON = ("2026-12-06/07, the default preset on torch 2.13, 2-core CPUs: seed 1337 on "
+               "three machines, seeds 1 and 2 on one of them (5 runs)")
 
-# name: (what it is, low, high, how to read it from results.json)
+# name: (what it is, low, high, where results.json holds it)
 EXPECTED = {
-    "dpo_minus_sft": ("DPO − SFT, mean r* (sampled, paired)", 0.6, 1.0,
+    "pretrain_val_loss": ("pre-training validation loss (nats per byte)", 0.34, 0.39,
+                          ("pretrain_val_loss",)),
+    "sft_gold": ("SFT's mean r* (sampled)", -2.0, -1.4,
+                 ("evaluation", "sampled", "SFT", "gold_mean")),
+    "dpo_minus_sft": ("DPO − SFT, mean r* (sampled, paired)", 0.55, 1.0,
                       ("evaluation", "paired", "DPO − SFT", "gold_difference", 0)),
-    "rlhf_minus_sft": ("RLHF − SFT, mean r* (sampled, paired)", 0.8, 1.1,
+    "rlhf_minus_sft": ("RLHF − SFT, mean r* (sampled, paired)", 0.8, 1.2,
                        ("evaluation", "paired", "RLHF − SFT", "gold_difference", 0)),
+    "dpo_greedy_right": ("DPO's right-answer share (greedy)", 0.2, 0.35,
+                         ("evaluation", "greedy", "DPO", "right_share")),
+    "rlhf_greedy_right": ("RLHF's right-answer share (greedy)", 0.2, 0.35,
+                          ("evaluation", "greedy", "RLHF", "right_share")),
     "reward_gold_agreement": ("reward model's agreement with the gold ranking", 0.8, 0.92,
                               ("reward_gold_agreement",)),
-    "rlhf_off_topic": ("RLHF answers that ignore the question (share)", 0.25, 0.45,
+    "rlhf_off_topic": ("RLHF answers that ignore the question (share, sampled)", 0.25, 0.45,
                        ("evaluation", "sampled", "RLHF", "breakdown", "shares", "off_topic")),
+    "dpo_kl": ("KL(π_θ‖π_ref) of DPO, exact per token (nats)", 2.0, 3.0,
+               ("evaluation", "kl", "DPO", "kl_exact_per_token")),
+    "rlhf_kl": ("KL(π_θ‖π_ref) of RLHF, exact per token (nats)", 1.2, 2.0,
+                ("evaluation", "kl", "RLHF", "kl_exact_per_token")),
 }
 
 

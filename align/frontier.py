@@ -38,7 +38,7 @@ best r* each method reaches within each KL budget), frontier.json, and one run f
 trained policy (dpo-beta-*, rlhf-*-beta-*).
 
 Run:
-    python -m align.frontier --run runs/pipeline  # the default (777 s measured on 2 CPU cores)
+    python -m align.frontier --run runs/pipeline  # the default: about 15 minutes on 2 idle CPU cores
     python -m align.frontier --run runs/pipeline-quick --quick
 """
 
