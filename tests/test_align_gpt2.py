@@ -193,10 +193,17 @@ def test_the_converter_refuses_to_replace_and_needs_one_direction(gpt2_folder, t
     run = tmp_path / "run"
     gpt2_main(["--from-hf", str(gpt2_folder), "--out-dir", str(run)])
     one_line_error(lambda: gpt2_main(["--from-hf", str(gpt2_folder), "--out-dir", str(run)]),
-                   str(run), "already holds ckpt.pt", "--overwrite")
+                   str(run), "already holds a converted model", "--overwrite")
     gpt2_main(["--from-hf", str(gpt2_folder), "--out-dir", str(run), "--overwrite"])
     one_line_error(lambda: gpt2_main(["--to-hf", str(run), "--out-dir", str(run)]),
-                   "holds a minigpt run")
+                   "holds a GPT-2 model converted from Hugging Face", "minigpt.gpt2 --from-hf")
+    hf = tmp_path / "hf"  # the way back: refused a second time without --overwrite
+    gpt2_main(["--to-hf", str(run), "--out-dir", str(hf)])
+    one_line_error(lambda: gpt2_main(["--to-hf", str(run), "--out-dir", str(hf)]),
+                   "already holds a Hugging Face model", "--overwrite")
+    gpt2_main(["--to-hf", str(run), "--out-dir", str(hf), "--overwrite"])
+    one_line_error(lambda: gpt2_main(["--from-hf", str(hf), "--out-dir", str(hf)]),
+                   "holds a Hugging Face GPT-2 folder")
     one_line_error(lambda: gpt2_main(["--out-dir", str(run)]), "--from-hf", "--to-hf")
     one_line_error(lambda: gpt2_main(["--from-hf", str(gpt2_folder)]), "--out-dir is required")
 
