@@ -58,7 +58,7 @@ def write_examples(out_dir) -> list[str]:
     """Write every example file into out_dir; returns their paths."""
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise InputError(f"--out-dir {out_dir}: is a file, expected a folder")
-    refuse_others_run_folder(os.path.join(out_dir, "corpus.txt"), "--out-dir")  # in it, or above it
+    refuse_others_run_folder(out_dir, "--out-dir", is_folder=True)  # no other command's run folder
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for name, content in example_files().items():

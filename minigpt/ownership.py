@@ -181,9 +181,10 @@ def kind_of(folder, strict=False) -> str | None:
     return candidates[0]
 
 
-def enclosing_run(path) -> tuple[str, str] | tuple[None, None]:
-    """(folder, kind) of the nearest folder above path that is a run folder; (None, None)."""
-    here = os.path.dirname(os.path.abspath(path))
+def enclosing_run(path, from_itself=False) -> tuple[str, str] | tuple[None, None]:
+    """(folder, kind) of the nearest folder above path (from_itself: path or above) that is
+    a run folder; (None, None) when there is none."""
+    here = os.path.abspath(path) if from_itself else os.path.dirname(os.path.abspath(path))
     while True:
         kind = kind_of(here, strict=True)
         if kind is not None:
@@ -226,15 +227,16 @@ def listing(names, most=4) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def refuse_others_run_folder(path, flag: str, kind: str | None = None):
-    """An InputError when path (a file or folder to write) lies in another command's run
-    folder. kind: the kind of run folder path itself is to be (None: a single file), which
-    may sit inside the kinds its RunKind.inside names."""
-    folder, owner = enclosing_run(path)
+def refuse_others_run_folder(path, flag: str, kind: str | None = None, is_folder=False):
+    """An InputError when path lies in another command's run folder. path: a file to write,
+    or (is_folder) a folder to write files into; kind: the kind of run folder path itself
+    is to be (None: files only), which may sit inside the kinds its RunKind.inside names."""
+    folder, owner = enclosing_run(path, from_itself=is_folder)
     if owner is None or (kind is not None and owner in KINDS[kind].inside):
         return
-    raise InputError(f"{flag} {path}: lies inside {KINDS[owner].what} ({folder}, written by "
-                     f"{KINDS[owner].command}); choose a path outside it")
+    where = ("is" if folder == os.path.abspath(path) else "lies inside") + f" {KINDS[owner].what}"
+    raise InputError(f"{flag} {path}: {where} ({folder}, written by {KINDS[owner].command}); "
+                     f"choose a path outside it")
 
 
 def check_run_folder(path, kind: str, flag: str = "--out-dir") -> bool:
