@@ -121,7 +121,8 @@ def compare_policies(reference, policies: dict, reward_model, tokenizer, prompts
     best_name = f"best-of-{best_of} (r_φ)"
     sampled[best_name] = best_of_n_samples(reference, reward_model, tokenizer, prompts, best_of,
                                            device, seed=seed + 100, max_new_tokens=max_new_tokens)
-    results = {"prompts": len(prompts), "sampled": {}, "greedy": {}, "paired": {}, "kl": {}}
+    results = {"prompts": len(prompts), "distinct_prompts": len(set(prompts)),
+               "sampled": {}, "greedy": {}, "paired": {}, "kl": {}}
     for name, samples in sampled.items():
         results["sampled"][name] = summarise(prompts, samples, seed)
     for name, samples in greedy.items():

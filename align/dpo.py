@@ -287,7 +287,9 @@ def plot_dpo(run, rows, prefix="eval", window=10):
 def main(argv=None):
     parser = parser_from_dataclass(DPOConfig, __doc__)
     config = DPOConfig(**given_flags(parser.parse_args(argv)))
-    check_run_folder(config.out_dir, "dpo")  # before any work: no other command's folder
+    ranks = distributed.start()  # under torchrun, rank 0 alone reports a refusal
+    with ranks.together():
+        check_run_folder(config.out_dir, "dpo")  # before any work: no other command's folder
     summary = train_dpo(config)
     if not summary:  # a rank other than 0 under torchrun
         return summary

@@ -38,7 +38,7 @@ best r* each method reaches within each KL budget), frontier.json, and one run f
 trained policy (dpo-beta-*, rlhf-*-beta-*).
 
 Run:
-    python -m align.frontier --run runs/pipeline  # the default: about 15 minutes on 2 idle CPU cores
+    python -m align.frontier --run runs/pipeline  # the default: the longest command here (README)
     python -m align.frontier --run runs/pipeline-quick --quick
 """
 
@@ -158,13 +158,16 @@ def open_out_dir(config: FrontierConfig) -> RunFolder:
     run, and so is a pipeline run moved together with its frontier."""
     settings = {k: v for k, v in dataclasses.asdict(config).items()
                 if k not in ("overwrite", "progress")}
-    settings["run"] = os.path.realpath(config.run)
+    # both resolved: a frontier moved with its pipeline run, the project folder and all, is the same
+    settings["run"], settings["out_dir"] = os.path.realpath(config.run), os.path.realpath(config.out_dir)
+
+    new_folder = settings["out_dir"]
 
     def same(name, old, new):
         if name == "out_dir":  # where the frontier is, not what it measures
             return True
         if name == "run" and isinstance(old, str):
-            return same_path(old, new, saved.get("out_dir") or config.out_dir, config.out_dir)
+            return same_path(old, new, saved.get("out_dir") or new_folder, new_folder)
         return old == new
     if check_run_folder(config.out_dir, "frontier"):
         saved = {}

@@ -257,8 +257,9 @@ def open_run_folder(config: PipelineConfig) -> tuple[RunFolder, dict]:
     """The run folder and the stages already done in it ({stage: {"seconds", "result"}}).
 
     An empty or missing folder starts a new run. A folder holding a pipeline run of the same
-    settings resumes it. A pipeline run of other settings is refused (its work is not
-    replaced without asking) unless --overwrite; a folder of other files is always refused,
+    settings resumes it, --overwrite or not. A pipeline run of other settings is refused (its
+    work is not replaced without asking) unless --overwrite; another command's folder, or
+    one holding files the pipeline did not write, is always refused (minigpt.ownership),
     since the pipeline never deletes what it did not write."""
     out = config.out_dir
     wanted = saved_settings(config)
@@ -285,7 +286,7 @@ def open_run_folder(config: PipelineConfig) -> tuple[RunFolder, dict]:
         if len(changes) > 4:
             changes = changes[:4] + [f"{len(changes) - 4} more"]
         finished = os.path.exists(os.path.join(out, "results.json"))
-        if config.overwrite:
+        if changes and config.overwrite:
             remove_run_folder(out, "pipeline")  # only what the pipeline wrote
         elif changes:
             raise InputError(f"{out}: holds a {'finished' if finished else 'unfinished'} pipeline "

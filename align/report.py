@@ -232,9 +232,20 @@ def cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def prompts_counted(evaluation: dict) -> str:
+    """"300 held-out prompts (108 distinct questions; ...)": the draws repeat questions, and
+    every interval here counts each draw as independent, so it is narrower than one over
+    distinct questions would be."""
+    n, distinct = evaluation["prompts"], evaluation.get("distinct_prompts")
+    if distinct is None or distinct == n:
+        return f"{n} held-out prompts"
+    return (f"{n} held-out prompts ({distinct} distinct questions, drawn with repeats; the "
+            f"intervals count each of the {n} as independent, so they are too narrow)")
+
+
 def evaluation_lines(evaluation: dict) -> list[str]:
     """The tables of `align.compare`'s results."""
-    lines = [f"## Held-out evaluation ({evaluation['prompts']} prompts, held out by content)", "",
+    lines = [f"## Held-out evaluation ({prompts_counted(evaluation)}, held out by content)", "",
              "| policy | answers | mean r* [95% CI] | right [95% CI] | wrong | offensive | evasive "
              "| off-topic | distinct answers | cut at max tokens |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -345,7 +356,7 @@ def gold_sentence(evaluation) -> str:
                      f"{and_join(said['down'])}")
     if said[None]:
         parts.append(f"not told apart from SFT (the interval includes 0): {and_join(said[None])}")
-    return (f"Mean gold reward r* against SFT on the same {evaluation['prompts']} held-out prompts "
+    return (f"Mean gold reward r* against SFT on the same {prompts_counted(evaluation)} "
             f"(sampled answers, difference with its paired 95% interval): "
             + "; ".join(parts) + ".")
 

@@ -228,7 +228,9 @@ def plot_reward(run, rows, prefix="eval"):
 def main(argv=None):
     parser = parser_from_dataclass(RewardConfig, __doc__)
     config = RewardConfig(**given_flags(parser.parse_args(argv)))
-    check_run_folder(config.out_dir, "reward")  # before any work: no other command's folder
+    ranks = distributed.start()  # under torchrun, rank 0 alone reports a refusal
+    with ranks.together():
+        check_run_folder(config.out_dir, "reward")  # before any work: no other command's folder
     summary = train_reward(config)
     if not summary:  # a rank other than 0 under torchrun
         return summary

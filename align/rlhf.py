@@ -405,7 +405,9 @@ def plot_rlhf(run, rows, prefix, config):
 def main(argv=None):
     parser = parser_from_dataclass(RLHFConfig, __doc__)
     config = RLHFConfig(**given_flags(parser.parse_args(argv)))
-    check_run_folder(config.out_dir, "rlhf")  # before any work: no other command's folder
+    ranks = distributed.start()  # under torchrun, rank 0 alone reports a refusal
+    with ranks.together():
+        check_run_folder(config.out_dir, "rlhf")  # before any work: no other command's folder
     summary = train_rlhf(config)
     if not summary:  # a rank other than 0 under torchrun
         return summary

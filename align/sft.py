@@ -156,7 +156,9 @@ def plot_sft(run, rows):
 def main(argv=None):
     parser = parser_from_dataclass(SFTConfig, __doc__)
     config = SFTConfig(**given_flags(parser.parse_args(argv)))
-    check_run_folder(config.out_dir, "sft")  # before any work: no other command's folder
+    ranks = distributed.start()  # under torchrun, rank 0 alone reports a refusal
+    with ranks.together():
+        check_run_folder(config.out_dir, "sft")  # before any work: no other command's folder
     summary = train_sft(config)
     if not summary:  # a rank other than 0 under torchrun
         return summary

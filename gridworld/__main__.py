@@ -153,24 +153,39 @@ def load_layout(path) -> str:
 # What a gridworld run folder holds. Like every command of the project, the gridworld writes
 # only into a folder of its own: its run.json says so (minigpt.ownership explains the
 # convention; the gridworld stands alone, so it checks its folder here, in a few lines).
-OWN_FILES = ("run.json", "config.json", "metrics.jsonl", "tables.npz", "report.md", "*.png", "*.gif")
+OWN_FILES = ("run.json", "config.json", "metrics.jsonl", "tables.npz", "report.md", "values_*.png",
+             "episode_*.png", "learning_curves.png", "bandit.png", "episode.gif")
 OWNER = {"kind": "gridworld", "command": "python -m gridworld"}
 
 
+def run_json_kind(folder: Path) -> str | None:
+    """The kind a folder's run.json names ("another tool's" for one not of this project)."""
+    marker = folder / "run.json"
+    if not marker.is_file():
+        return None
+    try:
+        kind = json.loads(marker.read_text(encoding="utf-8")).get("kind")
+    except (OSError, ValueError, AttributeError):
+        kind = None
+    return kind if isinstance(kind, str) else "another tool's"
+
+
 def refuse_others_folder(path: Path):
-    """An InputError for a folder holding another command's run, or files this one never writes."""
+    """An InputError for a folder inside another command's run folder, or one holding
+    another command's run or files the gridworld never writes."""
+    for parent in path.resolve().parents:
+        if run_json_kind(parent) is not None:
+            raise InputError(f"--out {path}: lies inside {parent}, a run folder of "
+                             f"{run_json_kind(parent)} (its run.json); choose a folder outside it")
     if not path.is_dir():
         return
-    marker = path / "run.json"
-    try:
-        kind = json.loads(marker.read_text(encoding="utf-8")).get("kind") if marker.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        kind = "unreadable"
+    kind = run_json_kind(path)
     if kind not in (None, OWNER["kind"]):
         raise InputError(f"--out {path}: holds another command's run (run.json: {kind}); the "
                          "gridworld writes only its own run folders: choose another --out")
     stray = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir()
-                   if p.is_dir() or not any(fnmatch.fnmatchcase(p.name, own) for own in OWN_FILES))
+                   if (p.is_dir() and any(p.iterdir()))
+                   or (p.is_file() and not any(fnmatch.fnmatchcase(p.name, own) for own in OWN_FILES)))
     if stray:
         raise InputError(f"--out {path}: holds files the gridworld did not write "
                          f"({', '.join(stray[:4])}); move them out, or choose another --out")

@@ -471,7 +471,7 @@ results = json.loads((RUN / "results.json").read_text(encoding="utf-8"))  # the 
 evaluation = results["evaluation"]
 sft, rlhf = (evaluation["sampled"][name]["breakdown"] for name in ("SFT", "RLHF"))
 difference, low, high = evaluation["paired"]["RLHF − SFT"]["gold_difference"]
-print(f"{RUN}'s own RLHF stage (RLOO, β = {results['rlhf']['beta']}), SFT → RLHF on "
+print(f"{RUN}'s own RLHF stage ({results['rlhf']['algorithm'].upper()}, β = {results['rlhf']['beta']}), SFT → RLHF on "
       f"{evaluation['prompts']} held-out prompts: RLHF − SFT mean r* {difference:+.2f} "
       f"[{low:+.2f}, {high:+.2f}]; off-topic answers {sft['shares']['off_topic']:.0%} → "
       f"{rlhf['shares']['off_topic']:.0%}; distinct answers {sft['distinct_answers']} → "

@@ -201,6 +201,7 @@ def pipeline_run_folder(root: pathlib.Path, smoke: bool) -> pathlib.Path:
     print(f"pipeline run: {why}, so the {preset} preset is trained into the lessons' own folder "
           f"{folder} (python -m align.pipeline --preset {preset} --out-dir {folder})")
     small = dict(max_new_tokens=16, device="cpu") if smoke else {}
+    # an interrupted run of these settings continues; one of older settings is replaced
     run_pipeline(PipelineConfig(preset=preset, out_dir=str(folder), overwrite=True,
                                 progress=not smoke, **small))
     return folder

@@ -66,9 +66,9 @@ def command_name(cls) -> str:
 
 def show_progress(progress: bool = True) -> bool:
     """Draw progress bars only where someone watches them: when asked (--progress) and
-    standard error is a terminal. A log piped to a file gets the one line per evaluation
+    standard error is a terminal or a notebook. A log piped to a file gets the one line per evaluation
     that each command prints, not thousands of redrawn bars."""
-    return progress and sys.stderr.isatty()
+    return progress and (sys.stderr.isatty() or "ipykernel" in sys.modules)  # a notebook draws them too
 
 
 def given_flags(namespace: argparse.Namespace) -> dict:
@@ -92,6 +92,9 @@ def run_main(main, argv=None, resume_hint: str = ""):
     except StoppedByAnotherRank:
         sys.exit(2)
     except KeyboardInterrupt:
+        typed = sys.argv[1:] if argv is None else argv
+        if resume_hint and "--overwrite" in typed:  # rerun as typed, it would start afresh
+            resume_hint += ", without --overwrite"
         print("interrupted" + (f": {resume_hint}" if resume_hint else ""), file=sys.stderr)
         sys.exit(130)
     finally:

@@ -53,9 +53,11 @@ class RunKind:
     inside: tuple = ()             # the kinds of run folder it may be written inside
 
 
+# Each command's files by name: a pattern as wide as "*.png" would count a user's own figure
+# as the command's, and --overwrite would delete it.
 TRAIN_FILES = ("config.json", "metrics.jsonl", "loss.png", "ckpt.pt", "tokenizer.json", "report.md")
-STAGE_FILES = ("config.json", "metrics.jsonl", "tokenizer.json", "ckpt.pt", "*.png", "summary.json",
-               "report.md")
+STAGE_FILES = ("config.json", "metrics.jsonl", "tokenizer.json", "ckpt.pt", "summary.json",
+               "report.md", "loss.png")
 ALL_KINDS_FILES = (OWNER_FILE, ".tmp-*")  # the marker; a temp file an interrupted atomic write left
 
 KINDS = {
@@ -63,16 +65,17 @@ KINDS = {
                         config_keys=("data_tokens", "grad_accum")),
     "sft": RunKind("an SFT run", "python -m align.sft", STAGE_FILES,
                    config_keys=("truncation",), stage="sft"),
-    "reward": RunKind("a reward-model run", "python -m align.reward", STAGE_FILES,
+    "reward": RunKind("a reward-model run", "python -m align.reward", STAGE_FILES + ("accuracy.png",),
                       config_keys=("truncation",), stage="reward"),
-    "dpo": RunKind("a DPO run", "python -m align.dpo", STAGE_FILES,
+    "dpo": RunKind("a DPO run", "python -m align.dpo", STAGE_FILES + ("rewards.png", "accuracies.png"),
                    config_keys=("truncation", "beta", "loss_type"), stage="dpo"),
     "rlhf": RunKind("an RLHF run", "python -m align.rlhf",
-                    STAGE_FILES + ("value.pt",),
+                    STAGE_FILES + ("value.pt", "rewards.png", "kl.png"),
                     config_keys=("truncation", "algorithm", "rloo_k"), stage="rlhf"),
     "pipeline": RunKind(
         "a pipeline run", "python -m align.pipeline",
-        ("config.json", "stages.json", "results.json", "report.md", "samples.jsonl", "*.png"),
+        ("config.json", "stages.json", "results.json", "report.md", "samples.jsonl", "losses.png",
+         "dpo_rewards.png", "gold_reward.png", "gold_components.png"),
         config_keys=("preset_settings",), signature=("stages.json",),
         parts=(("data", "pipeline-data", ()), ("pretrain", "pretrain", ()), ("sft", "sft", ()),
                ("reward", "reward", ()), ("dpo", "dpo", ()), ("rlhf", "rlhf", ()))),
@@ -81,7 +84,8 @@ KINDS = {
                               "pairs_train.jsonl", "pairs_heldout.jsonl")),
     "frontier": RunKind(
         "a frontier", "python -m align.frontier",
-        ("config.json", "eval_prompts.jsonl", "frontier.json", "frontier.md", "*.png"),
+        ("config.json", "eval_prompts.jsonl", "frontier.json", "frontier.md", "frontier.png",
+         "overoptimisation.png"),
         config_keys=("dpo_betas", "optimum_samples"),
         parts=(("dpo-beta-*", "dpo", ("points.json",)), ("rlhf-*-beta-*", "rlhf", ("points.json",))),
         inside=("pipeline",)),
@@ -99,12 +103,17 @@ KINDS = {
                    "tokenizer_config.json", "generation_config.json"),
                   config_keys=("model_type",)),
     "gridworld": RunKind("a gridworld run", "python -m gridworld",  # checked in gridworld/__main__.py
-                         ("config.json", "metrics.jsonl", "tables.npz", "report.md", "*.png", "*.gif")),
+                         ("config.json", "metrics.jsonl", "tables.npz", "report.md", "values_*.png",
+                          "episode_*.png", "learning_curves.png", "bandit.png", "episode.gif")),
 }
 
 
+FOREIGN = "another tool's"  # kind_of a folder whose run.json another tool wrote
+
+
 def read_owner_file(folder) -> dict | None:
-    """run.json's contents; None when there is none. A damaged one is an InputError."""
+    """run.json's contents: {"kind": ...} when this project wrote it, {"kind": None} for a
+    run.json of another tool (Sacred, say, writes one too), None when there is none."""
     file = os.path.join(folder, OWNER_FILE)
     if not os.path.isfile(file):
         return None
@@ -114,8 +123,7 @@ def read_owner_file(folder) -> dict | None:
     except (OSError, ValueError, UnicodeDecodeError):
         owner = None
     if not isinstance(owner, dict) or owner.get("kind") not in KINDS:
-        raise InputError(f"{file}: not a run.json this project writes (expected "
-                         f'{{"kind": one of {sorted(KINDS)}}}); remove it if the folder is yours')
+        return {"kind": None}
     return owner
 
 
@@ -124,7 +132,8 @@ def write_owner_file(folder, kind: str):
     owner = read_owner_file(folder)
     if owner is not None:
         if owner["kind"] != kind:
-            raise InputError(f"{folder}: is {KINDS[owner['kind']].what}, not {KINDS[kind].what}")
+            raise InputError(f"{folder}: its run.json is not {KINDS[kind].what}'s: "
+                             f"{owner['kind'] or 'another tool'} wrote it")
         return
     text = json.dumps({"kind": kind, "command": KINDS[kind].command}, indent=2) + "\n"
     write_atomically(os.path.join(folder, OWNER_FILE), text.encode("utf-8"))
@@ -159,14 +168,14 @@ def kind_of(folder, strict=False) -> str | None:
     folder above the one a command writes is judged: a stray config.json is no run)."""
     owner = read_owner_file(folder)
     if owner is not None:
-        return owner["kind"]
+        return owner["kind"] or (None if strict else FOREIGN)
     try:
         names = set(os.listdir(folder))
     except OSError:  # not a folder, or one we may not read: no run folder of ours
         return None
     for kind, spec in KINDS.items():
         if spec.signature and names & set(spec.signature):
-            return kind
+            return None if strict and not_its_own(folder, kind)[0] else kind
     keys = config_keys_of(folder)
     candidates = [kind for kind, spec in KINDS.items()
                   if spec.config_keys and set(spec.config_keys) <= keys]
@@ -201,7 +210,11 @@ def not_its_own(folder, kind: str, extra=(), prefix="") -> tuple[list, list]:
     checked with its own kind's files; a run folder of a kind made to sit inside this one
     (a frontier in its pipeline run) is listed as nested, left to its own command."""
     spec, stray, nested = KINDS[kind], [], []
-    for name in sorted(os.listdir(folder)):
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:  # a folder we may not read holds nothing we wrote
+        return [prefix or folder], []
+    for name in names:
         path, shown = os.path.join(folder, name), prefix + name
         if not os.path.isdir(path):
             if not matches(name, spec.files + ALL_KINDS_FILES + tuple(extra)):
@@ -215,7 +228,7 @@ def not_its_own(folder, kind: str, extra=(), prefix="") -> tuple[list, list]:
         if part is not None and found in (None, part[0]):
             more_stray, more_nested = not_its_own(path, part[0], part[1], shown + "/")
             stray, nested = stray + more_stray, nested + more_nested
-        elif found is not None and kind in KINDS[found].inside:
+        elif found in KINDS and kind in KINDS[found].inside:
             nested.append(shown + "/")
         else:
             stray.append(shown + "/")
@@ -249,10 +262,14 @@ def check_run_folder(path, kind: str, flag: str = "--out-dir") -> bool:
     if not os.path.isdir(path) or not os.listdir(path):
         return False
     found = kind_of(path)
+    if found == FOREIGN:
+        raise InputError(f"{flag} {path}: holds a run.json that this project did not write (another "
+                         f"tool's run?); {spec.command} writes only its own run folders: choose "
+                         f"another {flag}")
     if found is None:
         raise InputError(f"{flag} {path}: holds files that are not {spec.what} "
                          f"({listing(sorted(os.listdir(path)))}); {spec.command} never writes "
-                         f"into them: choose another {flag}")
+                         f"into a folder of other files: choose another {flag}")
     if found != kind:
         raise InputError(f"{flag} {path}: holds {KINDS[found].what}, written by "
                          f"{KINDS[found].command}; {spec.command} writes only its own run "

@@ -32,7 +32,6 @@ import unicodedata
 from tqdm import tqdm
 
 from minigpt.checkpoint import write_atomically
-from minigpt.cli import show_progress
 
 BOS, EOS, PAD, UNK = "<|bos|>", "<|eos|>", "<|pad|>", "<|unk|>"
 
@@ -434,7 +433,7 @@ class BPETokenizer(Tokenizer):
             count_pairs(w, +1)
         merges = []
         bar = tqdm(total=vocab_size - 256, desc="BPE merges", dynamic_ncols=True,
-                   disable=not show_progress(progress) or vocab_size - 256 < 1000)
+                   disable=not progress or vocab_size - 256 < 1000)
         while len(id_bytes) < vocab_size:
             top = max(pair_counts.values(), default=0)
             if top <= 0:

@@ -273,7 +273,7 @@ def train(config: TrainConfig, checkpoint: dict | None = None, progress: bool = 
             tokenizer = tokenizer_from_dict(json.loads(checkpoint["tokenizer"]))
         else:
             tokenizer = make_tokenizer(config.tokenizer, text, vocab_size=config.vocab_size,
-                                       progress=progress)
+                                       progress=show_progress(progress))
         data = TokenData.from_text(text, tokenizer, config.val_fraction, source)
         data.check_block_size(config.block_size)
 

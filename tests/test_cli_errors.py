@@ -65,3 +65,15 @@ def test_bad_input_is_one_line_and_exit_2(main, argv, words, capsys, tmp_path, m
     assert words in lines[0], lines[0]
     assert "Traceback" not in captured.err + captured.out
     assert not (tmp_path / "runs").exists()  # refused before any run folder was made
+
+
+def test_ctrl_c_says_how_to_continue_and_to_leave_out_overwrite(capsys):
+    from minigpt.cli import run_main
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+    for argv, said in ((["--max-iters", "5"], "interrupted: add --resume to continue\n"),
+                       (["--overwrite"], "interrupted: add --resume to continue, without --overwrite\n")):
+        with pytest.raises(SystemExit) as stop:
+            run_main(interrupted, argv, resume_hint="add --resume to continue")
+        assert stop.value.code == 130 and capsys.readouterr().err == said

@@ -214,9 +214,9 @@ def test_a_pipeline_run_an_older_version_damaged_is_recognised_and_repairable(wo
     for extra in ([], ["--overwrite"]):
         err = one_line_error(capsys, pipeline_main, ["--quick", "--out-dir", str(run), *extra])
         assert "holds a pipeline run and files" in err
-        assert "ckpt.pt, metrics.jsonl, tokenizer.json" in err  # loss.png: a pipeline figure
+        assert "ckpt.pt, loss.png, metrics.jsonl, tokenizer.json" in err  # each by name
     assert snapshot(run) == before
-    for name in ("ckpt.pt", "tokenizer.json", "metrics.jsonl"):
+    for name in ("ckpt.pt", "tokenizer.json", "metrics.jsonl", "loss.png"):
         (run / name).unlink()
     assert "cannot be resumed; pass --overwrite" in one_line_error(
         capsys, pipeline_main, ["--quick", "--out-dir", str(run)])
@@ -292,3 +292,67 @@ def test_a_moved_or_respelled_run_folder_is_the_same_run(world, tmp_path, monkey
     assert checkpoint_to_resume(resumed, "sft")["step"] == 2
     with pytest.raises(InputError, match="--init"):  # another starting point is another run
         checkpoint_to_resume(dataclasses.replace(resumed, init=str(world / "pre")), "sft")
+
+
+def test_a_users_figure_is_no_commands_file_and_overwrite_never_deletes_it(world, tmp_path, capsys):
+    from align.pipeline import main as pipeline_main
+
+    run = tmp_path / "pipeline"
+    open_run_folder(PipelineConfig(preset="quick", out_dir=str(run)))
+    for place in (run / "my_figure.png", run / "sft" / "slide.png"):
+        place.parent.mkdir(exist_ok=True)
+        place.write_bytes(b"\x89PNG mine")
+        before = snapshot(tmp_path)
+        err = one_line_error(capsys, pipeline_main, ["--quick", "--beta", "1", "--overwrite",
+                                                     "--out-dir", str(run)])
+        assert str(place.relative_to(run)) in err
+        assert snapshot(tmp_path) == before
+        place.unlink()
+
+
+def test_the_same_settings_with_overwrite_resume_rather_than_start_again(tmp_path):
+    """What the lessons rely on for their own quick run: --overwrite replaces a run of other
+    settings only; an interrupted run of the same settings keeps what it had done."""
+    quick = PipelineConfig(preset="quick", out_dir=str(tmp_path / "run"))
+    run, _ = open_run_folder(quick)
+    run.write_json("stages.json", {"data": {"seconds": 1, "result": {}}})
+    assert set(open_run_folder(dataclasses.replace(quick, overwrite=True))[1]) == {"data"}
+    assert open_run_folder(dataclasses.replace(quick, seed=1, overwrite=True))[1] == {}  # data ran: changed
+
+
+def test_another_tools_run_json_is_no_run_of_ours(tmp_path):
+    """A run.json this project did not write (Sacred writes one, say): a folder under it is
+    written as usual, and the folder itself is refused without advice to delete the file."""
+    (tmp_path / "run.json").write_text(json.dumps({"experiment": "theirs"}))
+    assert not check_run_folder(str(tmp_path / "mine"), "pretrain")
+    with pytest.raises(InputError, match="holds a run.json that this project did not write") as error:
+        check_run_folder(str(tmp_path), "pretrain")
+    assert "remove" not in str(error.value)
+
+
+def test_a_frontier_moved_with_its_whole_project_is_the_same_frontier(world, tmp_path, monkeypatch):
+    import shutil
+
+    from align.frontier import FrontierConfig, open_out_dir
+
+    shutil.copytree(world / "pipeline", tmp_path / "one" / "runs" / "pipeline")
+    monkeypatch.chdir(tmp_path / "one")
+    open_out_dir(FrontierConfig(run="runs/pipeline", quick=True))
+    (tmp_path / "one" / "runs" / "pipeline" / "frontier" / "frontier.md").write_text("kept")
+    shutil.move(tmp_path / "one", tmp_path / "two")
+    monkeypatch.chdir(tmp_path / "two")
+    open_out_dir(FrontierConfig(run="runs/pipeline", quick=True))
+    assert (tmp_path / "two" / "runs" / "pipeline" / "frontier" / "frontier.md").read_text() == "kept"
+
+
+def test_the_gridworld_keeps_out_of_other_runs_and_lists_its_files_as_ownership_does(
+        world, tmp_path, capsys):
+    from gridworld.__main__ import OWN_FILES
+
+    assert set(OWN_FILES) == {OWNER_FILE, *KINDS["gridworld"].files}  # one list, checked twice
+    inside = world / "pipeline" / "gw"
+    before = snapshot(world)
+    err = one_line_error(capsys, gridworld_main, ["--out", str(inside), "--no-figures"],
+                         gridworld_run_main)
+    assert "lies inside" in err and str(world / "pipeline") in err
+    assert snapshot(world) == before
