@@ -16,6 +16,8 @@ import torch
 matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
+
 from minigpt import GPT, GPTConfig  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
@@ -33,6 +35,16 @@ def tiny_config(**overrides) -> GPTConfig:
 def tiny_model():
     torch.manual_seed(0)
     return GPT(tiny_config()).eval()
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """Every figure the code under test closes (plt.close), kept open for the test to read."""
+    kept, close = [], plt.close
+    monkeypatch.setattr(plt, "close", kept.append)
+    yield kept
+    for figure in kept:
+        close(figure)
 
 
 @pytest.fixture

@@ -6,23 +6,12 @@ list's append, so the test can open the figure and look at its lines, bars and l
 
 from itertools import pairwise
 
-import matplotlib.pyplot as plt
 import pytest
 from matplotlib.container import BarContainer
 
 from align.dpo import plot_dpo as plot_dpo_stage
 from align.report import SMOOTH, plot_dpo, plot_gold, plot_losses, smoothed
 from minigpt.runlog import RunFolder
-
-
-@pytest.fixture
-def figures(monkeypatch):
-    """Every figure the code under test closes, kept open for the test."""
-    kept, close = [], plt.close
-    monkeypatch.setattr(plt, "close", kept.append)
-    yield kept
-    for figure in kept:
-        close(figure)
 
 
 def write_stage(run: RunFolder, stage: str, rows: list[dict]):

@@ -9,7 +9,6 @@ numbers it was written from.
 import json
 from types import SimpleNamespace
 
-import matplotlib.pyplot as plt
 import pytest
 
 from align.expected import MEASURED_ON, compare_with_expected
@@ -240,16 +239,6 @@ def test_a_figure_far_outside_any_expected_range_is_marked_outside(tmp_path):
     assert row["verdict"] == "outside"
     assert f"| {row['label']} | -5.00 | {row['low']:g} to {row['high']:g} | outside |" in \
         report(tmp_path, "default", worse)
-
-
-@pytest.fixture
-def figures(monkeypatch):
-    """Every figure the code under test closes, kept open for the test."""
-    kept, close = [], plt.close
-    monkeypatch.setattr(plt, "close", kept.append)
-    yield kept
-    for figure in kept:
-        close(figure)
 
 
 @pytest.mark.parametrize("preset, smoke", [("quick", True), ("smoke", True), ("default", False),
