@@ -34,6 +34,8 @@ EXPECTED = {
                          ("evaluation", "greedy", "DPO", "right_share")),
     "rlhf_greedy_right": ("RLHF's right-answer share (greedy)", 0.2, 0.35,
                           ("evaluation", "greedy", "RLHF", "right_share")),
+    "dpo_heldout_accuracy": ("DPO's implicit-reward accuracy on held-out pairs", 0.62, 0.75,
+                             ("dpo_heldout_accuracy",)),
     "reward_gold_agreement": ("reward model's agreement with the gold ranking", 0.8, 0.92,
                               ("reward_gold_agreement",)),
     "rlhf_off_topic": ("RLHF answers that ignore the question (share, sampled)", 0.25, 0.45,
