@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from align.report import SMOKE_PRESETS  # noqa: E402
+from align.report import SMOKE_PRESETS, add_banner, direction  # noqa: E402
 from align.stats import paired_bootstrap  # noqa: E402
 
 KL_BUDGETS = (0.5, 1, 2, 4, 8, 16)  # nats per answer
@@ -160,8 +160,7 @@ def plot_frontier(run, points, config):
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2, loc="best")
-        if banner:
-            fig.suptitle(banner, color="darkred", fontweight="bold", fontsize=10)
+        add_banner(fig, banner)
         fig.tight_layout()
         fig.savefig(run.file(name), dpi=120)
         plt.close(fig)
@@ -195,7 +194,7 @@ def paired_difference(ours, theirs):
 def leader(low, high):
     """The method ahead at one budget from the paired interval of RLHF − DPO: "RLHF" when it
     lies above 0, "DPO" below 0, None when it includes 0 (the two are not told apart)."""
-    return "RLHF" if low > 0 else "DPO" if high < 0 else None
+    return {"up": "RLHF", "down": "DPO"}.get(direction(low, high))
 
 
 def budgets_text(budgets) -> str:

@@ -39,10 +39,10 @@ def figure_banner(preset) -> str:
             f"A tiny model trained for seconds; only a default run's are the lecture's results.")
 
 
-def add_banner(fig, preset):
-    """A smoke run's banner as the figure's suptitle, above any suptitle it already has.
-    Called before tight_layout, which leaves room for it."""
-    banner = figure_banner(preset)
+def add_banner(fig, banner: str):
+    """A smoke run's banner (figure_banner's, or the frontier's) as the figure's suptitle,
+    above any suptitle it already has; nothing for "". Called before tight_layout, which
+    leaves room for it."""
     if not banner:
         return
     below = fig.get_suptitle()
@@ -93,7 +93,7 @@ def plot_losses(run: RunFolder, preset=None):
         ax.legend(fontsize=8)
     fig.suptitle(f"Loss of each stage: training batches (faint; the line is their running mean of "
                  f"{SMOOTH}) and the evaluation (dots), from step 0 = before any update")
-    add_banner(fig, preset)
+    add_banner(fig, figure_banner(preset))
     fig.tight_layout()
     fig.savefig(run.file("losses.png"), dpi=100)
     plt.close(fig)
@@ -127,7 +127,7 @@ def plot_dpo(run: RunFolder, preset=None):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    add_banner(fig, preset)
+    add_banner(fig, figure_banner(preset))
     fig.tight_layout()
     fig.savefig(run.file("dpo_rewards.png"), dpi=100)
     plt.close(fig)
@@ -172,7 +172,7 @@ def plot_gold(run: RunFolder, comparison: dict, preset=None):
                  "(r* ∈ [-12, 3]; higher is better)")
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
-    add_banner(fig, preset)
+    add_banner(fig, figure_banner(preset))
     fig.tight_layout()
     fig.savefig(run.file("gold_reward.png"), dpi=100)
     plt.close(fig)
@@ -204,7 +204,7 @@ def plot_components(run: RunFolder, comparison: dict, preset=None):
     for ax in (left, right):
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=8)
-    add_banner(fig, preset)
+    add_banner(fig, figure_banner(preset))
     fig.tight_layout()
     fig.savefig(run.file("gold_components.png"), dpi=100)
     plt.close(fig)
