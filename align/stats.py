@@ -20,6 +20,8 @@ experiment we ran.
 - `paired_bootstrap(ours, theirs, "win_rate")`: share of prompts where ours_i > theirs_i,
   a tie counting ½ (as `align.evaluate.win_rate`).
 - `bootstrap_mean(values)`: one list, the mean.
+- `groups=`: prompts that ask one question in other words are one draw, not several:
+  the bootstrap then resamples the questions (a cluster bootstrap).
 - `proportion_interval(share, n)`: Wilson's interval for a share of n yes/no outcomes
   (an accuracy over held-out pairs).
 Each returns (estimate on the data, low, high).
@@ -60,16 +62,37 @@ def check_settings(n_resamples, confidence):
         raise ValueError(f"confidence must be between 0 and 1 (e.g. 0.95), got {confidence!r}")
 
 
-def bootstrap_means(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
-    """(n_resamples,): the mean of values[i_1 … i_n] for n indices drawn with replacement."""
+def bootstrap_means(values: np.ndarray, n_resamples: int, seed: int, groups=None) -> np.ndarray:
+    """(n_resamples,): the mean of values[i_1 … i_n] for n indices drawn with replacement.
+
+    groups (one label per value, e.g. the question a prompt asks): draw the G groups with
+    replacement instead, and take the mean of every value in the drawn groups,
+    Σ_g* sum_g / Σ_g* count_g. Two wordings of one question ("Where is Kyoto?", "In which
+    country is Kyoto?") are not two independent draws of the world's questions: resampling
+    them one by one would make the interval too narrow.
+    """
     rng = np.random.default_rng(seed)
-    n = values.size
+    if groups is not None:
+        _, index = np.unique(np.asarray([str(g) for g in groups]), return_inverse=True)
+        sums = np.bincount(index, weights=values)  # (G,)
+        counts = np.bincount(index).astype(np.float64)  # (G,)
+        values, n = None, sums.size
+    else:
+        n = values.size
     rows = max(1, CHUNK // n)  # resamples per chunk, so memory stays bounded for large n
     means = []
     for start in range(0, n_resamples, rows):
         indices = rng.integers(0, n, size=(min(rows, n_resamples - start), n))  # (rows, n)
-        means.append(values[indices].mean(axis=1))  # (rows,)
+        if values is None:
+            means.append(sums[indices].sum(axis=1) / counts[indices].sum(axis=1))  # (rows,)
+        else:
+            means.append(values[indices].mean(axis=1))  # (rows,)
     return np.concatenate(means)
+
+
+def check_groups(groups, n: int):
+    if groups is not None and len(groups) != n:
+        raise ValueError(f"groups: expected one label per value ({n}), got {len(groups)}")
 
 
 def percentile_interval(estimate, resampled: np.ndarray, confidence) -> tuple[float, float, float]:
@@ -78,22 +101,27 @@ def percentile_interval(estimate, resampled: np.ndarray, confidence) -> tuple[fl
     return float(estimate), float(low), float(high)
 
 
-def bootstrap_mean(values, n_resamples=2000, seed=0, confidence=0.95) -> tuple[float, float, float]:
-    """(mean, low, high): the mean of one list and its percentile bootstrap interval."""
+def bootstrap_mean(values, n_resamples=2000, seed=0, confidence=0.95,
+                   groups=None) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of one list and its percentile bootstrap interval
+    (resampling whole groups when groups are given: see `bootstrap_means`)."""
     check_settings(n_resamples, confidence)
     values = as_scores(values, "values")
-    return percentile_interval(values.mean(), bootstrap_means(values, n_resamples, seed), confidence)
+    check_groups(groups, values.size)
+    return percentile_interval(values.mean(), bootstrap_means(values, n_resamples, seed, groups),
+                               confidence)
 
 
 def paired_bootstrap(ours, theirs, statistic="mean_difference", n_resamples=2000, seed=0,
-                     confidence=0.95) -> tuple[float, float, float]:
+                     confidence=0.95, groups=None) -> tuple[float, float, float]:
     """(estimate, low, high) for a comparison of two policies on the same n prompts.
 
     ours[i] and theirs[i] are the two scores on prompt i. Resamples prompt indices with
     replacement, the same indices for both lists (paired), and takes the percentile interval.
     statistic: "mean_difference", mean_i (ours_i − theirs_i); or "win_rate", mean_i w_i with
     w_i = 1 if ours_i > theirs_i, ½ on a tie, 0 otherwise. Both are means over prompts of one
-    per-prompt value, so resampling the prompts' values resamples the pairs.
+    per-prompt value, so resampling the prompts' values resamples the pairs. groups: resample
+    whole groups of prompts (the question each asks), as `bootstrap_means` says.
     """
     check_settings(n_resamples, confidence)
     if statistic not in STATISTICS:
@@ -106,7 +134,8 @@ def paired_bootstrap(ours, theirs, statistic="mean_difference", n_resamples=2000
         per_prompt = ours - theirs  # (n,): the prompt's difficulty cancels here
     else:
         per_prompt = np.where(ours > theirs, 1.0, np.where(ours == theirs, 0.5, 0.0))  # (n,)
-    resampled = bootstrap_means(per_prompt, n_resamples, seed)  # (n_resamples,)
+    check_groups(groups, per_prompt.size)
+    resampled = bootstrap_means(per_prompt, n_resamples, seed, groups)  # (n_resamples,)
     return percentile_interval(per_prompt.mean(), resampled, confidence)
 
 

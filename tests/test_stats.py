@@ -95,3 +95,32 @@ def test_wilson_interval_for_a_share_by_hand():
     assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
     low, high = proportion_interval(0.0, 10)  # never below 0, unlike p ± 1.96·√(p(1−p)/n)
     assert low == pytest.approx(0.0, abs=1e-12) and 0.27 < high < 0.28
+
+
+def test_a_group_per_value_is_the_plain_bootstrap():
+    values = np.random.default_rng(3).normal(size=40)
+    labels = [f"q{i:03d}" for i in range(40)]  # sorted as the values are
+    assert bootstrap_mean(values, seed=5, groups=labels) == bootstrap_mean(values, seed=5)
+    other = values[::-1].copy()
+    assert (paired_bootstrap(values, other, seed=5, groups=labels)
+            == paired_bootstrap(values, other, seed=5))
+
+
+def test_repeated_wordings_of_one_question_count_once():
+    """Each question asked in three wordings with the same score: grouped by question, the
+    interval is the one of the questions alone; ungrouped, it is too narrow."""
+    values = np.random.default_rng(4).normal(size=30)
+    repeated = np.repeat(values, 3)
+    questions = np.repeat([f"q{i:03d}" for i in range(30)], 3)
+    grouped = bootstrap_mean(repeated, seed=2, groups=questions)
+    alone = bootstrap_mean(values, seed=2)
+    assert np.allclose(grouped, alone)
+    naive = bootstrap_mean(repeated, seed=2)
+    assert naive[2] - naive[1] < 0.75 * (alone[2] - alone[1])
+    diff = paired_bootstrap(repeated, np.zeros(90), seed=2, groups=questions)
+    assert np.allclose(diff, alone)
+
+
+def test_groups_must_label_every_value():
+    with pytest.raises(ValueError, match="groups"):
+        bootstrap_mean([1.0, 2.0, 3.0], groups=["a", "b"])
