@@ -14,20 +14,41 @@ tools), the gold rewards and the labelling probability, and "token_ids": the ver
 π_ref sampled, which the reward model and DPO train on (text is only re-encoded for rows
 without them, such as a user's own data).
 
+π_ref's samples to one prompt only ever compare answers to *that* prompt, so a reward
+model trained on them alone never sees an answer to another question and may score an
+off-topic pleasantry ("I am fine, thank you." to "Where is Lima?") above a right answer.
+Two more kinds of pair fill that gap, labelled by the same Bradley-Terry rule; every row
+says its "pair_kind":
+
+    same_prompt       two of π_ref's samples to x (the pairs above)
+    off_topic_offer   an offer y_o that answers another question (another prompt's good
+                      answer, a pleasantry, the assistant's name) against one of π_ref's
+                      finished samples y to x, so the pair lies where the policy is;
+                      "offer_side" says whether y_o is the chosen or the rejected answer
+    rude_vs_polite    the world's good answer to x against its rude answer to x
+
+An offer never carries held-out content into training: an offer to a prompt whose
+question is held out (`toyworld.world.canonical_question`) answers a held-out prompt, and
+an offer to any other prompt answers a training prompt.
+
 Run:
     python -m align.preferences --sft runs/sft --out pairs.jsonl --prompts 400 --samples 4
     python -m align.preferences --sft runs/sft --out pairs.jsonl --prompt-file my_prompts.jsonl
+    python -m align.preferences --sft runs/sft --out pairs.jsonl --off-topic-per-prompt 0.5 \\
+        --rude-per-prompt 0.25
 """
 
+import functools
 import os
 import random
 from dataclasses import dataclass, field
 
 from align.common import load_stage, require
-from align.data import read_jsonl, tokenizer_fingerprint, write_jsonl
+from align.data import read_jsonl, response_tokens, tokenizer_fingerprint, write_jsonl
 from align.sampling import sample_answers
-from align.gold import gold_reward, preference_probability
-from toyworld.world import answer_candidates, train_prompts
+from align.gold import gold_reward, judge, preference_probability
+from toyworld.world import (answer_candidates, canonical_question, parse_prompt, prompt_pool,
+                            train_prompts, write_answer)
 from minigpt.checkpoint import model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
@@ -50,6 +71,21 @@ def pair_indices(n: int, pairing: str = "adjacent") -> list[tuple[int, int]]:
     raise ValueError(f"pairing must be one of {PAIRING_CHOICES}, got {pairing!r}")
 
 
+def bradley_terry_row(prompt, first, second, rng: random.Random) -> tuple[dict, bool]:
+    """One labelled pair: first is chosen with P(first > second) = σ(r*(x, first) − r*(x, second)).
+
+    Returns the row (prompt, chosen, rejected, their gold rewards, p_chosen: the
+    probability of the label that was drawn) and whether first won."""
+    p_first = preference_probability(prompt, first, second)
+    first_wins = rng.random() < p_first
+    chosen, rejected = (first, second) if first_wins else (second, first)
+    row = {"prompt": prompt, "chosen": chosen, "rejected": rejected,
+           "chosen_gold": gold_reward(prompt, chosen),
+           "rejected_gold": gold_reward(prompt, rejected),
+           "p_chosen": p_first if first_wins else 1 - p_first}
+    return row, first_wins
+
+
 def label_pairs(prompt, answers, rng: random.Random, counts: dict, samples=None,
                 tokenizer=None, pairing: str = "adjacent") -> list[dict]:
     """Pair answers (see `pair_indices`) and label each pair by Bradley-Terry.
@@ -67,13 +103,7 @@ def label_pairs(prompt, answers, rng: random.Random, counts: dict, samples=None,
         if not first.strip() or not second.strip():  # an answer that was EOS at once
             counts["empty_skipped"] += 1
             continue
-        p_first = preference_probability(prompt, first, second)
-        first_wins = rng.random() < p_first
-        chosen, rejected = (first, second) if first_wins else (second, first)
-        row = {"prompt": prompt, "chosen": chosen, "rejected": rejected,
-               "chosen_gold": gold_reward(prompt, chosen),
-               "rejected_gold": gold_reward(prompt, rejected),
-               "p_chosen": p_first if first_wins else 1 - p_first}
+        row, first_wins = bradley_terry_row(prompt, first, second, rng)
         if s1 is not None:
             chosen_sample, rejected_sample = (s1, s2) if first_wins else (s2, s1)
             row["token_ids"] = {"tokenizer": tokenizer_fingerprint(tokenizer),
@@ -97,12 +127,116 @@ def pairs_from_world(prompts, seed=0) -> list[dict]:
     return rows
 
 
+PAIR_KINDS = ("same_prompt", "off_topic_offer", "rude_vs_polite")
+# where an off-topic offer comes from -> the kinds of question whose good answer it is
+OFFER_SOURCES = {"another_question": ("city", "arithmetic", "explain", "language"),
+                 "pleasantry": ("greeting", "wellbeing"),
+                 "name": ("name",)}
+OFFER_DRAWS = 10  # tries to find an offer that neither answers x nor repeats the sample
+
+
+@functools.cache
+def heldout_questions() -> frozenset:
+    """The canonical questions (`canonical_question`) of every held-out prompt."""
+    return frozenset(canonical_question(p) for prompts in prompt_pool("heldout").values()
+                     for p in prompts)
+
+
+def split_of(prompt: str) -> str:
+    """"heldout" when prompt asks a held-out question in any wording, else "train"."""
+    return "heldout" if canonical_question(prompt) in heldout_questions() else "train"
+
+
+def draw_offer(prompt: str, rng: random.Random) -> tuple[str, str, str]:
+    """An answer to another question than prompt's: (its source, the prompt it answers, it).
+
+    The source is drawn uniformly from OFFER_SOURCES (less the one whose kind is prompt's
+    own), then a kind of that source, then a prompt of that kind from prompt's own split
+    (`split_of`), and the offer is that prompt's good answer: "Paris is in France.",
+    "I am fine, thank you.", "I am Mary."."""
+    kind = parse_prompt(prompt).kind
+    pool = prompt_pool(split_of(prompt))
+    sources = {name: [k for k in kinds if k != kind] for name, kinds in OFFER_SOURCES.items()}
+    source = rng.choice([name for name, kinds in sources.items() if kinds])
+    other = rng.choice(pool[rng.choice(sources[source])])
+    return source, other, write_answer(other, "good", rng)
+
+
+def answers_the_question(prompt: str, answer: str) -> bool:
+    """Whether judge reads answer as an answer to prompt's question, right or wrong."""
+    verdict = judge(prompt, answer)
+    return verdict.right or verdict.wrong
+
+
+def off_topic_pairs(prompt, samples, n: int, rng: random.Random, counts: dict,
+                    tokenizer=None) -> list[dict]:
+    """n pairs (x, y_o, y): an offer y_o to another question (`draw_offer`) against one of
+    π_ref's finished, non-empty samples y to x, labelled by Bradley-Terry.
+
+    An offer that judge reads as answering x (right or wrong), or that equals y, is drawn
+    again (at most OFFER_DRAWS times, then the pair is skipped and counted in
+    counts["off_topic_skipped"]). Each row says which side the offer is ("offer_side"),
+    what it answers ("offer_prompt") and where it came from ("offer_source"); with a
+    tokenizer it keeps y's sampled tokens, and y_o's as align.data encodes a text answer.
+    """
+    finished = [s for s in samples if s.finished and s.text.strip()]
+    if not finished:
+        counts["off_topic_no_sample"] += n
+        return []
+    rows = []
+    for _ in range(n):
+        sample = rng.choice(finished)
+        for _ in range(OFFER_DRAWS):
+            source, other, offer = draw_offer(prompt, rng)
+            if offer != sample.text and not answers_the_question(prompt, offer):
+                break
+        else:
+            counts["off_topic_skipped"] += 1
+            continue
+        row, offer_wins = bradley_terry_row(prompt, offer, sample.text, rng)
+        row.update(pair_kind="off_topic_offer", offer_side="chosen" if offer_wins else "rejected",
+                   offer_prompt=other, offer_source=source)
+        if tokenizer is not None:
+            offer_ids = response_tokens(tokenizer, prompt, offer)
+            chosen, rejected = ((offer_ids, sample.answer_ids) if offer_wins
+                                else (sample.answer_ids, offer_ids))
+            row["token_ids"] = {"tokenizer": tokenizer_fingerprint(tokenizer),
+                                "prompt": sample.prompt_ids, "chosen": chosen, "rejected": rejected}
+        rows.append(row)
+    return rows
+
+
+def rude_pairs(prompt, n: int, rng: random.Random) -> list[dict]:
+    """n pairs of the world's good answer to x against its rude answer to x
+    (`write_answer`), labelled by Bradley-Terry. Encoded from their text when trained on."""
+    rows = []
+    for _ in range(n):
+        row, _ = bradley_terry_row(prompt, write_answer(prompt, "good", rng),
+                                   write_answer(prompt, "rude", rng), rng)
+        rows.append({**row, "pair_kind": "rude_vs_polite"})
+    return rows
+
+
+def how_many(per_prompt: float, rng: random.Random) -> int:
+    """A count with mean per_prompt: its whole part, plus one with probability its fraction
+    (0.5 gives one pair to about half the prompts, 1.5 one or two)."""
+    whole = int(per_prompt)
+    return whole + (rng.random() < per_prompt - whole)
+
+
+def check_per_prompt(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+        raise ValueError(f"{name} must be a number >= 0 (pairs per prompt, on average), "
+                         f"got {value!r}")
+    return float(value)
+
+
 UNFINISHED_CHOICES = ("drop", "keep")
 
 
 def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=0, device="cpu",
                           max_new_tokens=64, temperature=1.0, unfinished="drop",
-                          pairing="adjacent"):
+                          pairing="adjacent", off_topic_per_prompt=0.0, rude_per_prompt=0.0):
     """Sample answers from model for each prompt and label pairs of them; returns (rows, counts).
 
     Each row keeps the sampled token ids. An answer cut by max_new_tokens before the model
@@ -111,27 +245,49 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
     and the finished answers are paired (`pair_indices`); with "keep" it is paired as it was
     sampled, without an EOS (for a model too small to end its answers yet), and counted
     in counts["unfinished_kept"].
+
+    off_topic_per_prompt and rude_per_prompt (means per prompt, see `how_many`; 0 by
+    default) add `off_topic_pairs` and `rude_pairs` for each prompt of the toy world
+    (prompts outside it have no off-topic or rude answer to write, and are counted in
+    counts["outside_world"]). They draw from their own random stream, so the same_prompt
+    rows are the same with or without them. counts["pairs"] is every pair, and
+    counts["pairs_by_kind"] says how many of each PAIR_KINDS.
     """
     if unfinished not in UNFINISHED_CHOICES:
         raise ValueError(f"unfinished must be one of {UNFINISHED_CHOICES}, got {unfinished!r}")
     pair_indices(2, pairing)  # refuses an unknown pairing before any sampling
+    off_topic_per_prompt = check_per_prompt("off_topic_per_prompt", off_topic_per_prompt)
+    rude_per_prompt = check_per_prompt("rude_per_prompt", rude_per_prompt)
     draws = [sample_answers(model, tokenizer, prompts, max_new_tokens, temperature, seed=seed + k,
                             device=device) for k in range(samples_per_prompt)]
-    rng = random.Random(seed)
+    rng, extra_rng = random.Random(seed), random.Random(f"extra pairs:{seed}")
     counts = {"prompts": len(prompts), "answers": len(prompts) * samples_per_prompt, "pairs": 0,
               "unfinished_dropped": 0, "unfinished_kept": 0, "identical_skipped": 0,
-              "empty_skipped": 0}
+              "empty_skipped": 0, "off_topic_no_sample": 0, "off_topic_skipped": 0,
+              "outside_world": 0}
     rows = []
     for i, prompt in enumerate(prompts):
         samples = [draws[k][i] for k in range(samples_per_prompt)]
         cut = sum(not s.finished for s in samples)
         if unfinished == "drop":
-            samples = [s for s in samples if s.finished]
+            paired = [s for s in samples if s.finished]
             counts["unfinished_dropped"] += cut
         else:
+            paired = samples
             counts["unfinished_kept"] += cut
-        rows += label_pairs(prompt, [s.text for s in samples], rng, counts, samples, tokenizer,
-                            pairing)
+        rows += [{**row, "pair_kind": "same_prompt"} for row in
+                 label_pairs(prompt, [s.text for s in paired], rng, counts, paired, tokenizer,
+                             pairing)]
+        if not (off_topic_per_prompt or rude_per_prompt):
+            continue
+        if parse_prompt(prompt) is None:
+            counts["outside_world"] += 1
+            continue
+        rows += off_topic_pairs(prompt, samples, how_many(off_topic_per_prompt, extra_rng),
+                                extra_rng, counts, tokenizer)
+        rows += rude_pairs(prompt, how_many(rude_per_prompt, extra_rng), extra_rng)
+    counts["pairs"] = len(rows)
+    counts["pairs_by_kind"] = {kind: sum(r["pair_kind"] == kind for r in rows) for kind in PAIR_KINDS}
     counts["label_agrees_with_gold"] = sum(r["chosen_gold"] > r["rejected_gold"] for r in rows)
     counts["gold_ties"] = sum(r["chosen_gold"] == r["rejected_gold"] for r in rows)
     return rows, counts
@@ -153,6 +309,12 @@ class PreferenceConfig:
     unfinished: str = field(default="drop", metadata={
         "help": "answers cut by --max-new-tokens before EOS: drop them, or keep them as sampled "
                 "(never with an EOS they did not write)", "choices": UNFINISHED_CHOICES})
+    off_topic_per_prompt: float = field(default=0.0, metadata={
+        "help": "off-topic offers per prompt, on average (0.5: one for about half the prompts): "
+                "another question's answer, a pleasantry or the assistant's name against one "
+                "of π_ref's finished samples"})
+    rude_per_prompt: float = field(default=0.0, metadata={
+        "help": "pairs of the world's good answer against its rude one per prompt, on average"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     overwrite: bool = field(default=False, metadata={"help": "replace --out if it exists"})
@@ -161,6 +323,11 @@ class PreferenceConfig:
         if self.samples < 2 or self.prompts < 1 or self.max_new_tokens < 0 or self.temperature <= 0:
             raise InputError("expected --samples >= 2 (answers are paired), --prompts >= 1, "
                              "--max-new-tokens >= 0 and --temperature > 0")
+        for flag, value in (("--off-topic-per-prompt", self.off_topic_per_prompt),
+                            ("--rude-per-prompt", self.rude_per_prompt)):
+            if not 0 <= value < 1e6:
+                raise InputError(f"{flag}: expected a number >= 0 (pairs per prompt, on "
+                                 f"average), got {value}")
 
 
 def main(argv=None):
@@ -183,14 +350,16 @@ def main(argv=None):
         prompts = train_prompts(config.prompts, config.seed)
     rows, counts = make_preference_pairs(model.to(device), tokenizer, prompts, config.samples,
                                          config.seed, device, max_new_tokens, config.temperature,
-                                         config.unfinished, config.pairing)
+                                         config.unfinished, config.pairing,
+                                         config.off_topic_per_prompt, config.rude_per_prompt)
     if not rows:
         raise InputError(f"no pair could be made ({counts['unfinished_dropped']} answers cut by "
                          f"--max-new-tokens left out, the rest identical or empty; "
                          f"--unfinished keep pairs cut answers as sampled); "
                          f"{config.out} is left as it was")
     write_jsonl(config.out, rows)
-    print(f"{counts['pairs']} pairs from {counts['prompts']} prompts "
+    kinds = ", ".join(f"{n} {kind}" for kind, n in counts["pairs_by_kind"].items())
+    print(f"{counts['pairs']} pairs ({kinds}) from {counts['prompts']} prompts "
           f"({counts['unfinished_dropped']} of {counts['answers']} answers cut by --max-new-tokens "
           f"left out, {counts['unfinished_kept']} kept without EOS; {counts['identical_skipped']} identical and {counts['empty_skipped']} empty "
           f"pairs skipped; "

@@ -154,3 +154,155 @@ def test_pairs_from_world_pair_the_worlds_own_answers():
     agree = sum(row["chosen_gold"] > row["rejected_gold"] for row in rows)
     disagree = sum(row["chosen_gold"] < row["rejected_gold"] for row in rows)
     assert agree > 4 * disagree > 0  # mostly, not always, the better answer wins
+
+
+# ------------------------------------------------------------ off-topic offers, rude pairs
+def fake_samples(quality_of_draw):
+    """A stand-in for align.sampling.sample_answers: draw k (seed k) of each prompt is the
+    world's answer of quality_of_draw[k] ("cut": an unfinished answer), as π_ref's tokens."""
+    from align.sampling import Sample
+    from toyworld.world import parse_prompt, write_answer
+
+    def sample(model, tokenizer, prompts, max_new_tokens, temperature, seed=0, device="cpu"):
+        quality = quality_of_draw[seed % len(quality_of_draw)]
+        samples = []
+        for i, prompt in enumerate(prompts):
+            rng = random.Random(f"{prompt}:{seed}:{i}")
+            text = (write_answer(prompt, "good" if quality == "cut" else quality, rng)
+                    if parse_prompt(prompt) else f"Ha {seed}.")
+            ids = tokenizer.encode(text) + ([] if quality == "cut" else [tokenizer.eos_id])
+            samples.append(Sample(prompt, tokenizer.encode(format_prompt(prompt)), ids, text,
+                                  quality != "cut"))
+        return samples
+    return sample
+
+
+def heldout_question_set():
+    """Every held-out question, computed here from the world's own pool."""
+    from toyworld.world import canonical_question, prompt_pool
+    return {canonical_question(p) for ps in prompt_pool("heldout").values() for p in ps}
+
+
+def pairs_with_extras(monkeypatch, prompts, qualities=("good", "wrong", "cut", "unhelpful"), **kw):
+    import align.preferences as preferences
+    monkeypatch.setattr(preferences, "sample_answers", fake_samples(qualities))
+    return preferences.make_preference_pairs(None, ByteTokenizer(), prompts, len(qualities), seed=3,
+                                             **kw)
+
+
+def bradley_terry(prompt, chosen, rejected):
+    """P(chosen > rejected) = 1 / (1 + exp(-(r*(chosen) - r*(rejected)))), written out."""
+    import math
+    return 1 / (1 + math.exp(-(gold_reward(prompt, chosen) - gold_reward(prompt, rejected))))
+
+
+def test_off_topic_offers_answer_another_question_against_a_finished_sample(monkeypatch):
+    from align.gold import judge
+    from toyworld.world import parse_prompt, train_prompts
+    prompts = train_prompts(300, seed=1)
+    rows, counts = pairs_with_extras(monkeypatch, prompts, off_topic_per_prompt=1.5,
+                                     rude_per_prompt=0.5)
+    tokenizer = ByteTokenizer()
+    offers = [row for row in rows if row["pair_kind"] == "off_topic_offer"]
+    assert counts["pairs_by_kind"] == {kind: sum(r["pair_kind"] == kind for r in rows)
+                                       for kind in ("same_prompt", "off_topic_offer", "rude_vs_polite")}
+    assert counts["pairs"] == len(rows) and set(r["pair_kind"] for r in rows) == {
+        "same_prompt", "off_topic_offer", "rude_vs_polite"}
+    assert 1.3 * len(prompts) < len(offers) < 1.7 * len(prompts)  # 1.5 a prompt on average
+    assert {row["offer_source"] for row in offers} == {"another_question", "pleasantry", "name"}
+    finished, cut = {}, set()  # prompt -> its finished samples' texts; the cut ones
+    for k in range(4):
+        for s in fake_samples(("good", "wrong", "cut", "unhelpful"))(None, tokenizer, prompts, 0,
+                                                                    1.0, seed=3 + k):
+            if s.finished:
+                finished.setdefault(s.prompt, set()).add(s.text)
+            else:
+                cut.add(s.text)
+    assert cut - {t for texts in finished.values() for t in texts}  # some cut text is nowhere else
+    offer_wins = []
+    for row in offers:
+        prompt, side = row["prompt"], row["offer_side"]
+        offer, answer = row[side], row["rejected" if side == "chosen" else "chosen"]
+        verdict = judge(prompt, offer)
+        assert (verdict.off_topic or verdict.other_claims) and not (verdict.right or verdict.wrong)
+        # it is the good answer to another kind of question
+        assert parse_prompt(row["offer_prompt"]).kind != parse_prompt(prompt).kind
+        assert judge(row["offer_prompt"], offer).right
+        assert answer in finished[prompt]  # one of π_ref's finished samples for this prompt
+        assert row["p_chosen"] == pytest.approx(bradley_terry(prompt, row["chosen"], row["rejected"]),
+                                                abs=1e-12)
+        offer_wins.append((side == "chosen", bradley_terry(prompt, offer, answer)))
+        ids = row["token_ids"]  # the sample's tokens as sampled, the offer's as text is encoded
+        assert ids[side] == tokenizer.encode(offer) + [tokenizer.eos_id]
+        assert ids["rejected" if side == "chosen" else "chosen"][-1] == tokenizer.eos_id
+    # the label is drawn with that probability: the offer wins as often as Bradley-Terry says
+    wins, expected = sum(w for w, _ in offer_wins), sum(p for _, p in offer_wins)
+    spread = sum(p * (1 - p) for _, p in offer_wins) ** 0.5
+    assert abs(wins - expected) < 4 * spread + 1
+
+
+def test_rude_pairs_and_the_defaults(monkeypatch):
+    from align.gold import judge
+    from toyworld.world import train_prompts
+    prompts = train_prompts(200, seed=2) + ["Tell me a joke"]  # one prompt outside the world
+    rows, counts = pairs_with_extras(monkeypatch, prompts, rude_per_prompt=1)
+    rude = [row for row in rows if row["pair_kind"] == "rude_vs_polite"]
+    assert len(rude) == len(prompts) - 1 and counts["outside_world"] == 1
+    polite_wins = []
+    for row in rude:
+        chosen, rejected = (judge(row["prompt"], row[k]) for k in ("chosen", "rejected"))
+        assert chosen.offensive != rejected.offensive  # one rude answer, one polite
+        polite = row["rejected"] if chosen.offensive else row["chosen"]
+        assert judge(row["prompt"], polite).right  # the world's good answer
+        assert row["p_chosen"] == pytest.approx(bradley_terry(row["prompt"], row["chosen"],
+                                                              row["rejected"]), abs=1e-12)
+        polite_wins.append(not chosen.offensive)
+    assert 0.8 < sum(polite_wins) / len(polite_wins) < 1  # mostly, not always
+    # the defaults make today's pairs, and the extra pairs never change the sampled ones
+    plain, plain_counts = pairs_with_extras(monkeypatch, prompts)
+    assert all(row["pair_kind"] == "same_prompt" for row in plain)
+    assert plain_counts["pairs_by_kind"] == {"same_prompt": len(plain), "off_topic_offer": 0,
+                                             "rude_vs_polite": 0}
+    assert [row for row in rows if row["pair_kind"] == "same_prompt"] == plain
+    with pytest.raises(ValueError, match="off_topic_per_prompt must be a number >= 0"):
+        pairs_with_extras(monkeypatch, prompts, off_topic_per_prompt=-1)
+
+
+def test_no_training_pair_mentions_a_held_out_question_and_held_out_offers_stay_held_out(monkeypatch):
+    import re
+    from toyworld.world import (HELDOUT_CITIES, HELDOUT_TOPICS, TOPICS, canonical_question,
+                                heldout_prompts, is_heldout_sum, train_prompts)
+    held = heldout_question_set()
+    train, heldout = train_prompts(400, seed=4), heldout_prompts(200, seed=4)
+    rows, _ = pairs_with_extras(monkeypatch, train, off_topic_per_prompt=2, rude_per_prompt=1)
+    assert {row["pair_kind"] for row in rows} == {"same_prompt", "off_topic_offer", "rude_vs_polite"}
+    sums = re.compile(r"(\d+) ?(?:\+|plus) ?(\d+)")
+    for row in rows:
+        assert canonical_question(row["prompt"]) not in held
+        if row["pair_kind"] == "off_topic_offer":
+            assert canonical_question(row["offer_prompt"]) not in held
+        text = " ".join((row["chosen"], row["rejected"], row.get("offer_prompt", ""))).lower()
+        assert not [city for city in HELDOUT_CITIES if city.lower() in text]
+        assert not [t for t in HELDOUT_TOPICS if t in text or TOPICS[t][0].lower() in text]
+        assert not [s for s in sums.findall(text) if is_heldout_sum(int(s[0]), int(s[1]))]
+    rows, _ = pairs_with_extras(monkeypatch, heldout, off_topic_per_prompt=2)
+    offers = [row for row in rows if row["pair_kind"] == "off_topic_offer"]
+    assert len(offers) > 300 and all(canonical_question(row["offer_prompt"]) in held
+                                     for row in offers)
+
+
+def test_the_command_takes_the_extra_pairs_flags(tmp_path):
+    tokenizer = ByteTokenizer()
+    model = eos_prone_model(tokenizer)
+    save_checkpoint(tmp_path / "sft" / "ckpt.pt", model, 0, model.config, tokenizer,
+                    extra={"stage": "sft"})
+    out = tmp_path / "pairs.jsonl"
+    rows, counts = preferences_main(["--sft", str(tmp_path / "sft"), "--prompts", "20",
+                                     "--out", str(out), "--samples", "4", "--max-new-tokens", "4",
+                                     "--off-topic-per-prompt", "1", "--rude-per-prompt", "0.5"])
+    written = [json.loads(line) for line in open(out)]
+    assert written == rows and counts["pairs_by_kind"]["rude_vs_polite"] > 0
+    assert counts["pairs_by_kind"]["off_topic_offer"] == 20 - counts["off_topic_no_sample"]
+    with pytest.raises(InputError, match="--rude-per-prompt: expected a number >= 0"):
+        preferences_main(["--sft", str(tmp_path / "sft"), "--out", str(tmp_path / "x.jsonl"),
+                          "--rude-per-prompt", "-0.5"])
