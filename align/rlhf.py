@@ -33,6 +33,20 @@ Every --eval-interval steps (and at step 0): π_θ's own answers to the held-out
 `eval_gold_reward` (r*, with a bootstrap interval), `eval_scores` (r_φ), `eval_kl` and
 `eval_kl_exact_per_token` (align.kl), `eval_right_share`, `eval_distinct_answers`.
 
+A collapse, π_θ giving one pleasant answer r_φ likes to every prompt, is watched by
+align.breakdown's rule: share(a) = |{x : π_θ answered x with a}| / |X| over the distinct
+prompts X, collapsed when the most common answer's share exceeds COLLAPSE_SHARE (a tenth).
+Each evaluation logs `eval_top_answer` (its text), `eval_top_answer_count` (prompts given
+it) and `eval_top_answer_share`, and prints a line `step 50: collapsing: "..." given to
+38% of the 128 held-out prompts` beside the bar when the rule says collapsed. Each step
+logs `objective/top_answer_share` of its rollouts, a trend to read, not a verdict: with
+k answers to each of B prompts, an answer π_θ gives with probability q anywhere reaches
+a share near 1 − (1 − q)^k of the prompts, in steps of 1/B (a policy that says "I don't
+know." 3% of the time reaches 11% with k = 4), so the printed line and the summary's
+`collapse` ({"answer", "share", "collapsed", "first_step", "threshold"}) read the
+evaluations only, one answer to each distinct prompt. Under torchrun the rollouts' share
+is the mean over ranks of each rank's share among its own prompts.
+
 Under torchrun (minigpt.distributed) each of N ranks takes its --batch-size prompts of
 every global batch of N·batch_size, samples and scores its own rollouts (seeded by step
 and rank), and DDP averages the gradients of π_θ (and of PPO's value head). RLOO's
@@ -56,6 +70,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from align.breakdown import COLLAPSE_SHARE, collapsed, most_common_answer
 from align.common import (StageConfig, checkpoint_to_resume, continue_from, load_stage,
                           require, save_stage, shuffled_batches, start_run)
 from align.compare import evaluate_point, point_metrics
@@ -170,12 +185,15 @@ def rollout_metrics(rollouts, logprobs, beta) -> dict:
     kl = (logprobs - rollouts.ref_logprobs).sum(-1)  # (N,) log π_θ(y|x)/π_ref(y|x)
     non_score = -beta * kl
     gold = [gold_reward(s.prompt, s.text) for s in rollouts.samples]
+    top = most_common_answer([s.prompt for s in rollouts.samples],  # over distinct prompts:
+                             [s.text for s in rollouts.samples])    # k answers, each prompt once
     return {"objective/kl": kl.mean().item(),
             "objective/entropy": (-logprobs.sum(-1)).mean().item(),
             "objective/non_score_reward": non_score.mean().item(),
             "objective/scores": rollouts.scores.mean().item(),
             "objective/rlhf_reward": (rollouts.scores + non_score).mean().item(),
             "objective/gold_scores": sum(gold) / len(gold),
+            "objective/top_answer_share": top["share"],
             "val/num_eos_tokens": int(rollouts.finished.sum().item())}
 
 
@@ -297,12 +315,16 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
         point = evaluate_point(policy, reference, reward_model, tokenizer, eval_prompts,
                                config.max_new_tokens, device, seed=config.seed + 2,
                                missing_eos_penalty=config.missing_eos_penalty)
-        row = point_metrics(point, prefix=f"{prefix}_")
+        row = {**point_metrics(point, prefix=f"{prefix}_"),
+               **top_answer_metrics(eval_prompts, point["texts"], prefix)}
         run.log({"step": step, **row})
         tqdm.write(f"step {step}: r* {row[f'{prefix}_gold_reward']:.3f}, "
                    f"r_φ {row[f'{prefix}_scores']:.3f}, "
                    f"KL {row[f'{prefix}_kl_exact_per_token']:.2f} (exact per token), right "
                    f"{row[f'{prefix}_right_share']:.2f}")
+        line = collapse_line(step, row, prefix, len(eval_prompts))
+        if line:
+            tqdm.write(line)
         if keep_point is not None:
             keep_point(step, point)
 
@@ -362,9 +384,49 @@ def train_rlhf(config: RLHFConfig, progress=True, keep_point=None) -> dict:
                "algorithm": config.algorithm, "beta": config.beta,
                **{key.removeprefix(prefix + "_"): value for key, value in final.items()
                   if key != "step"},
-               "counts": counts}
+               "collapse": collapse_summary(rows, prefix), "counts": counts}
     run.write_json("summary.json", summary)
     return summary
+
+
+def top_answer_metrics(prompts, texts, prefix) -> dict:
+    """The evaluation's most common answer (align.breakdown), for metrics.jsonl."""
+    top = most_common_answer(prompts, texts)
+    return {f"{prefix}_top_answer": top["answer"], f"{prefix}_top_answer_count": top["count"],
+            f"{prefix}_top_answer_share": top["share"]}
+
+
+def row_collapsed(row, prefix) -> bool:
+    """align.breakdown's rule on one evaluation row of metrics.jsonl."""
+    return collapsed({"share": row[f"{prefix}_top_answer_share"],
+                      "count": row[f"{prefix}_top_answer_count"]})
+
+
+def collapse_line(step, row, prefix, prompts) -> str:
+    """The line printed beside the bar when an evaluation is collapsed ("" otherwise)."""
+    if not row_collapsed(row, prefix):
+        return ""
+    answer = row[f"{prefix}_top_answer"]
+    shown = answer if len(answer) <= 60 else answer[:57] + "..."
+    where = "held-out" if prefix == "eval" else "training"
+    return (f'step {step}: collapsing: "{shown}" given to {row[f"{prefix}_top_answer_share"]:.0%} '
+            f"of the {prompts} {where} prompts (more than {COLLAPSE_SHARE:.0%})")
+
+
+def collapse_summary(rows, prefix) -> dict:
+    """The summary's "collapse": the last evaluation's most common answer and share, whether
+    it is collapsed, and the first evaluated step that was (None if none), read from the
+    metrics rows so that a resumed run reports its whole history. All None where no
+    evaluation recorded its most common answer (a run written by older code)."""
+    evaluations = [row for row in rows if f"{prefix}_top_answer_share" in row]
+    if not evaluations:  # a finished run written before these metrics existed: unknown
+        return {"answer": None, "share": None, "collapsed": None, "first_step": None,
+                "threshold": COLLAPSE_SHARE}
+    last = evaluations[-1]
+    first = next((row["step"] for row in evaluations if row_collapsed(row, prefix)), None)
+    return {"answer": last[f"{prefix}_top_answer"], "share": last[f"{prefix}_top_answer_share"],
+            "collapsed": row_collapsed(last, prefix), "first_step": first,
+            "threshold": COLLAPSE_SHARE}
 
 
 def load_value_head(value_model, out_dir, step):
@@ -418,6 +480,14 @@ def main(argv=None):
           f"KL {summary['kl_exact_per_token']:.2f} ± {summary['kl_exact_per_token_ci']:.2f} nats "
           f"(exact per token), right {summary['right_share']:.2f}, "
           f"{summary['distinct_answers']} distinct answers")
+    collapse = summary["collapse"]
+    if collapse["answer"] is not None:
+        state = (f"collapsed (more than {collapse['threshold']:.0%}; first at step "
+                 f"{collapse['first_step']})" if collapse["collapsed"] else
+                 "not collapsed" + ("" if collapse["first_step"] is None else
+                                    f" (it was at step {collapse['first_step']})"))
+        print(f"most common answer: \"{collapse['answer']}\" given to {collapse['share']:.0%} "
+              f"of the prompts: {state}")
     return summary
 
 

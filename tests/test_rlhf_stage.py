@@ -1,13 +1,16 @@
 """align.rlhf on tiny models: bad input refused in one line before anything is written, the
 metrics TRL names, π_θ = π_ref at step 0, the run folder, and an exact resume (RLOO and PPO)."""
 
+import dataclasses
 import json
 import math
 
 import pytest
 import torch
 
+import align.compare
 import align.rlhf
+import align.rollouts
 from align.common import load_stage
 from align.compare import evaluate_point, point_metrics
 from align.data import write_jsonl
@@ -19,17 +22,21 @@ from minigpt.errors import InputError
 from minigpt.tokenizer import CharTokenizer
 from tests.conftest import tiny_config
 from tests.test_align_stages import byte_model, metrics_of
+from tests.test_collapse import brute_force
 from toyworld.world import heldout_prompts, train_prompts
 
 # What every training step logs (the module docstring, TRL's names); PPO adds loss/value_avg.
 STEP_METRICS = ("objective/kl", "objective/entropy", "objective/non_score_reward",
                 "objective/rlhf_reward", "objective/scores", "objective/gold_scores",
                 "policy/approxkl_avg", "policy/clipfrac_avg", "loss/policy_avg", "val/ratio",
-                "val/num_eos_tokens")
+                "val/num_eos_tokens", "objective/top_answer_share")
 EVAL_METRICS = ("eval_gold_reward", "eval_gold_reward_low", "eval_gold_reward_high",
                 "eval_scores", "eval_kl", "eval_kl_exact_per_token", "eval_kl_exact_per_token_ci",
-                "eval_right_share", "eval_distinct_answers", "eval_unfinished")
+                "eval_right_share", "eval_distinct_answers", "eval_unfinished",
+                "eval_top_answer", "eval_top_answer_count", "eval_top_answer_share")
+TEXT_METRICS = ("eval_top_answer",)
 PLOTS = ("rewards.png", "kl.png", "loss.png")
+HELDOUT = list(dict.fromkeys(heldout_prompts(8, 0)))  # the stage's eval prompts: distinct ones
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -165,6 +172,7 @@ def check_run(stages, out, algorithm, config):
         assert names <= set(row), names - set(row)
         assert ("loss/value_avg" in row) == (algorithm == "ppo")
         assert all(math.isfinite(row[name]) for name in names), row
+        assert 0 < row["objective/top_answer_share"] <= 1
         assert row["objective/rlhf_reward"] == pytest.approx(
             row["objective/scores"] + row["objective/non_score_reward"], rel=1e-6, abs=1e-6)
         assert row["objective/non_score_reward"] == pytest.approx(
@@ -184,6 +192,9 @@ def check_run(stages, out, algorithm, config):
         low, high = row["eval_gold_reward_low"], row["eval_gold_reward_high"]
         assert low <= row["eval_gold_reward"] <= high
         assert 0 <= row["eval_right_share"] <= 1 and 1 <= row["eval_distinct_answers"] <= 8
+        assert isinstance(row["eval_top_answer"], str)
+        assert 1 <= row["eval_top_answer_count"] <= len(HELDOUT)
+        assert row["eval_top_answer_share"] == row["eval_top_answer_count"] / len(HELDOUT)
     assert evaluations[0]["eval_kl"] == 0.0 and evaluations[0]["eval_kl_exact_per_token"] == 0.0
 
     checkpoint, stage = load_stage(out, ("rlhf",))
@@ -200,6 +211,12 @@ def check_run(stages, out, algorithm, config):
     assert summary["evaluated_on"] == "eval"
     for name in EVAL_METRICS:  # the last evaluation, unprefixed
         assert summary[name.removeprefix("eval_")] == evaluations[-1][name], name
+    # the tiny random model writes another string to each prompt: no collapse, ever
+    assert all(row["eval_top_answer_count"] == 1 for row in evaluations)
+    assert summary["collapse"] == {"answer": evaluations[-1]["eval_top_answer"],
+                                   "share": 1 / len(HELDOUT), "collapsed": False,
+                                   "first_step": None,
+                                   "threshold": 0.1}
     saved = json.loads((out / "config.json").read_text())
     assert saved["algorithm"] == algorithm and saved["beta"] == config.beta
     counts = saved["truncation"]
@@ -208,21 +225,44 @@ def check_run(stages, out, algorithm, config):
     return rows
 
 
-def test_a_short_rloo_run(stages, tmp_path):
+def brute_top(prompts, texts):
+    """(count, share) of the answer given to the most distinct prompts (tests.test_collapse)."""
+    return max(brute_force(prompts, texts).values())
+
+
+def test_a_short_rloo_run(stages, tmp_path, monkeypatch):
     config = rl_config(stages, tmp_path / "rloo")
-    kept = []
-    train_rlhf(config, progress=False, keep_point=lambda step, point: kept.append(step))
+    kept, rollouts = [], []
+    real_collect = align.rlhf.collect_rollouts
+
+    def collect_and_keep(*args, **kwargs):
+        rollouts.append(real_collect(*args, **kwargs))
+        return rollouts[-1]
+
+    monkeypatch.setattr(align.rlhf, "collect_rollouts", collect_and_keep)
+    train_rlhf(config, progress=False, keep_point=lambda step, point: kept.append((step, point)))
     rows = check_run(stages, tmp_path / "rloo", "rloo", config)
-    assert kept == [0, 2, 4]
+    assert [step for step, _ in kept] == [0, 2, 4]
+    prompts = HELDOUT
+    for (step, point), row in zip(kept, eval_rows(rows)):  # over the distinct prompts
+        assert (row["eval_top_answer_count"], row["eval_top_answer_share"]) == brute_top(
+            prompts, point["texts"])
+        assert row["eval_top_answer"] in {t.strip() for t in point["texts"]}
+    for batch, row in zip(rollouts, step_rows(rows)):  # 2 prompts, k = 2 answers each
+        texts = [s.text for s in batch.samples]
+        prompts_of_step = [s.prompt for s in batch.samples]
+        assert row["objective/top_answer_share"] == brute_top(prompts_of_step, texts)[1]
     assert not (tmp_path / "rloo" / "value.pt").exists()  # RLOO has no value head
     # step 0 is the SFT model itself, measured as align.compare measures any policy
     sft, tokenizer, _ = load_model(stages / "sft")
     reward_model, _ = load_reward_model(stages / "reward")
-    prompts = heldout_prompts(8, 0)
-    point = evaluate_point(sft, sft, reward_model, tokenizer, list(dict.fromkeys(prompts)),
+    point = evaluate_point(sft, sft, reward_model, tokenizer, prompts,
                            config.max_new_tokens, "cpu", seed=config.seed + 2,
                            missing_eos_penalty=config.missing_eos_penalty)
-    assert {"step": 0, **point_metrics(point)} == eval_rows(rows)[0]
+    count, share = brute_top(prompts, point["texts"])
+    assert {"step": 0, **point_metrics(point), "eval_top_answer_count": count,
+            "eval_top_answer_share": share,
+            "eval_top_answer": eval_rows(rows)[0]["eval_top_answer"]} == eval_rows(rows)[0]
 
 
 def test_a_short_ppo_run(stages, tmp_path):
@@ -234,6 +274,67 @@ def test_a_short_ppo_run(stages, tmp_path):
     reward = torch.load(stages / "reward" / "ckpt.pt", weights_only=True)["model"]
     assert value["model"].keys() == reward.keys()  # V is r_φ's network, trained on
     assert any(not torch.equal(value["model"][k], reward[k]) for k in reward)
+
+
+# ------------------------------------------------------------------------------ collapse
+FIXED = "Hello!"  # 6 bytes and the EOS: within the 10 new tokens of rl_config
+
+
+def forced_to_answer(real_sampler, text, after_calls=0):
+    """The sampler of a policy that answers `text` to every prompt (from its call number
+    after_calls on): the real samples, their answer tokens replaced by text + EOS, so that
+    every forward pass (log-probs, r_φ, the KL) reads what was 'sampled'."""
+    calls = []
+
+    def sample(model, tokenizer, prompts, *args, **kwargs):
+        samples = real_sampler(model, tokenizer, prompts, *args, **kwargs)
+        calls.append(len(prompts))
+        if len(calls) <= after_calls:
+            return samples
+        ids = tokenizer.encode(text) + [tokenizer.eos_id]
+        return [dataclasses.replace(s, answer_ids=ids, text=text, finished=True)
+                for s in samples]
+    return sample
+
+
+@pytest.mark.parametrize("algorithm", ["rloo", "ppo"])
+def test_a_policy_answering_one_text_is_reported_collapsed_while_it_trains(
+        algorithm, stages, tmp_path, monkeypatch, capsys):
+    """Rollouts always, evaluations from step 2 on, are one fixed answer: the line is printed
+    at steps 2 and 4 (not at step 0, whose answers are the tiny model's own), and the summary
+    says collapsed, first at step 2."""
+    monkeypatch.setattr(align.rollouts, "sample_answers",
+                        forced_to_answer(align.rollouts.sample_answers, FIXED))
+    monkeypatch.setattr(align.compare, "sample_answers",
+                        forced_to_answer(align.compare.sample_answers, FIXED, after_calls=1))
+    monkeypatch.setattr(align.rlhf, "plot_rlhf", lambda *args: None)  # figures: the short runs
+    out = tmp_path / "forced"
+    summary = train_rlhf(rl_config(stages, out, algorithm=algorithm), progress=False)
+    printed = capsys.readouterr().out
+    for step in (2, 4):
+        assert (f'step {step}: collapsing: "{FIXED}" given to 100% of the {len(HELDOUT)} '
+                f'held-out prompts') in printed, printed
+    assert "step 0: collapsing" not in printed and printed.count("collapsing") == 2, printed
+    assert summary["collapse"] == {"answer": FIXED, "share": 1.0, "collapsed": True,
+                                   "first_step": 2, "threshold": 0.1}
+    assert json.loads((out / "summary.json").read_text())["collapse"] == summary["collapse"]
+    rows = metrics_of(out)
+    assert [row["objective/top_answer_share"] for row in step_rows(rows)] == [1.0] * 4
+    evaluations = eval_rows(rows)
+    assert evaluations[0]["eval_top_answer_count"] == 1  # step 0: the model's own answers
+    assert [(row["eval_top_answer"], row["eval_top_answer_count"], row["eval_top_answer_share"])
+            for row in evaluations[1:]] == [(FIXED, len(HELDOUT), 1.0)] * 2
+
+
+def test_the_command_prints_the_most_common_answer(stages, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(align.rollouts, "sample_answers",
+                        forced_to_answer(align.rollouts.sample_answers, FIXED))
+    monkeypatch.setattr(align.compare, "sample_answers",
+                        forced_to_answer(align.compare.sample_answers, FIXED, after_calls=1))
+    monkeypatch.setattr(align.rlhf, "plot_rlhf", lambda *args: None)
+    align.rlhf.main(rl_argv(stages, tmp_path / "cli"))  # two steps, evaluated at 0 and 2
+    assert (f'most common answer: "{FIXED}" given to 100% of the prompts: collapsed (more than '
+            f'10%; first at step 2)') in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------------ resume
