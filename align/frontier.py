@@ -26,7 +26,10 @@ pipeline's evaluation prompts, held out by content; at most --eval-prompts of th
 π's own answers at temperature 1: mean r* with a bootstrap
 interval, the right-answer share, r_φ of the same answers, KL exact per token (align.kl),
 and the win rate against SFT's answers on the same prompts (paired bootstrap). SFT itself
-is the point at KL 0.
+is the point at KL 0. A point whose answers collapsed (align.breakdown's rule: one answer
+to more than a tenth of the distinct prompts, on two at least) is drawn hollow, its most
+common answers listed with their shares, and left out of the comparison at equal KL: its r*
+is a fixed answer's.
 
 Names: r* is `gold` here (`eval_gold_reward` in a stage's metrics, `objective/gold_scores`
 for the rollouts); r_φ of π's answers is `reward_model_score` (`eval_scores`,
@@ -42,7 +45,6 @@ Run:
     python -m align.frontier --run runs/pipeline-quick --quick
 """
 
-import collections
 import dataclasses
 import json
 import math
@@ -58,7 +60,7 @@ from align.data import write_jsonl
 from align.dpo import DPOConfig, train_dpo
 from align.frontier_report import frontier_markdown, plot_frontier
 from align.gold import gold_reward
-from align.breakdown import right_flags
+from align.breakdown import COLLAPSE_SHARE, collapsed, right_flags, top_answers
 from align.reward import load_reward_model, score_samples
 from align.rlhf import RLHFConfig, train_rlhf
 from align.sampling import sample_answers
@@ -188,7 +190,8 @@ def open_out_dir(config: FrontierConfig) -> RunFolder:
     return run
 
 
-POINTS_FORMAT = 2  # what a saved point holds; points saved by other code are measured again
+POINTS_FORMAT = 3  # what a saved point holds; points saved by other code are measured again
+# (3: the collapse flag is align.breakdown's rule, with the top answers)
 
 
 def kept(run: RunFolder, name: str, work):
@@ -207,17 +210,20 @@ def kept(run: RunFolder, name: str, work):
     return points
 
 
-COLLAPSED_SHARE = 0.5  # a policy giving one answer to more than half the prompts has collapsed
-
-
 def collapse_check(texts, prompts) -> dict:
-    """The policy's most common answer, the share of prompts it was given to, and the mean r*
-    that answer would get if it were given to every prompt: a collapsed policy's r* is
-    that of a fixed answer, which no measure of alignment should reward."""
-    answer, count = collections.Counter(t.strip() for t in texts).most_common(1)[0]
-    return {"modal_answer": answer, "modal_share": count / len(texts),
-            "modal_gold": sum(gold_reward(p, answer) for p in prompts) / len(prompts),
-            "collapsed": count / len(texts) > COLLAPSED_SHARE}
+    """align.breakdown's collapse rule on one point's answers (the answer given to the most
+    distinct prompts, collapsed when that is more than COLLAPSE_SHARE of them, on two at
+    least), its few most common answers with their shares (two pleasantries at 45% each
+    both show), and the mean r* the most common answer would get if it were given to every
+    prompt: a collapsed policy's r* is that of a fixed answer, which no measure of alignment
+    should reward."""
+    top = top_answers(prompts, texts)
+    distinct = list(dict.fromkeys(prompts))
+    answer = top[0]["answer"]
+    return {"modal_answer": answer, "modal_count": top[0]["count"], "modal_share": top[0]["share"],
+            "modal_gold": sum(gold_reward(p, answer) for p in distinct) / len(distinct),
+            "collapsed": collapsed(top[0]), "collapse_threshold": COLLAPSE_SHARE,
+            "top_answers": [{"answer": t["answer"], "share": t["share"]} for t in top]}
 
 
 def table_row(method, setting, step, point, sft, seed, prompts, kl_is_bound=False) -> dict:

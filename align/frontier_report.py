@@ -22,6 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from align.breakdown import COLLAPSE_SHARE  # noqa: E402
 from align.report import SMOKE_PRESETS, add_banner, direction  # noqa: E402
 from align.stats import paired_bootstrap  # noqa: E402
 
@@ -55,7 +56,8 @@ def plottable(p) -> bool:
 
 def comparable(p) -> bool:
     """Points that count in the comparison at equal KL: drawn, and not collapsed onto one
-    answer (align.frontier.collapse_check: its r* is a fixed answer's, not alignment)."""
+    answer (align.frontier.collapse_check, align.breakdown's rule: one answer to more than a
+    tenth of the distinct prompts; its r* is a fixed answer's, not alignment)."""
     return plottable(p) and not p.get("collapsed", False)
 
 
@@ -278,8 +280,9 @@ def overoptimisation_lines(points) -> list[str]:
         best, last = max(curve, key=lambda p: p["gold"]), curve[-1]
         estimate, low, high = paired_difference(last, best) if last is not best else (0.0, 0.0, 0.0)
         fell = last["reward_model_score"] > best["reward_model_score"] and high < 0
-        verdict_text = (f"yes: collapsed onto {last['modal_answer']!r} ({last['modal_share']:.0%})"
-                        if last.get("collapsed") else "yes: r* fell" if fell else "no")
+        onto = ", ".join(f"{short(t['answer'])} ({t['share']:.0%})" for t in shown_answers(last))
+        verdict_text = (f"yes: collapsed onto {onto}" if last.get("collapsed")
+                        else "yes: r* fell" if fell else "no")
         lines.append(f"| {method} {setting} | {sft['reward_model_score']:.2f} → "
                      f"{last['reward_model_score']:.2f} (step {last['step']}) | {sft['gold']:.2f} → "
                      f"{last['gold']:.2f} | step {best['step']} → {last['step']}: {estimate:+.2f} "
@@ -287,13 +290,29 @@ def overoptimisation_lines(points) -> list[str]:
     return lines
 
 
-def modal(p) -> str:
-    """The most common answer and its share ("—" where the answers are not known: π*_β)."""
+def short(text, width=40) -> str:
+    """An answer quoted for a table cell: cut to width, no column separator."""
+    text = text if len(text) <= width else text[: width - 3] + "..."
+    return repr(text.replace("|", "/"))
+
+
+def shown_answers(p) -> list[dict]:
+    """The most common answer, and the next ones also above the collapse threshold, so that
+    two answers at 45% each are both shown ([] where the answers are not known: π*_β)."""
     if "modal_answer" not in p:
+        return []
+    top = p.get("top_answers") or [{"answer": p["modal_answer"], "share": p["modal_share"]}]
+    return top[:1] + [t for t in top[1:] if t["share"] > COLLAPSE_SHARE]
+
+
+def modal(p) -> str:
+    """The most common answers and their shares of the distinct prompts ("—" where the
+    answers are not known: π*_β)."""
+    answers = shown_answers(p)
+    if not answers:
         return "—"
-    text = p["modal_answer"] if len(p["modal_answer"]) <= 40 else p["modal_answer"][:37] + "..."
     mark = " **collapsed**" if p["collapsed"] else ""
-    return f"{text.replace('|', '/')!r} ({p['modal_share']:.0%}){mark}"
+    return ", ".join(f"{short(t['answer'])} ({t['share']:.0%})" for t in answers) + mark
 
 
 def frontier_markdown(results, config) -> str:
@@ -332,10 +351,12 @@ def frontier_markdown(results, config) -> str:
     collapsed = [p for p in points if p.get("collapsed")]
     lines += ["", f"Points left out of this comparison: those too few samples carry (π*_β, "
               f"ESS below --min-ess) and the {len(collapsed)} collapsed ones, which give one "
-              f"answer to more than half the prompts; their r* is what that one answer gets:", ""]
-    lines += [f"- {p['method']} {p['setting']} step {p['step']}: {p['modal_answer']!r} to "
-              f"{p['modal_share']:.0%} of the prompts; r* {p['gold']:.2f}, and that answer given "
-              f"to every prompt {p['modal_gold']:.2f}" for p in collapsed] or ["- none collapsed"]
+              f"answer to more than {COLLAPSE_SHARE:.0%} of the distinct prompts (two at "
+              f"least; align.breakdown); their r* is mostly what that answer gets:", ""]
+    lines += [f"- {p['method']} {p['setting']} step {p['step']}: "
+              + ", ".join(f"{t['answer']!r} to {t['share']:.0%}" for t in shown_answers(p))
+              + f" of the prompts; r* {p['gold']:.2f}, and {p['modal_answer']!r} given to every "
+              f"prompt {p['modal_gold']:.2f}" for p in collapsed] or ["- none collapsed"]
     lines += [""] + verdict(points)
     lines += ["", "## Reward over-optimisation", "",
               "Along each run: r_φ rising while r* falls after its best point (a paired interval "

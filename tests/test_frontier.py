@@ -2,15 +2,17 @@
 quick pipeline in tests/test_pipeline.py."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from align.frontier import (FrontierConfig, best_of_n_rows, read_pipeline_run, collapse_check,
-                            optimum_rows)
+from align.frontier import (FrontierConfig, best_of_n_rows, collapse_check, optimum_rows,
+                            point_from_lists, read_pipeline_run, table_row)
 from align.gold import gold_reward
-from align.frontier_report import best_within, verdict
+from align.frontier_report import best_within, frontier_markdown, verdict
 from minigpt.errors import InputError
+from toyworld.world import heldout_prompts
 
 
 def answer(score, gold, right=0.0, finished=True, text=None):
@@ -121,10 +123,51 @@ def test_a_policy_that_gives_one_answer_to_most_prompts_is_collapsed_and_not_com
     assert check["collapsed"]
     assert check["modal_gold"] == pytest.approx(
         sum(gold_reward(p, "You can call me Mary.") for p in prompts) / 4)
-    assert not collapse_check(["a", "a", "b", "c"], prompts)["collapsed"]  # half is not more
     n = 40
     points = [point("SFT (π_ref)", "", 0.0, [0.0] * n, step=0), point("DPO", "β=1", 1.0, [0.5] * n),
               {**point("RLHF (RLOO)", "β=0.1", 0.9, [0.9] * n), "collapsed": True},
               {**point("RLHF (RLOO)", "β=1", 0.5, [0.2] * n), "collapsed": False}]
     assert best_within(points, 1)["RLHF"]["setting"] == "β=1"
     assert verdict(points)[0].startswith("**At equal KL, DPO dominates RLHF")
+
+
+def test_the_frontier_flags_a_collapse_by_the_rule_of_align_breakdown():
+    """One answer to more than a tenth of the distinct prompts (two at least), counted over
+    distinct prompts: a tenth is not more, a question asked twice counts once."""
+    prompts = list(dict.fromkeys(heldout_prompts(80, 0)))[:20]
+    others = [f"Answer {i}." for i in range(20)]
+    assert not collapse_check(["Hi."] * 2 + others[2:], prompts)["collapsed"]  # 2/20: a tenth
+    assert collapse_check(["Hi."] * 3 + others[3:], prompts)["collapsed"]  # 3/20
+    # "Hi." to one question asked three times (three answers) and to one other: 2 of the 20
+    asked = prompts + [prompts[0]] * 2
+    check = collapse_check(["Hi."] * 2 + others[2:] + ["Hi."] * 2, asked)
+    assert (check["modal_answer"], check["modal_count"], check["modal_share"]) == ("Hi.", 2, 0.1)
+    assert not check["collapsed"]
+    assert check["modal_gold"] == pytest.approx(sum(gold_reward(p, "Hi.") for p in prompts) / 20)
+    assert check["modal_gold"] != pytest.approx(sum(gold_reward(p, "Hi.") for p in asked) / 22)
+
+
+def test_two_pleasantries_at_45_percent_each_are_collapsed_and_both_reported():
+    """The old rule (more than half the prompts) let this policy through as aligned."""
+    prompts = list(dict.fromkeys(heldout_prompts(80, 0)))[:20]
+    texts = ["I am Mary."] * 9 + ["Hello! How can I help you?"] * 9 + ["4", "Lima is in Peru."]
+    sft_point = point_from_lists([0.0] * 20, [0.0] * 20, [0.0] * 20, 20, seed=0)
+    sft_point.update(texts=[f"answer {i}" for i in range(20)], kl_exact_per_token=0.0,
+                     kl_exact_per_token_ci=0.0)
+    rl_point = point_from_lists([gold_reward(p, t) for p, t in zip(prompts, texts)], [0.0] * 20,
+                                [2.0] * 20, 4, seed=0)
+    rl_point.update(texts=texts, kl_exact_per_token=1.5, kl_exact_per_token_ci=0.1)
+    sft = table_row("SFT (π_ref)", "", 0, sft_point, None, 0, prompts)
+    rl = table_row("RLHF (RLOO)", "β=0.1", 20, rl_point, sft_point, 0, prompts)
+    assert not sft["collapsed"] and rl["collapsed"]
+    assert rl["top_answers"][:2] == [{"answer": "I am Mary.", "share": 0.45},
+                                     {"answer": "Hello! How can I help you?", "share": 0.45}]
+    assert "RLHF" not in best_within([sft, rl], 16)  # left out of the comparison
+    results = {"run": "runs/x", "device": "cpu", "seconds": 1.0, "prompts": 20,
+               "points": [sft, rl], "timings": {}}
+    text = frontier_markdown(results, SimpleNamespace(quick=False, run="/nonexistent"))
+    assert "'I am Mary.' (45%), 'Hello! How can I help you?' (45%) **collapsed**" in text, text
+    assert ("- RLHF (RLOO) β=0.1 step 20: 'I am Mary.' to 45%, 'Hello! How can I help you?' to "
+            "45% of the prompts") in text, text
+    assert "more than 10% of the distinct prompts" in text
+    assert "yes: collapsed onto 'I am Mary.' (45%), 'Hello! How can I help you?' (45%)" in text
