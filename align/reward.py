@@ -15,11 +15,22 @@ and `margin`; each evaluation (step 0, every --eval-interval steps, the last ste
 `eval_gold_comparable_pairs` on the held-out pairs, or the same with the `train_` prefix
 on the first 256 training pairs when there is no --eval-data. A tie r_w = r_l is no win.
 
+Pairs say what they compare ("pair_kind", see align.preferences): two of π_ref's samples
+(same_prompt), an answer to another question against one to this one (off_topic_offer),
+a rude answer against a polite one (rude_vs_polite). One accuracy over all of them can
+hide the failure that matters: r_φ paying an off-topic pleasantry. So when the pairs name
+their kinds, each evaluation also logs `eval_accuracy/<kind>` and `eval_pairs/<kind>`
+(how many), and, given off-topic pairs, r_φ's mean score on the offers,
+`eval_off_topic_score`, beside its mean on the right answers they were offered against,
+`eval_right_score` (right as `align.gold.judge` says): a reward model that cannot be paid
+by a pleasantry keeps the first well below the second.
+
 Run:
     python -m align.reward --init runs/sft --data pairs.jsonl --eval-data heldout_pairs.jsonl
 """
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 
@@ -28,8 +39,9 @@ import torch.nn as nn
 
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
-from align.data import can_pack, load_pairs, pack_pairs, pack_sequences, pad_right
-from align.gold import gold_reward
+from align.data import (PREFERENCE_KEYS, can_pack, load_pairs, pack_pairs, pack_sequences,
+                        pad_right)
+from align.gold import gold_reward, judge
 from align.losses import bradley_terry_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
@@ -37,6 +49,7 @@ from minigpt.model import GPT
 from minigpt.runlog import column
 from minigpt import distributed
 from minigpt.device import pick_device
+from minigpt.errors import InputError
 from minigpt.ownership import check_run_folder
 
 
@@ -118,29 +131,121 @@ def score_pairs(model: RewardModel, pairs, pad_id, device):
     return rewards[: len(pairs)], rewards[len(pairs):]  # (B,), (B,)
 
 
+DEFAULT_PAIR_KIND = "same_prompt"  # a row without "pair_kind": two answers to its own prompt
+PAIR_ROW_KEYS = ("pair_kind", "offer_side")  # what evaluate_pairs reads beside the texts
+OFFER_SIDES = ("chosen", "rejected")
+
+
+def check_pair_kind(row: dict, where: str):
+    """A row's optional "pair_kind" is a non-empty string; an off_topic_offer row says
+    which of its answers is the offer ("offer_side": "chosen" or "rejected")."""
+    kind = row.get("pair_kind", DEFAULT_PAIR_KIND)
+    if not isinstance(kind, str) or not kind.strip():
+        raise InputError(f"{where}: 'pair_kind' must be a non-empty string, got {kind!r}")
+    if kind == "off_topic_offer" and row.get("offer_side") not in OFFER_SIDES:
+        raise InputError(f"{where}: an 'off_topic_offer' pair needs 'offer_side': 'chosen' or "
+                         f"'rejected' (which answer is the offer), got {row.get('offer_side')!r}")
+
+
+def attach_pair_kinds(pairs, path):
+    """Copy each row's "pair_kind" and "offer_side" from the JSONL file onto its tokenised pair.
+
+    align.data keeps a row's texts and token ids only. The pairs are the file's rows in
+    order, less those too long to fit, so each pair is the next row of the file with the
+    same prompt, chosen and rejected text.
+    """
+    with open(path, encoding="utf-8") as f:
+        lines = [(number, json.loads(line)) for number, line in enumerate(f, start=1)
+                 if line.strip()]
+    at = 0
+    for pair in pairs:
+        row = pair["row"]
+        while at < len(lines) and any(lines[at][1][key] != row[key] for key in PREFERENCE_KEYS):
+            at += 1
+        if at == len(lines):
+            raise InputError(f"{path}: changed while it was read (a pair has no row)")
+        number, written = lines[at]
+        at += 1
+        row.update({key: written[key] for key in PAIR_ROW_KEYS if key in written})
+        check_pair_kind(row, f"{path}, line {number}")
+
+
+def mean_or_none(values):
+    return sum(values) / len(values) if values else None
+
+
 @torch.no_grad()
 def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
-    """Bradley-Terry loss, accuracy P(r_w > r_l), mean margin r_w − r_l, agreement with r*.
+    """Bradley-Terry loss, accuracy P(r_w > r_l), mean margin r_w − r_l, agreement with r*,
+    the accuracy per kind of pair, and r_φ on off-topic offers against right answers.
 
     Unprefixed names (the stage adds eval_ or train_). Agreement counts the pairs whose
     gold rewards differ: does r_φ order them as r* does?
+    accuracy_by_pair_kind: {kind: {"accuracy", "n"}}, the share of r_w > r_l among the n
+    pairs of each kind (a row without "pair_kind" is same_prompt).
+    off_topic_score: the mean of r_φ(x, y_o) over the off-topic offers y_o;
+    right_score: the mean of r_φ(x, y) over the answers y they were offered against that
+    judge(x, y) calls right. None where there is nothing to average.
     """
     loss_sum, correct, margins, agree, comparable = 0.0, 0, [], 0, 0
+    by_kind, offer_scores, right_scores = {}, [], []  # kind -> [wins, pairs]
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
         chosen, rejected = score_pairs(model, batch, pad_id, device)
         loss_sum += bradley_terry_loss(chosen, rejected).item() * len(batch)
         correct += (chosen > rejected).sum().item()
         margins += (chosen - rejected).tolist()
-        for pair, r_w, r_l in zip(batch, chosen.tolist(), rejected.tolist()):
-            gold_w = gold_reward(pair["row"]["prompt"], pair["row"]["chosen"])
-            gold_l = gold_reward(pair["row"]["prompt"], pair["row"]["rejected"])
+        for number, (pair, r_w, r_l) in enumerate(zip(batch, chosen.tolist(), rejected.tolist()),
+                                                  start=start):
+            row = pair["row"]
+            gold_w = gold_reward(row["prompt"], row["chosen"])
+            gold_l = gold_reward(row["prompt"], row["rejected"])
             if gold_w != gold_l:
                 comparable += 1
                 agree += (r_w > r_l) == (gold_w > gold_l)
+            check_pair_kind(row, f"pair {number} (prompt {row['prompt'][:40]!r})")
+            kind = row.get("pair_kind", DEFAULT_PAIR_KIND)
+            tally = by_kind.setdefault(kind, [0, 0])
+            tally[0] += r_w > r_l
+            tally[1] += 1
+            if kind == "off_topic_offer":  # the offer on one side, an answer to x on the other
+                offer, answer, answer_score = ((r_w, row["rejected"], r_l)
+                                               if row["offer_side"] == "chosen"
+                                               else (r_l, row["chosen"], r_w))
+                offer_scores.append(offer)
+                if judge(row["prompt"], answer).right:
+                    right_scores.append(answer_score)
     return {"loss": loss_sum / max(len(pairs), 1), "accuracy": correct / max(len(pairs), 1),
             "margin": sum(margins) / max(len(margins), 1),
-            "gold_agreement": agree / max(comparable, 1), "gold_comparable_pairs": comparable}
+            "gold_agreement": agree / max(comparable, 1), "gold_comparable_pairs": comparable,
+            "accuracy_by_pair_kind": {kind: {"accuracy": wins / n, "n": n}
+                                      for kind, (wins, n) in sorted(by_kind.items())},
+            "off_topic_score": mean_or_none(offer_scores), "right_score": mean_or_none(right_scores)}
+
+
+def evaluation_metrics(result: dict, by_kind: bool) -> dict:
+    """evaluate_pairs' result as flat metrics (unprefixed): accuracy_by_pair_kind as
+    `accuracy/<kind>` and `pairs/<kind>` when by_kind, and no None."""
+    flat = {key: value for key, value in result.items()
+            if key != "accuracy_by_pair_kind" and value is not None}
+    if by_kind:
+        for kind, tally in result["accuracy_by_pair_kind"].items():
+            flat[f"accuracy/{kind}"], flat[f"pairs/{kind}"] = tally["accuracy"], tally["n"]
+    return flat
+
+
+def summary_of_evaluation(final: dict, prefix: str, n_pairs: int) -> dict:
+    """The last evaluation's metrics row (`evaluation_metrics`, prefixed) as evaluate_pairs
+    returns it: unprefixed, accuracy_by_pair_kind nested again (pairs that name no kind
+    are one kind, same_prompt, of n_pairs pairs), the off-topic scores None if absent."""
+    values = {key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"}
+    kinds = [key.removeprefix("accuracy/") for key in values if key.startswith("accuracy/")]
+    by_kind = ({kind: {"accuracy": values.pop(f"accuracy/{kind}"), "n": values.pop(f"pairs/{kind}")}
+                for kind in kinds}
+               or {DEFAULT_PAIR_KIND: {"accuracy": values["accuracy"], "n": n_pairs}})
+    return {**values, "accuracy_by_pair_kind": by_kind,
+            "off_topic_score": values.get("off_topic_score"),
+            "right_score": values.get("right_score")}
 
 
 def load_reward_model(path, device="cpu"):
@@ -176,6 +281,9 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
             load_weights(model, resume_from["model"], resume_from["path"])
         model.to(device)
         train_pairs, eval_pairs, stats = load_pairs(config, tokenizer, "reward-model")
+        attach_pair_kinds(train_pairs, config.data)
+        if eval_pairs:
+            attach_pair_kinds(eval_pairs, config.eval_data)
         # only now: bad input above leaves the folder untouched (None on ranks other than 0)
         run = start_run(config, "reward", tokenizer, stats, resume_from, ranks)
     pad_id = tokenizer.pad_id
@@ -189,9 +297,11 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
         return bradley_terry_loss(r_w, r_l), metrics, len(batch)
 
     prefix = "eval" if eval_pairs else "train"  # no held-out pairs: evaluate on training pairs
+    evaluated = eval_pairs or train_pairs[:256]
+    by_kind = any("pair_kind" in pair["row"] for pair in evaluated)  # else one kind: accuracy
 
     def evaluate(step):
-        result = evaluate_pairs(model, eval_pairs or train_pairs[:256], pad_id, device)
+        result = evaluation_metrics(evaluate_pairs(model, evaluated, pad_id, device), by_kind)
         return {f"{prefix}_{key}": value for key, value in result.items()}
 
     seconds = train_steps(model, config, loss_on_batch, len(train_pairs), run, device, "reward",
@@ -202,8 +312,7 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
     plot_reward(run, rows, prefix)
     final = [row for row in rows if f"{prefix}_loss" in row][-1]
     summary = {"run": run.path, "seconds": seconds, "evaluated_on": prefix,
-               **{key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"},
-               "truncation": stats}
+               **summary_of_evaluation(final, prefix, len(evaluated)), "truncation": stats}
     run.write_json("summary.json", summary)
     return summary
 
@@ -216,13 +325,14 @@ def plot_reward(run, rows, prefix="eval"):
              title="Reward model: −log σ(r_w − r_l) (log 2 ≈ 0.693: no preference)",
              ylabel="loss (nats)", evaluation=(f"{prefix}_loss ({where})",), smooth=10,
              hlines={"log 2 (no preference)": 0.693})
-    run.plot("accuracy.png", {"accuracy (batch)": column(rows, "accuracy"),
-                              f"{prefix}_gold_agreement ({where}, with r*)":
-                                  column(rows, f"{prefix}_gold_agreement"),
-                              f"{prefix}_accuracy ({where})": column(rows, f"{prefix}_accuracy")},
+    evaluations = {f"{prefix}_gold_agreement ({where}, with r*)": column(rows, f"{prefix}_gold_agreement"),
+                   f"{prefix}_accuracy ({where})": column(rows, f"{prefix}_accuracy")}
+    kinds = sorted({key for row in rows for key in row if key.startswith(f"{prefix}_accuracy/")})
+    evaluations.update({f"{key} ({where})": column(rows, key) for key in kinds})
+    run.plot("accuracy.png", {"accuracy (batch)": column(rows, "accuracy"), **evaluations},
              title="Reward model: share of pairs with r_w > r_l (a tie is no win)",
              ylabel="share of pairs", smooth=10, ylim=(-0.02, 1.02), hlines={"chance (0.5)": 0.5},
-             evaluation=(f"{prefix}_gold_agreement ({where}, with r*)", f"{prefix}_accuracy ({where})"))
+             evaluation=tuple(evaluations))
 
 
 def main(argv=None):
@@ -238,6 +348,13 @@ def main(argv=None):
     print(f"{summary['evaluated_on']} accuracy {summary['accuracy']:.3f}, margin {summary['margin']:.3f}, "
           f"agreement with the gold ranking {summary['gold_agreement']:.3f} "
           f"({summary['gold_comparable_pairs']} pairs)")
+    print("accuracy by kind of pair: " + ", ".join(
+        f"{kind} {tally['accuracy']:.3f} ({tally['n']} pairs)"
+        for kind, tally in summary["accuracy_by_pair_kind"].items()))
+    if summary["off_topic_score"] is not None:
+        right = summary["right_score"]
+        print(f"mean r_φ on off-topic offers {summary['off_topic_score']:.3f}, on the right answers "
+              f"they were offered against {'none' if right is None else format(right, '.3f')}")
     return summary
 
 
