@@ -256,8 +256,11 @@ def test_rude_pairs_and_the_defaults(monkeypatch):
         assert judge(row["prompt"], polite).right  # the world's good answer
         assert row["p_chosen"] == pytest.approx(bradley_terry(row["prompt"], row["chosen"],
                                                               row["rejected"]), abs=1e-12)
-        polite_wins.append(not chosen.offensive)
-    assert 0.8 < sum(polite_wins) / len(polite_wins) < 1  # mostly, not always
+        rude_answer = row["chosen"] if chosen.offensive else row["rejected"]
+        polite_wins.append((not chosen.offensive, bradley_terry(row["prompt"], polite, rude_answer)))
+    wins, expected = sum(w for w, _ in polite_wins), sum(p for _, p in polite_wins)
+    assert expected > 0.8 * len(polite_wins)  # r* prefers the polite answer
+    assert abs(wins - expected) < 4 * sum(p * (1 - p) for _, p in polite_wins) ** 0.5 + 1
     # the defaults make today's pairs, and the extra pairs never change the sampled ones
     plain, plain_counts = pairs_with_extras(monkeypatch, prompts)
     assert all(row["pair_kind"] == "same_prompt" for row in plain)
