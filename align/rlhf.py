@@ -35,7 +35,8 @@ Every --eval-interval steps (and at step 0): π_θ's own answers to the held-out
 
 A collapse, π_θ giving one pleasant answer r_φ likes to every prompt, is watched by
 align.breakdown's rule: share(a) = |{x : π_θ answered x with a}| / |X| over the distinct
-prompts X, collapsed when the most common answer's share exceeds COLLAPSE_SHARE (a tenth).
+prompts X, collapsed when the most common answer's share exceeds COLLAPSE_SHARE (a tenth)
+and it went to two prompts at least.
 Each evaluation logs `eval_top_answer` (its text), `eval_top_answer_count` (prompts given
 it) and `eval_top_answer_share`, and prints a line `step 50: collapsing: "..." given to
 38% of the 128 held-out prompts` beside the bar when the rule says collapsed. Each step
