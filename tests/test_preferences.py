@@ -245,9 +245,9 @@ def test_rude_pairs_and_the_defaults(monkeypatch):
     from align.gold import judge
     from toyworld.world import train_prompts
     prompts = train_prompts(200, seed=2) + ["Tell me a joke"]  # one prompt outside the world
-    rows, counts = pairs_with_extras(monkeypatch, prompts, rude_per_prompt=1)
+    rows, counts = pairs_with_extras(monkeypatch, prompts, rude_per_prompt=8)
     rude = [row for row in rows if row["pair_kind"] == "rude_vs_polite"]
-    assert len(rude) == len(prompts) - 1 and counts["outside_world"] == 1
+    assert len(rude) == 8 * (len(prompts) - 1) and counts["outside_world"] == 1
     polite_wins = []
     for row in rude:
         chosen, rejected = (judge(row["prompt"], row[k]) for k in ("chosen", "rejected"))
