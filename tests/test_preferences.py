@@ -309,3 +309,19 @@ def test_the_command_takes_the_extra_pairs_flags(tmp_path):
     with pytest.raises(InputError, match="--rude-per-prompt: expected a number >= 0"):
         preferences_main(["--sft", str(tmp_path / "sft"), "--out", str(tmp_path / "x.jsonl"),
                           "--rude-per-prompt", "-0.5"])
+
+
+def test_an_offer_that_answers_the_question_or_repeats_the_sample_is_drawn_again(monkeypatch):
+    import align.preferences as preferences
+    prompt = "Where is Lima?"
+    offers = iter([("name", "x", "Lima is in Peru."), ("name", "x", "Lima is in Chile."),
+                   ("pleasantry", "x", "I am fine, thank you."), ("name", "x", "I am Mary.")])
+    monkeypatch.setattr(preferences, "draw_offer", lambda p, rng: next(offers))
+    sample = fake_samples(("good",))(None, ByteTokenizer(), [prompt], 0, 1.0)[0]
+    sample.text = "I am fine, thank you."  # π_ref's own pleasantry: never offered against itself
+    counts = {"off_topic_no_sample": 0, "off_topic_skipped": 0}
+    rows = preferences.off_topic_pairs(prompt, [sample], 1, random.Random(0), counts)
+    assert [row[row["offer_side"]] for row in rows] == ["I am Mary."]
+    monkeypatch.setattr(preferences, "draw_offer", lambda p, rng: ("name", "x", "Lima is in Peru."))
+    assert preferences.off_topic_pairs(prompt, [sample], 2, random.Random(0), counts) == []
+    assert counts == {"off_topic_no_sample": 0, "off_topic_skipped": 2}
