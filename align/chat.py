@@ -18,7 +18,8 @@ and each answer y is scored twice:
 A question outside the toy world ("Tell me a joke.") still gets answers and r_φ, which
 scores any text; r* has no answer to check it against there (the judge's kind is None),
 so it is shown as "n/a" rather than as a number. An answer that ran into --max-new-tokens
-before the model wrote EOS is marked "(cut at --max-new-tokens)": r_φ was trained on
+before the model wrote EOS is marked "(cut at --max-new-tokens)". r* judges it as cut
+(finished=False): never right, and it pays `unfinished` (align.gold). r_φ was trained on
 answers that end with EOS, so a cut answer is text it never saw (shown here as r_φ reads it,
 without the penalty RLHF's --missing-eos-penalty takes off).
 
@@ -121,15 +122,16 @@ def quoted(text: str) -> str:
                    for c in json.dumps(text, ensure_ascii=False))
 
 
-def gold_line(prompt: str, text: str) -> str:
+def gold_line(prompt: str, text: str, finished: bool) -> str:
     """r*(x, y) with the judge's verdict, or why r* cannot check this question."""
-    verdict = judge(prompt, text)
+    verdict = judge(prompt, text, finished=finished)
     if verdict.kind is None:
         return "r* = n/a (outside the toy world: r* cannot check it)"
     flags = [name for name, on in (("right", verdict.right), ("wrong", verdict.wrong),
                                    ("off-topic", verdict.off_topic), ("evasive", verdict.evasive),
-                                   ("offensive", verdict.offensive)) if on]
-    return f"r* = {gold_reward(prompt, text):+.2f} ({', '.join(flags)})"
+                                   ("offensive", verdict.offensive),
+                                   ("unfinished", verdict.unfinished)) if on]
+    return f"r* = {gold_reward(prompt, text, finished=finished):+.2f} ({', '.join(flags)})"
 
 
 def answer(question: str, policies: dict, reward, config: ChatConfig, seed: int, device) -> list[str]:
@@ -138,7 +140,7 @@ def answer(question: str, policies: dict, reward, config: ChatConfig, seed: int,
     for name, (model, tokenizer) in policies.items():
         sample = sample_answers(model, tokenizer, [question], config.max_new_tokens,
                                 config.temperature, seed=seed, device=device)[0]
-        scores = [gold_line(question, sample.text)]
+        scores = [gold_line(question, sample.text, sample.finished)]
         if reward is not None:
             reward_model, reward_tokenizer = reward
             r_phi = score_samples(reward_model, [sample], reward_tokenizer.pad_id, device)[0].item()
