@@ -1,0 +1,116 @@
+"""The knowledge probe: which facts a model has stored, against which it answers right."""
+
+import math
+
+import pytest
+import torch
+
+from align import probe
+from align.probe import (fact_statements, knowledge_table, probe_facts, probe_prompts,
+                         sentence_logps)
+from minigpt import GPT, ByteTokenizer
+from tests.conftest import tiny_config
+from toyworld.world import (COUNTRIES, TOPICS, canonical_question, parse_prompt, prompt_pool)
+
+
+def test_each_fact_has_one_true_sentence_and_every_false_value_beside_it():
+    true, false = fact_statements(parse_prompt("Where is Kyoto?"))
+    assert true == "Kyoto is in Japan."
+    assert sorted(false) == sorted(f"Kyoto is in {k}." for k in COUNTRIES if k != "Japan")
+    true, false = fact_statements(parse_prompt("What is 7 plus 5?"))
+    assert true == "7 plus 5 is 12." and "7 plus 5 is 12." not in false
+    assert "7 plus 5 is 13." in false and "7 plus 5 is 7." in false
+    true, false = fact_statements(parse_prompt("Explain an echo to a child"))
+    assert true == TOPICS["an echo"][0]
+    assert len(false) == len(TOPICS) - 1 and all(f.startswith("An echo ") for f in false)
+    assert "An echo is a muscle that pumps blood." in false  # the heart's, said of an echo
+    assert fact_statements(parse_prompt("What is your name?")) is None
+
+
+def brute_force_logp(model, tokenizer, sentence):
+    """log π(sentence | "\\n\\n"), one token at a time, each from its own forward pass."""
+    ids = tokenizer.encode(probe.CONTEXT + sentence)
+    start = len(tokenizer.encode(probe.CONTEXT))
+    total = 0.0
+    for t in range(start, len(ids)):
+        logits, _ = model(torch.tensor([ids[:t]]))
+        total += torch.log_softmax(logits[0, -1].double(), -1)[ids[t]].item()
+    return total
+
+
+def test_sentence_logps_are_each_sentences_own_log_probability():
+    """Batched and right-padded, each sentence scores as it does alone, token by token."""
+    torch.manual_seed(0)
+    tokenizer = ByteTokenizer()
+    model = GPT(tiny_config(vocab_size=tokenizer.vocab_size, block_size=64)).eval()
+    sentences = ["Kyoto is in Japan.", "7 plus 5 is 12.", "Rain is drops of water."]
+    batched = sentence_logps(model, tokenizer, sentences, batch_size=2)
+    for value, sentence in zip(batched.tolist(), sentences):
+        assert value == pytest.approx(brute_force_logp(model, tokenizer, sentence), abs=1e-4)
+
+
+def test_a_fact_is_stored_when_its_true_sentence_beats_every_false_one(monkeypatch):
+    """With sentence scores set by hand: stored iff the true one is above all others, the
+    margin is true − best false, and a+b and b+a are one fact, probed once."""
+    scores = {"Kyoto is in Japan.": -3.0, "Kyoto is in Peru.": -2.5,  # a false one wins
+              "7 plus 5 is 12.": -1.0, "5 plus 7 is 12.": -1.0}
+    calls = []
+
+    def fake_logps(model, tokenizer, sentences, device="cpu"):
+        calls.append(len(sentences))
+        return torch.tensor([scores.get(s, -10.0) for s in sentences])
+    monkeypatch.setattr(probe, "sentence_logps", fake_logps)
+    facts = probe_facts(None, None, ["Where is Kyoto?", "In which country is Kyoto?",
+                                     "What is 7+5?", "What is 5 plus 7?", "hello"])
+    assert set(facts) == {("city", "Kyoto"), ("arithmetic", (5, 7))}
+    assert facts[("city", "Kyoto")]["stored"] is False
+    assert facts[("city", "Kyoto")]["margin"] == pytest.approx(-0.5)
+    assert facts[("arithmetic", (5, 7))]["stored"] is True
+    assert facts[("arithmetic", (5, 7))]["margin"] == pytest.approx(9.0)
+    assert calls == [len(COUNTRIES) + len(probe.SUMS)]  # each fact's sentences, once
+
+
+def test_the_table_counts_right_answers_among_stored_and_not_stored_facts():
+    facts = {("city", "Kyoto"): {"kind": "city", "stored": True, "margin": 1.0},
+             ("city", "Lima"): {"kind": "city", "stored": False, "margin": -1.0},
+             ("explain", "rain"): {"kind": "explain", "stored": True, "margin": 2.0}}
+    prompts = ["Where is Kyoto?", "In which country is Kyoto?", "Where is Lima?",
+               "Explain rain to a child", "hello"]
+    answers = ["Kyoto is in Japan.", "I don't know.", "Lima is in Peru.",
+               "Rain is drops of water that fall from clouds.", "hi"]
+    table = knowledge_table(facts, prompts, answers)
+    assert table["city"] == {"facts": 2, "stored": 0.5, "prompts": 3, "right": 2 / 3,
+                             "right_given_stored": 0.5, "right_given_not_stored": 1.0}
+    assert table["explain"]["right_given_stored"] == 1.0
+    assert table["explain"]["right_given_not_stored"] is None
+    assert "arithmetic" not in table
+    assert knowledge_table(facts)["city"] == {"facts": 2, "stored": 0.5}  # no answers: stored only
+
+
+def test_probe_prompts_cover_every_fact_of_a_split_and_nothing_else():
+    for split in ("heldout", "train"):
+        prompts = probe_prompts(split)
+        wanted = {canonical_question(p) for kind in probe.PROBED_KINDS
+                  for p in prompt_pool(split)[kind]}
+        assert {canonical_question(p) for p in prompts} == wanted
+        assert len(set(prompts)) == len(prompts)
+
+
+def test_a_model_that_learned_one_fact_has_it_stored_and_not_the_others():
+    """An honest end to end check: a tiny byte model trained only on "Kyoto is in Japan."
+    has Kyoto stored; Lima (never seen with its country) is not."""
+    torch.manual_seed(0)
+    tokenizer = ByteTokenizer()
+    model = GPT(tiny_config(vocab_size=tokenizer.vocab_size, block_size=64))
+    ids = torch.tensor([tokenizer.encode(probe.CONTEXT + "Kyoto is in Japan.")])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        _, loss = model(ids[:, :-1], ids[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    facts = probe_facts(model, tokenizer, ["Where is Kyoto?", "Where is Lima?"])
+    assert facts[("city", "Kyoto")]["stored"]
+    assert facts[("city", "Kyoto")]["margin"] > math.log(2)
+    assert not facts[("city", "Lima")]["stored"]  # it says "Japan" of every city
