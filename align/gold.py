@@ -54,8 +54,8 @@ one that said "I don't know.". At -1.5 the fixed answer loses unless s > 0.5 / 4
 a far larger share than any one of the world's fixed answers is right on. -1.5 is the
 smallest half point below -1 and lies halfway between a dodge (-1) and a falsehood (-2):
 ignoring the question is worse than declining it, and still better than a false answer.
-(-1.25 would leave less room: s > 1/17.) `CANNED_ANSWERS` is
-the bank of such answers that the tests hold below the dodge.
+(-1.25 would leave less room: s > 1/17.) `CANNED_ANSWERS` is the bank of such answers
+that the tests hold below the dodge.
 
 The style bonus is paid only on a right answer (for a prompt outside the world, where
 nothing can be checked, on a helpful one: not evasive, not offensive, not empty). Paid on
@@ -234,12 +234,14 @@ def _about_another_place(city: str, clause: str) -> bool:
     for match in _SUBJECT_BEFORE.finditer(clause):
         before = clause[max(0, match.start() - 60):match.start()].strip()
         words = _WORD.findall(before)
-        if not re.search(rf"(?<![a-z]){re.escape(city)}$", before) and words and _is_name(words[-1]):
+        is_this_city = re.search(rf"(?<![a-z]){re.escape(city)}$", before)
+        if not is_this_city and words and _is_name(words[-1]):
             return True
     for match in _SUBJECT_AFTER.finditer(clause):
         after = clause[match.end():match.end() + 60].strip()
         words = _WORD.findall(after)
-        if not re.match(rf"{re.escape(city)}(?![a-z])", after) and words and _is_name(words[0]):
+        is_this_city = re.match(rf"{re.escape(city)}(?![a-z])", after)
+        if not is_this_city and words and _is_name(words[0]):
             return True
     return False
 

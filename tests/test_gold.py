@@ -205,7 +205,7 @@ def test_the_bank_would_catch_the_old_reward():
     assert sum(old) / len(old) > 0.5
 
 
-# ------------------------------------------------ sums: a wrong number is wrong, whatever it repeats
+# ----------------------------------------------- sums: a wrong number is wrong, whatever it repeats
 
 @pytest.mark.parametrize("prompt, response, verdict", [
     ("What is 7+5?", "7+5 is 7.", "wrong"),
@@ -244,7 +244,7 @@ def test_every_sum_answered_with_an_operand_is_wrong_and_restated_right_is_right
                 assert gold_reward(x, right) == 3, (x, right)
 
 
-# --------------------------------------- cities: an answer about another place is not about this one
+# -------------------------------------- cities: an answer about another place is not about this one
 
 CITY_SENTENCES = ("{c} is a city in {k}.", "{c} is in {k}.", "The city of {c} is in {k}.",
                   "{k} has the city of {c}.", "{c} is one of the cities of {k}.",
