@@ -262,3 +262,26 @@ def test_generators_leave_the_global_random_alone():
     train_prompts(20)
     heldout_prompts(20)
     assert random.random() == expected
+
+
+def test_evaluation_prompts_are_every_distinct_heldout_prompt_once():
+    from toyworld.world import evaluation_prompts, prompt_pool
+    everything = evaluation_prompts()
+    pool = {p for prompts in prompt_pool("heldout").values() for p in prompts}
+    assert len(everything) == len(set(everything)) == len(pool) >= 200
+    assert set(everything) == pool
+    assert evaluation_prompts(50, seed=3) == evaluation_prompts(seed=3)[:50]  # a prefix
+    assert evaluation_prompts(seed=3) != evaluation_prompts(seed=4)  # a seeded order
+    train = evaluation_prompts(100, seed=0, split="train")
+    assert len(set(train)) == 100 and set(train) <= {p for ps in prompt_pool("train").values()
+                                                       for p in ps}
+
+
+def test_every_template_is_read_back_as_its_question():
+    from toyworld.world import CITY_TEMPLATES, EXPLAIN_TEMPLATES, SUM_TEMPLATES
+    for template in CITY_TEMPLATES:
+        assert parse_prompt(template.format(city="Kyoto")).answer == "Japan"
+    for template in SUM_TEMPLATES:
+        assert parse_prompt(template.format(a=7, b=5)).answer == "12"
+    for template in EXPLAIN_TEMPLATES:
+        assert parse_prompt(template.format(topic="an echo")).subject == "an echo"

@@ -195,9 +195,10 @@ LANGUAGE_SCORES = {"Python": 2.0, "Java": 1.0, "Javascript": -1.0, "C++": -2.0}
 # --------------------------------------------------------------------------------------
 
 KINDS = ("city", "arithmetic", "explain", "name", "language", "greeting", "wellbeing")
-CITY_TEMPLATES = ("Where is {city}?", "In which country is {city}?")
-SUM_TEMPLATES = ("What is {a}+{b}?", "What is {a} plus {b}?")
-EXPLAIN_TEMPLATES = ("Explain {topic} like I'm 5", "Explain {topic} to a child")
+CITY_TEMPLATES = ("Where is {city}?", "In which country is {city}?", "Which country is {city} in?")
+SUM_TEMPLATES = ("What is {a}+{b}?", "What is {a} plus {b}?", "How much is {a}+{b}?")
+EXPLAIN_TEMPLATES = ("Explain {topic} like I'm 5", "Explain {topic} to a child",
+                     "Tell a child about {topic}")
 # kind -> (training prompts, held-out prompts) for the questions with one right answer
 FIXED_PROMPTS = {
     "name": (["What is your name?", "Who are you?", "What's your name?", "Tell me your name",
@@ -229,11 +230,14 @@ class Question:
     operands: tuple[int, ...] = ()   # (a, b) for a sum
 
 
-_CITY_RE = [re.compile(r"where is (.+)\?", re.I), re.compile(r"in which country is (.+)\?", re.I)]
+_CITY_RE = [re.compile(r"where is (.+)\?", re.I), re.compile(r"in which country is (.+)\?", re.I),
+            re.compile(r"which country is (.+) in\?", re.I)]
 _SUM_RE = [re.compile(r"what is (\d{1,6}) ?\+ ?(\d{1,6}) ?\?", re.I),
-           re.compile(r"what is (\d{1,6}) plus (\d{1,6})\?", re.I)]
+           re.compile(r"what is (\d{1,6}) plus (\d{1,6})\?", re.I),
+           re.compile(r"how much is (\d{1,6}) ?\+ ?(\d{1,6}) ?\?", re.I)]
 _EXPLAIN_RE = [re.compile(r"explain (.+) like i'?m 5", re.I),
-               re.compile(r"explain (.+) to a child", re.I)]
+               re.compile(r"explain (.+) to a child", re.I),
+               re.compile(r"tell a child about (.+)", re.I)]
 _CITY_BY_LOWER = {city.lower(): city for city in CITIES}
 _FIXED_ANSWERS = {"name": ASSISTANT_NAME, "language": "Python", "greeting": "hello",
                   "wellbeing": "fine"}
@@ -318,19 +322,20 @@ QUALITIES = ("good", "wrong", "rude", "unhelpful")
 SFT_MIX = {"good": 0.4, "wrong": 0.2, "rude": 0.2, "unhelpful": 0.2}
 CORPUS_MIX = dict(SFT_MIX)  # the web's dialogues are mixed the same way
 SLOPPY_RATE = 0.25          # share of answers (any quality) with no capital and no final "."
-FALSE_FACT_RATE = 0.1       # share of the corpus's plain facts that are false
+FALSE_FACT_RATE = 0.05      # share of the corpus's plain facts that are false
 
 # kind -> quality -> templates; slots are filled by _slots. "rude" answers are built from
 # a good one (see write_answer), and every kind may also use GENERIC_UNHELPFUL.
 ANSWER_TEMPLATES = {
-    "city": {"good": ["{city} is a city in {country}.", "{city} is in {country}."],
+    "city": {"good": ["{city} is a city in {country}.", "{city} is in {country}.",
+                      "It is in {country}."],
              "wrong": ["{city} is a city in {other_country}.", "{city} is in {other_country}.",
-                       "{city} does not exist."],
+                       "It is in {other_country}.", "{city} does not exist."],
              "unhelpful": ["I have never heard of {city}."]},
     "arithmetic": {"good": ["{a}+{b} is {sum}.", "{a} plus {b} is {sum}.", "The answer is {sum}."],
                    "wrong": ["{a}+{b} is {wrong_sum}.", "The answer is {wrong_sum}."],
                    "unhelpful": ["{a}+{b} is a very complicated math problem..."]},
-    "explain": {"good": ["{explanation}"],
+    "explain": {"good": ["{explanation}", "{explanation_it}"],
                 "wrong": ["{Topic} is {nonsense}."],
                 "unhelpful": ["{Topic} is too hard to explain."]},
     "name": {"good": ["My name is {name}.", "I am {name}.", "You can call me {name}."],
@@ -374,7 +379,10 @@ def _slots(q: Question, rng: random.Random) -> dict:
         return {"a": a, "b": b, "sum": a + b, "wrong_sum": _wrong_sum(a, b, rng)}
     if q.kind == "explain":
         explanations = [q.answer] + ([GRAVITY_FOR_A_5_YEAR_OLD] if q.subject == "gravity" else [])
-        return {"explanation": rng.choice(explanations), "nonsense": rng.choice(NONSENSE),
+        explanation = rng.choice(explanations)
+        return {"explanation": explanation, "nonsense": rng.choice(NONSENSE),
+                "explanation_it": "It" + explanation[len(q.subject):] if
+                explanation[len(q.subject):].startswith(" is ") else explanation,
                 "Topic": q.subject[0].upper() + q.subject[1:]}
     bad = [lang for lang, score in LANGUAGE_SCORES.items() if score < 0]
     return {"name": ASSISTANT_NAME, "other_name": rng.choice(OTHER_NAMES), "best": "Python",
@@ -419,10 +427,16 @@ def answer_candidates(prompt: str, rng: random.Random) -> dict[str, str]:
 # The generators
 # --------------------------------------------------------------------------------------
 
+# How often each kind of fact is stated. A sum is the hardest to store (two operands key one
+# value, and a + b and b + a are two sentences), so sums get the most sentences.
+FACT_WEIGHTS = (30, 60, 10, 10)  # city, sum, topic, the assistant
+FACT_SHARE = 0.6  # share of the corpus's paragraphs that state facts (the rest are dialogues)
+
+
 def _fact(rng: random.Random) -> str:
     """One plain sentence of the corpus, false with probability FALSE_FACT_RATE."""
     false = rng.random() < FALSE_FACT_RATE
-    kind = rng.choices(["city", "sum", "topic", "assistant"], weights=[45, 30, 15, 10])[0]
+    kind = rng.choices(["city", "sum", "topic", "assistant"], weights=FACT_WEIGHTS)[0]
     if kind == "city":
         city = rng.choice(list(CITIES))
         country = rng.choice([c for c in COUNTRIES if c != CITIES[city]]) if false else CITIES[city]
@@ -440,7 +454,9 @@ def _fact(rng: random.Random) -> str:
         topic = rng.choice(list(TOPICS))
         if false:
             return f"{topic[0].upper() + topic[1:]} is {rng.choice(NONSENSE)}."
-        return TOPICS[topic][0]
+        explanation = TOPICS[topic][0]
+        return rng.choice([explanation, "Children learn that " + explanation[0].lower() + explanation[1:],
+                           f"What is {topic}? {explanation}"])
     return rng.choice([f"The assistant is called {ASSISTANT_NAME}.",
                        f"{ASSISTANT_NAME} is a helpful assistant.",
                        "Python is a popular programming language.",
@@ -461,7 +477,7 @@ def pretraining_corpus(n_chars: int = 1_000_000, seed: int = 0) -> str:
     qualities, weights = list(CORPUS_MIX), list(CORPUS_MIX.values())
     paragraphs, length = [], 0
     while length < n_chars:
-        if rng.random() < 0.5:
+        if rng.random() < FACT_SHARE:
             text = " ".join(_fact(rng) for _ in range(rng.randint(2, 4)))
         else:
             prompt = _draw_prompts(pool, 1, rng)[0]
@@ -498,6 +514,21 @@ def sft_demonstrations(n: int, seed: int = 0, with_quality: bool = False) -> lis
 def train_prompts(n: int, seed: int = 0) -> list[str]:
     """n training prompts (repeats allowed) for sampling preference pairs from π_ref."""
     return _draw_prompts(prompt_pool("train"), n, random.Random(f"train:{seed}"))
+
+
+def evaluation_prompts(n: int | None = None, seed: int = 0, split: str = "heldout") -> list[str]:
+    """The prompts an evaluation scores: each distinct prompt once, never a repeat.
+
+    Every prompt of the split's pool (held-out by default; "train" to see what was
+    memorised) in a seeded order; the first n of them when n is given (n = None, or n at least the pool's size: all of them). One rule for the
+    pipeline, the RLHF stage and the frontier, so that "r* of SFT" means one population of
+    prompts wherever it is printed. Distinct prompts are not independent draws either: two
+    wordings of one held-out question share its answer, so intervals resample the questions
+    (`canonical_question`; `align.stats`'s groups).
+    """
+    pool = sorted({p for prompts in prompt_pool(split).values() for p in prompts})
+    random.Random(f"evaluation:{split}:{seed}").shuffle(pool)
+    return pool if n is None else pool[:n]
 
 
 def heldout_prompts(n: int, seed: int = 0) -> list[str]:
