@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from align.common import require
-from toyworld.template import format_prompt
+from toyworld.template import SEPARATOR, format_prompt
 from minigpt.checkpoint import write_atomically
 from minigpt.errors import InputError
 from minigpt.config import GPTConfig
@@ -150,26 +150,47 @@ class TruncationStats:
                 f"(no room for any response token){ids}")
 
 
+def answer_takes_the_space(tokenizer) -> bool:
+    """Does this tokenizer write a space and the word after it as one token (a byte-level
+    BPE, as GPT-2's: " I", " Kyoto")? Then the template's last space belongs to the answer.
+
+    The prompt ends in "Assistant: ". In running text, the pre-training corpus included,
+    such a tokenizer reads "Assistant: Kyoto is" as "Assistant", ":", " Kyoto", " is": the
+    space opens the answer's first token. Encoding the prompt alone would end it in a lone
+    " " that running text never has, and the answer would then start with "Kyoto" (no
+    space), a split the pre-trained model never saw. So for these tokenizers the prompt's
+    tokens stop before that space and the answer's tokens start with it; the char and byte
+    tokenizers split anywhere and keep the space in the prompt.
+    """
+    try:
+        separator, joined = tokenizer.encode(SEPARATOR), tokenizer.encode(SEPARATOR + "I")
+    except ValueError:  # a char vocabulary without "I": it splits between characters anyway
+        return False
+    return joined[: len(separator)] != separator
+
+
 def prompt_tokens(tokenizer, prompt: str) -> list[int]:
-    return tokenizer.encode(format_prompt(prompt))
+    """The prompt's tokens as the model reads them before it answers (and before it
+    generates): the template, without its last space when the answer takes it."""
+    text = format_prompt(prompt)
+    if answer_takes_the_space(tokenizer):
+        text = text.removesuffix(" ")
+    return tokenizer.encode(text)
 
 
 def response_tokens(tokenizer, prompt: str, response: str) -> list[int]:
-    """The response's tokens plus EOS, as the model meets them after the prompt's tokens.
-
-    With the char and byte tokenizers the prompt's tokens are a prefix of
-    (prompt + response)'s, and the response is what follows them. A byte-level BPE
-    (GPT-2's) splits the two differently: the prompt ends in "Assistant: ", whose last
-    token is a lone " ", but in prompt + response that space joins the answer's first
-    word (" I"). Generation starts after the prompt's tokens, lone " " and all, so the
-    response is then encoded on its own ("I", " am", ...), as TRL tokenizes prompt and
-    completion separately; training on " I" would teach a split generation never sees.
+    """The response's tokens plus EOS, as the model meets them after the prompt's tokens:
+    the tokens of prompt + response that follow `prompt_tokens` (for a BPE that joins a
+    space to the next word, the first one carries the template's space: " Kyoto"). In the
+    rare case where the two do not split there (a response that starts with a character
+    the separator's last token would merge with), the response is encoded on its own.
     """
     ids_prompt = prompt_tokens(tokenizer, prompt)
     ids_full = tokenizer.encode(format_prompt(prompt) + response)
     if ids_full[: len(ids_prompt)] == ids_prompt:
         return ids_full[len(ids_prompt):] + [tokenizer.eos_id]
-    return tokenizer.encode(response) + [tokenizer.eos_id]
+    space = " " if answer_takes_the_space(tokenizer) else ""
+    return tokenizer.encode(space + response) + [tokenizer.eos_id]
 
 
 def truncate_to_fit(prompt_ids, responses, max_length, max_prompt_length, stats: TruncationStats):

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
+from align.data import answer_takes_the_space, prompt_tokens
 from minigpt.errors import InputError
 from minigpt.model import pad_left
-from toyworld.template import format_prompt
 
 
 @dataclass
@@ -53,11 +53,12 @@ def sample_answers(model, tokenizer, prompts, max_new_tokens=64, temperature=1.0
         raise InputError(f"--max-new-tokens {max_new_tokens} leaves no room for a prompt in the "
                          f"model's context of {model.config.block_size} tokens")
     generator = torch.Generator(device=device).manual_seed(seed)
+    space_opens_answer = answer_takes_the_space(tokenizer)
     samples, cut = [], 0
     for start in range(0, len(prompts), batch_size):
         batch = prompts[start : start + batch_size]
         try:
-            encoded = [tokenizer.encode(format_prompt(p)) for p in batch]
+            encoded = [prompt_tokens(tokenizer, p) for p in batch]
         except ValueError as error:  # a character outside a char tokenizer's vocabulary
             raise InputError(f"prompts: {error}") from None
         cut += sum(len(ids) > keep for ids in encoded)
@@ -72,6 +73,8 @@ def sample_answers(model, tokenizer, prompts, max_new_tokens=64, temperature=1.0
                 row = row[: row.index(tokenizer.eos_id) + 1]  # up to and with the first EOS
             text = tokenizer.decode([i for i in row if i != tokenizer.eos_id],
                                     skip_special_tokens=True)
+            if space_opens_answer:  # the template's space, which the answer's first token took
+                text = text.removeprefix(" ")
             samples.append(Sample(prompt, prompt_ids, row, text, finished, temperature, top_k, top_p))
     if cut:
         print(f"sampling: {cut} of {len(prompts)} prompts cut to their last {keep} tokens")

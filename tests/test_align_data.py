@@ -137,3 +137,45 @@ def test_a_tokenizer_that_merges_across_the_template_boundary_gets_the_response_
     # no merge across the boundary: the same tokens as the split of the whole text
     assert response_tokens(tokenizer, "yes", "yo") == (
         tokenizer.encode(format_prompt("yes") + "yo")[len(prompt_ids):] + [tokenizer.eos_id])
+
+
+def test_a_bpe_that_joins_a_space_to_the_next_word_gives_the_template_space_to_the_answer():
+    """A byte-level BPE reads "Assistant: Kyoto" as ":", " K", ... in running text (the
+    pre-training corpus): the prompt's tokens stop before that space and the answer's first
+    token carries it, so prompt + response are exactly the tokens of the whole text, and
+    the model answers from the split it was pre-trained on."""
+    from minigpt.tokenizer import BPETokenizer
+    from align.data import answer_takes_the_space
+    from toyworld.world import pretraining_corpus
+    tokenizer = BPETokenizer.train(pretraining_corpus(30_000, seed=0), 400, progress=False)
+    assert answer_takes_the_space(tokenizer)
+    assert not answer_takes_the_space(ByteTokenizer())
+    for prompt, response in [("Where is Lima?", "Lima is in Peru."), ("hello", "hi"),
+                             ("What is 2+2?", "4."), ("hello", " two spaces")]:
+        prompt_ids, ids = prompt_tokens(tokenizer, prompt), response_tokens(tokenizer, prompt, response)
+        assert prompt_ids == tokenizer.encode(format_prompt(prompt)[:-1])  # no lone " " at the end
+        assert prompt_ids + ids[:-1] == tokenizer.encode(format_prompt(prompt) + response)
+        assert tokenizer.decode(ids[:-1]) == " " + response and ids[-1] == tokenizer.eos_id
+    # the byte tokenizer keeps the space in the prompt, as before
+    byte = ByteTokenizer()
+    assert prompt_tokens(byte, "hello")[-1] == ord(" ")
+    assert response_tokens(byte, "hello", "hi") == [ord("h"), ord("i"), byte.eos_id]
+
+
+def test_sampled_text_never_carries_the_template_space(tiny_model):
+    """Generation starts after the prompt's tokens; with a BPE that gives the template's
+    space to the answer, the answer's text is what follows that space."""
+    import torch
+    from align.sampling import sample_answers
+    from minigpt import GPT
+    from minigpt.tokenizer import BPETokenizer
+    from tests.conftest import tiny_config
+    from toyworld.world import pretraining_corpus
+    tokenizer = BPETokenizer.train(pretraining_corpus(30_000, seed=0), 400, progress=False)
+    torch.manual_seed(1)
+    model = GPT(tiny_config(vocab_size=tokenizer.vocab_size, block_size=64)).eval()
+    for sample in sample_answers(model, tokenizer, ["hello", "Where is Lima?"] * 4, 12, seed=3):
+        decoded = tokenizer.decode([i for i in sample.answer_ids if i != tokenizer.eos_id],
+                                   skip_special_tokens=True)
+        assert sample.prompt_ids == prompt_tokens(tokenizer, sample.prompt)
+        assert decoded == sample.text or decoded == " " + sample.text
