@@ -11,15 +11,21 @@
         per token
 
 Run:
-    python -m align.pipeline                   # the default: about 7 minutes on 2 CPU cores
+    python -m align.pipeline                   # the default: about 5 minutes on 2 CPU cores
     python -m align.pipeline --quick            # under a minute: a smoke test
     python -m align.pipeline --preset small     # about 6 minutes: the end-to-end test's run
     python -m align.pipeline --preset gpu --device cuda
 
 β: the lecture's example uses DPOConfig(beta=0.1). Here log π(y|x) sums the log-probs of
-about 30 byte tokens per answer, and with β = 0.1 DPO pushes π_θ tens of nats (per answer)
-away from π_ref, into made-up words that the gold reward then punishes; β = 0.5 keeps it a
-few nats away and gains more gold reward. Try --beta 0.1 to see the drift.
+an answer's tokens, and the smaller β is, the further DPO may push π_θ from π_ref (its
+implicit reward is β·log π_θ/π_ref, so the same preference margin needs a log-ratio 1/β
+times larger), into made-up words that the gold reward punishes; β = 0.5 keeps π_θ near
+π_ref. Try --beta 0.1 to see the drift.
+
+The world is sized to the model. The pre-trained model must *store* each fact (the corpus
+states every city, sum and topic in several wordings, held-out ones included) and SFT must
+teach it to *use* them: to answer a question it was never asked about a fact it read.
+`align.probe` measures both, and the report shows them side by side.
 
 What a default run measures, and how far that moves from one machine or seed to another,
 is in the README ("The lecture end to end") and in align/expected.py, whose ranges the
@@ -51,7 +57,8 @@ import torch
 
 from align.breakdown import kind_of
 from align.compare import compare_policies
-from align.data import write_jsonl
+from align.data import read_jsonl, write_jsonl
+from align.probe import knowledge_report
 from align.dpo import DPOConfig, train_dpo
 from align.preferences import make_preference_pairs
 from align.report import plot_pipeline, write_report
@@ -69,8 +76,18 @@ from minigpt.errors import InputError
 from minigpt.ownership import check_run_folder, remove_run_folder, same_path
 from minigpt.runlog import RunFolder, column
 from minigpt.train import FREE_ON_RESUME as FREE_ON_RESUME_TRAIN, TrainConfig, train
-from toyworld.world import (LECTURE_PROMPTS, heldout_prompts, pretraining_corpus,
-                         sft_demonstrations, train_prompts)
+from toyworld.world import (LECTURE_PROMPTS, evaluation_prompts, heldout_prompts,
+                            pretraining_corpus, sft_demonstrations, train_prompts)
+
+# The tokenizer every preset pre-trains with (a preset's "pretrain" settings may override
+# it): a byte-level BPE learned on the run's own corpus, so that a city, a number or a
+# common word is one or a few tokens. A fact is then a short pattern over a few tokens, and
+# a step of pre-training reads about three times the text it reads in bytes.
+TOKENIZER = dict(tokenizer="bpe", vocab_size=1024)
+# Extra preference pairs per prompt (align.preferences): an answer to another question
+# offered against π_ref's answer to this one, and a polite answer against its rude twin,
+# so that r_φ learns that ignoring the question is not a good answer.
+OFF_TOPIC_PER_PROMPT, RUDE_PER_PROMPT = 1.5, 0.5
 
 # Each preset: the toy world's sizes and every stage's settings.
 PRESETS = {
@@ -133,10 +150,10 @@ PRESETS = {
         # held-out figures beside the longer recipe's in the README, at a similar KL. DPO's
         # 150 steps of 32 pairs see 4800 of the ~5300 training pairs, each once.
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=12,
-                      max_iters=1000, warmup_iters=100, learning_rate=3e-3, min_lr=3e-4,
+                      max_iters=2000, warmup_iters=100, learning_rate=3e-3, min_lr=3e-4,
                       eval_interval=500, eval_iters=10),
-        sft=dict(max_iters=300, batch_size=32, eval_interval=100, learning_rate=4e-4,
-                 min_lr=4e-5),
+        sft=dict(max_iters=300, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
+                 min_lr=1.5e-5),
         reward=dict(max_iters=200, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
                     min_lr=1.5e-5),
         dpo=dict(max_iters=150, batch_size=32, eval_interval=50, learning_rate=1.5e-4,
@@ -207,8 +224,8 @@ def stage_configs(config: PipelineConfig, path) -> dict:
                    seed=config.seed)
     configs = {
         "pretrain": TrainConfig(data=path("data/corpus.txt"), out_dir=path("pretrain"),
-                                tokenizer="byte", seed=config.seed, device=config.device,
-                                sample_tokens=0, **preset["pretrain"]),
+                                seed=config.seed, device=config.device, sample_tokens=0,
+                                **{**TOKENIZER, **preset["pretrain"]}),
         "sft": SFTConfig(init=path("pretrain"), data=path("data/sft_train.jsonl"),
                          eval_data=path("data/sft_eval.jsonl"), out_dir=path("sft"),
                          **lengths, **preset["sft"]),
@@ -219,7 +236,7 @@ def stage_configs(config: PipelineConfig, path) -> dict:
                          eval_data=path("data/pairs_heldout.jsonl"), out_dir=path("dpo"),
                          beta=config.beta, **lengths, **preset["dpo"]),
         "rlhf": RLHFConfig(init=path("sft"), reward=path("reward"), data=path("data/pairs_train.jsonl"),
-                           eval_data=path("data/pairs_heldout.jsonl"), out_dir=path("rlhf"),
+                           eval_data=path("data/eval_prompts.jsonl"), out_dir=path("rlhf"),
                            beta=config.rlhf_beta, max_new_tokens=config.max_new_tokens,
                            **lengths, **preset["rlhf"]),
     }
@@ -312,7 +329,8 @@ def read_json_or_none(file):
 
 def stage_outputs(stage: str, path) -> list[str]:
     """The files a finished stage leaves; a stage whose files are missing is redone."""
-    data = [path(f"data/{name}") for name in ("corpus.txt", "sft_train.jsonl", "sft_eval.jsonl")]
+    data = [path(f"data/{name}")
+            for name in ("corpus.txt", "sft_train.jsonl", "sft_eval.jsonl", "eval_prompts.jsonl")]
     pairs = [path("data/pairs_train.jsonl"), path("data/pairs_heldout.jsonl")]
     checkpoints = {name: [path(f"{name}/ckpt.pt")] for name in ("pretrain", "sft", "reward", "dpo", "rlhf")}
     return {"data": data, "preferences": pairs, **checkpoints,
@@ -397,6 +415,10 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
         n_eval = max(len(demonstrations) // 10, 1)
         write_jsonl(path("data/sft_train.jsonl"), demonstrations[n_eval:])
         write_jsonl(path("data/sft_eval.jsonl"), demonstrations[:n_eval])
+        # the held-out prompts every evaluation scores, each distinct prompt once: the RLHF
+        # stage's evaluations (their first rlhf.eval_prompts) and the final one (all)
+        write_jsonl(path("data/eval_prompts.jsonl"),
+                    [{"prompt": p} for p in evaluation_prompts(preset["eval_prompts"], seed + 2)])
         return {"sft_rows": len(demonstrations), "sft_eval_rows": n_eval}
     stage("data", make_data)
 
@@ -425,6 +447,8 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
     # 3. preference pairs from π_ref's samples, labelled by r* through Bradley-Terry
     sampling = dict(max_new_tokens=config.max_new_tokens, device=device)
     unfinished = preset.get("unfinished", "drop")
+    extra_pairs = dict(off_topic_per_prompt=preset.get("off_topic_per_prompt", OFF_TOPIC_PER_PROMPT),
+                       rude_per_prompt=preset.get("rude_per_prompt", RUDE_PER_PROMPT))
 
     def make_pairs(continuing):
         reference, tokenizer, _ = load_model(path("sft"), device)
@@ -432,10 +456,11 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
                                                    train_prompts(preset["pair_prompts"], seed),
                                                    preset["samples_per_prompt"], seed, **sampling,
                                                    unfinished=unfinished,
-                                                   pairing=preset.get("pairing", "adjacent"))
+                                                   pairing=preset.get("pairing", "adjacent"),
+                                                   **extra_pairs)
         heldout_pairs, heldout_counts = make_preference_pairs(
             reference, tokenizer, heldout_prompts(preset["heldout_pairs_prompts"], seed + 1),
-            preset["samples_per_prompt"], seed + 1, **sampling, unfinished=unfinished)
+            preset["samples_per_prompt"], seed + 1, **sampling, unfinished=unfinished, **extra_pairs)
         if not pairs or not heldout_pairs:
             raise InputError(f"π_ref's samples made no preference pair ({pair_counts} {heldout_counts}); "
                              f"a model that never writes EOS within --max-new-tokens needs more SFT")
@@ -457,13 +482,21 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
         policy, _, _ = load_model(path("dpo"), device)
         rl_policy, _, _ = load_model(path("rlhf"), device)
         reward_model, _ = load_reward_model(path("reward"), device)
-        prompts = heldout_prompts(preset["eval_prompts"], seed + 2)
+        prompts = [row["prompt"] for row in read_jsonl(path("data/eval_prompts.jsonl"), ("prompt",))]
         comparison = compare_policies(reference, {"DPO": policy, "RLHF": rl_policy}, reward_model,
                                       tokenizer, prompts, preset["best_of"], config.max_new_tokens,
                                       device, seed=seed)
         lecture = {name: generate_responses(model, tokenizer, LECTURE_PROMPTS, temperature=0.0,
                                             **sampling)
                    for name, model in (("SFT", reference), ("DPO", policy), ("RLHF", rl_policy))}
+        # Stored or used? The knowledge probe on every model, held-out and training facts
+        pretrained_model, _, _ = load_model(path("pretrain"), device)
+        greedy_heldout = {name: summary["texts"] for name, summary in comparison["greedy"].items()}
+        knowledge = knowledge_report({"pretrained": pretrained_model, "SFT": reference,
+                                      "DPO": policy, "RLHF": rl_policy}, tokenizer,
+                                     prompts, greedy_heldout,
+                                     evaluation_prompts(preset["eval_prompts"], seed + 3, "train"),
+                                     config.max_new_tokens, device)
         timings = {**{name: done[name]["seconds"] for name in STAGES if name in done},
                    "evaluation": time.time() - clock}  # this stage is not in `done` yet
         results = {
@@ -473,13 +506,18 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
             "sft_response_loss": sft["eval_response_loss"],
             "reward_accuracy": reward["accuracy"], "reward_gold_agreement": reward["gold_agreement"],
             "reward_comparable_pairs": reward["gold_comparable_pairs"],
+            "reward_accuracy_by_pair_kind": reward.get("accuracy_by_pair_kind"),
+            "reward_off_topic_score": reward.get("off_topic_score"),
+            "reward_right_score": reward.get("right_score"),
+            "knowledge": knowledge,
             "dpo_heldout_accuracy": dpo["rewards/accuracies"],
             "dpo_heldout_pairs": heldout_pairs_used(dpo["truncation"]),
             "dpo_heldout_accuracy_interval": proportion_interval(
                 dpo["rewards/accuracies"], heldout_pairs_used(dpo["truncation"])),
             "dpo_train_accuracy_start_end": train_accuracy_start_end(path("dpo")),
-            "rlhf": {key: rlhf[key] for key in ("algorithm", "beta", "gold_reward", "scores",
-                                                 "kl_exact_per_token", "right_share")},
+            "rlhf": {key: rlhf.get(key) for key in ("algorithm", "beta", "gold_reward", "scores",
+                                                     "kl_exact_per_token", "right_share",
+                                                     "collapse")},
             "rlhf_scores_start_end": rlhf_scores_start_end(path("rlhf")),
             "evaluation": without_texts(comparison),
             "pairs": pair_counts["train"], "heldout_pairs": pair_counts["heldout"],

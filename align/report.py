@@ -6,7 +6,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from align.breakdown import VERDICTS  # noqa: E402
+from align.breakdown import VERDICTS
+from align.probe import format_table  # noqa: E402
 from align.expected import MEASURED_ON, compare_with_expected  # noqa: E402
 from align.stats import proportion_interval  # noqa: E402
 from minigpt.runlog import RunFolder, column, running_mean  # noqa: E402
@@ -233,10 +234,14 @@ def cell(text: str) -> str:
 
 
 def prompts_counted(evaluation: dict) -> str:
-    """"300 held-out prompts (108 distinct questions; ...)": the draws repeat questions, and
-    every interval here counts each draw as independent, so it is narrower than one over
-    distinct questions would be."""
+    """"221 distinct held-out prompts, 58 questions (...)": how many prompts the tables
+    average and how many questions the intervals resample. (An older run drew prompts with
+    repeats and counted each draw as independent: that is said too.)"""
     n, distinct = evaluation["prompts"], evaluation.get("distinct_prompts")
+    questions = evaluation.get("distinct_questions")
+    if questions is not None and distinct == n:
+        return (f"{n} distinct held-out prompts asking {questions} distinct questions; the "
+                f"intervals resample the questions")
     if distinct is None or distinct == n:
         return f"{n} held-out prompts"
     return (f"{n} held-out prompts ({distinct} distinct questions, drawn with repeats; the "
@@ -287,8 +292,50 @@ def evaluation_lines(evaluation: dict) -> list[str]:
                      f"{kl['kl_exact_per_token']:.3f} ± {kl['kl_exact_per_token_ci']:.3f} nats | "
                      f"{kl['n']} |")
     lines += ["", "What answers that ignore the question get on the same prompts (mean r*): "
-              + "; ".join(f"{a!r} {v:.2f}" for a, v in evaluation["fixed_answers"].items()) + "."]
+              + "; ".join(f"{a!r} {v:.2f}" for a, v in evaluation["fixed_answers"].items()) + ".",
+              *fixed_answer_lines(evaluation)]
     return lines
+
+
+def fixed_answer_lines(evaluation: dict) -> list[str]:
+    """Each policy against the best answer that ignores the question, said to every prompt."""
+    if "minus_best_fixed" not in evaluation:
+        return []
+    best = evaluation["best_fixed_answer"]
+    return ["", f"Against the best fixed answer, {best!r} said to every prompt (mean r* "
+                f"{evaluation['fixed_answers'][best]:.2f}): policy − it, sampled answers, paired "
+                f"95% interval: " + "; ".join(f"{name} {signed(*d)}"
+                                              for name, d in evaluation["minus_best_fixed"].items())
+            + "."]
+
+
+def knowledge_lines(results) -> list[str]:
+    """The knowledge probe's table (align.probe): stored facts beside right answers."""
+    if "knowledge" not in results:
+        return []
+    tables = {(name, split): table for split, by_model in results["knowledge"].items()
+              for name, table in by_model.items()}
+    return ["## Stored or used: the knowledge probe", "",
+            "\"stored\": the model ranks the true plain sentence (\"Kyoto is in Japan.\") above "
+            "every false variant; \"right\": its greedy answer to the prompts asking those facts "
+            "is right; \"right given stored\": the same among the prompts whose fact is stored. "
+            "Stored but not right is knowledge the model has and does not use.", "",
+            *format_table(tables), ""]
+
+
+def reward_kind_lines(results) -> list[str]:
+    """r_φ's held-out accuracy per kind of pair, and its mean score on off-topic offers."""
+    by_kind = results.get("reward_accuracy_by_pair_kind")
+    if not by_kind:
+        return []
+    line = ("r_φ's held-out accuracy by kind of pair: " + "; ".join(
+        f"{kind.replace('_', ' ')} {row['accuracy']:.3f} ({row['n']} pairs)"
+        for kind, row in by_kind.items()) + ".")
+    off, right = results.get("reward_off_topic_score"), results.get("reward_right_score")
+    if off is not None and right is not None:
+        line += (f" Its mean score on answers to another question offered instead: {off:+.2f}, "
+                 f"on right answers in the same pairs: {right:+.2f}.")
+    return [line]
 
 
 def smoke_banner(results) -> list[str]:
@@ -522,7 +569,19 @@ def rlhf_rows(results) -> list[str]:
             f"| RLHF ({rl['algorithm']}, β = {rl['beta']:g}) | rollouts' r* (never seen by RL), first → "
             f"last tenth | {gold[0]:.3f} → {gold[1]:.3f} |",
             f"| RLHF ({rl['algorithm']}, β = {rl['beta']:g}) | rollouts' KL (sampled log-ratio), first → "
-            f"last tenth | {kl[0]:.2f} → {kl[1]:.2f} nats |"]
+            f"last tenth | {kl[0]:.2f} → {kl[1]:.2f} nats |", *collapse_rows(rl)]
+
+
+def collapse_rows(rl: dict) -> list[str]:
+    """The RLHF stage's collapse watch: its last evaluation's most common answer."""
+    watch = rl.get("collapse")
+    if not watch or watch.get("answer") is None:
+        return []
+    verdict = (f"collapsed (first at step {watch['first_step']})" if watch["collapsed"]
+               else f"not collapsed (more than {watch['threshold']:.0%} would be)")
+    return [f"| RLHF ({rl['algorithm']}, β = {rl['beta']:g}) | most common answer at the last "
+            f"evaluation | {cell(repr(watch['answer']))}, {watch['share']:.0%} of the prompts: "
+            f"{verdict} |"]
 
 
 def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
@@ -537,7 +596,7 @@ def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
         *smoke_banner(results), *findings(results), *expected_lines(results),
         "## Every stage", "",
         "| stage | measure | value |", "| --- | --- | --- |",
-        f"| pre-training | validation loss (nats per byte) | {results['pretrain_val_loss']:.4f} |",
+        f"| pre-training | validation loss (nats per token) | {results['pretrain_val_loss']:.4f} |",
         f"| SFT | held-out response loss | {results['sft_response_loss']:.4f} |",
         f"| reward model r_φ | held-out accuracy (r_φ(y_w) > r_φ(y_l)) | {results['reward_accuracy']:.3f} |",
         f"| reward model r_φ | agreement with the gold ranking ({results['reward_comparable_pairs']} "
@@ -546,8 +605,8 @@ def write_report(run: RunFolder, results: dict, lecture: dict, lecture_prompts):
         f"{interval(results['dpo_heldout_accuracy'], *results['dpo_heldout_accuracy_interval'])} |",
         f"| DPO | implicit-reward accuracy, training batches (first → last tenth) | "
         f"{start:.3f} → {end:.3f} |",
-        *rlhf_rows(results), "",
-        *evaluation_lines(evaluation), "",
+        *rlhf_rows(results), "", *reward_kind_lines(results), "",
+        *evaluation_lines(evaluation), "", *knowledge_lines(results),
         f"Preference pairs: {pairs['pairs']} for training, {heldout['pairs']} held out; answers "
         f"cut by max_new_tokens (no EOS sampled) left out before pairing: "
         f"{pairs['unfinished_dropped']} of {pairs['answers']} + {heldout['unfinished_dropped']} of "

@@ -81,7 +81,7 @@ KINDS = {
                ("reward", "reward", ()), ("dpo", "dpo", ()), ("rlhf", "rlhf", ()))),
     "pipeline-data": RunKind("a pipeline run's data/", "python -m align.pipeline",
                              ("corpus.txt", "sft_train.jsonl", "sft_eval.jsonl",
-                              "pairs_train.jsonl", "pairs_heldout.jsonl")),
+                              "pairs_train.jsonl", "pairs_heldout.jsonl", "eval_prompts.jsonl")),
     "frontier": RunKind(
         "a frontier", "python -m align.frontier",
         ("config.json", "eval_prompts.jsonl", "frontier.json", "frontier.md", "frontier.png",

@@ -51,7 +51,28 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     for summary in evaluation["sampled"].values():  # the breakdown adds up to the mean r*
         assert sum(summary["breakdown"]["components"].values()) == pytest.approx(summary["gold_mean"])
     rows = [json.loads(line) for line in open(tmp_path / "data/pairs_train.jsonl")]
-    assert all("token_ids" in row for row in rows)
+    assert all("token_ids" in row for row in rows if row["pair_kind"] == "same_prompt")
+    assert {row["pair_kind"] for row in rows} == {"same_prompt", "off_topic_offer", "rude_vs_polite"}
+    # each distinct held-out prompt once, the same list for the RLHF stage and the final table
+    from toyworld.world import canonical_question, evaluation_prompts
+    prompts = [json.loads(line)["prompt"] for line in open(tmp_path / "data/eval_prompts.jsonl")]
+    assert prompts == evaluation_prompts(32, seed=1337 + 2)
+    assert evaluation["prompts"] == evaluation["distinct_prompts"] == len(prompts) == 32
+    assert evaluation["distinct_questions"] == len({canonical_question(p) for p in prompts})
+    samples = [json.loads(line)["prompt"] for line in open(tmp_path / "samples.jsonl")]
+    assert samples == prompts
+    rlhf_config = json.loads((tmp_path / "rlhf" / "config.json").read_text())
+    assert rlhf_config["eval_data"].endswith("eval_prompts.jsonl")
+    # the knowledge probe, the reward model per kind of pair, the best fixed answer
+    assert set(results["knowledge"]) == {"heldout", "train"}
+    assert set(results["knowledge"]["heldout"]) == {"pretrained", "SFT", "DPO", "RLHF"}
+    assert set(results["reward_accuracy_by_pair_kind"]) == {"same_prompt", "off_topic_offer",
+                                                            "rude_vs_polite"}
+    assert evaluation["best_fixed_answer"] == max(evaluation["fixed_answers"],
+                                                  key=evaluation["fixed_answers"].get)
+    for line in ("## Stored or used: the knowledge probe", "r_φ's held-out accuracy by kind of pair",
+                 "Against the best fixed answer"):
+        assert line in report, line
 
 
 @pytest.mark.slow
