@@ -42,12 +42,14 @@ from toyworld.world import KINDS, parse_prompt
 VERDICTS = ("right", "wrong", "offensive", "evasive", "off_topic")
 
 
-def answer_breakdown(prompts, answers) -> dict:
-    """Shares of each verdict, mean of each r* component, distinct answers, right by kind."""
+def answer_breakdown(prompts, answers, finished=None) -> dict:
+    """Shares of each verdict, mean of each r* component, distinct answers, right by kind.
+    finished: one flag per answer (`Sample.finished`); None counts every answer finished."""
     if len(prompts) != len(answers) or not prompts:
         raise ValueError("answer_breakdown needs as many answers as prompts, and at least one")
-    verdicts = [judge(p, a) for p, a in zip(prompts, answers)]
-    components = [gold_components(p, a) for p, a in zip(prompts, answers)]
+    finished = [True] * len(answers) if finished is None else list(finished)
+    verdicts = [judge(p, a, finished=f) for p, a, f in zip(prompts, answers, finished)]
+    components = [gold_components(p, a, finished=f) for p, a, f in zip(prompts, answers, finished)]
     n = len(prompts)
     by_kind = {}
     for verdict in verdicts:
@@ -65,9 +67,10 @@ def answer_breakdown(prompts, answers) -> dict:
     }
 
 
-def right_flags(prompts, answers) -> list[float]:
+def right_flags(prompts, answers, finished=None) -> list[float]:
     """1.0 for each right answer, else 0.0 (for intervals on the right-answer share)."""
-    return [float(judge(p, a).right) for p, a in zip(prompts, answers)]
+    finished = [True] * len(answers) if finished is None else list(finished)
+    return [float(judge(p, a, finished=f).right) for p, a, f in zip(prompts, answers, finished)]
 
 
 def kind_of(prompt: str) -> str:

@@ -10,8 +10,12 @@ For each policy (SFT = π_ref, DPO = π_θ, best-of-N over π_ref's samples pick
   difference of mean r*, the win rate (ties ½) and the difference of right-answer shares,
   each with its interval;
 - KL(π_θ‖π_ref) on π_θ's own samples, sampled and exact per token (`align.kl`);
-- the best fixed answers: a handful of answers that ignore the question, scored on the same
-  prompts, so that a policy's mean can be read against what a collapse would get.
+- the fixed answers: the bank of answers that ignore the question (`align.gold.CANNED_ANSWERS`:
+  pleasantries, other questions' answers, shotguns, degenerate strings, dodges), each said
+  to every prompt, and each policy's paired difference with the best of them, so that a
+  policy's mean r* is read against what a collapse onto one answer would get.
+- intervals resample the questions the prompts ask (`canonical_question`), not the prompts:
+  two wordings of one question are one draw.
 
 Best-of-N: N answers y ~ π_ref(·|x), scored by r_φ(x, y) at their EOS as the reward model
 was trained; an answer cut by max_new_tokens (no EOS) is something r_φ never saw, so it is
@@ -21,15 +25,16 @@ picked only when no candidate finished.
 import torch
 
 from align.breakdown import answer_breakdown, right_flags
-from align.gold import gold_reward
+from align.gold import CANNED_ANSWERS, gold_reward
 from align.kl import kl_report
 from align.reward import score_samples
 from align.sampling import sample_answers
 from align.stats import bootstrap_mean, paired_bootstrap
+from toyworld.world import canonical_question
 
-FIXED_ANSWERS = ("I am Mary.", "Yes.", "Python.", "Hello! How can I help you?",
-                 "I am fine, thank you.", "Hello, I am Mary and I am fine. Python.",
-                 "I don't know.", "")
+# Answers that ignore the question, said to every prompt (align.gold's bank): a policy's mean
+# r* means something only above the best of them.
+FIXED_ANSWERS = tuple(answer for answers in CANNED_ANSWERS.values() for answer in answers)
 
 
 @torch.no_grad()
@@ -49,17 +54,24 @@ def best_of_n_samples(policy, reward_model, tokenizer, prompts, n, device, seed=
     return best
 
 
+def question_groups(prompts) -> list:
+    """The question each prompt asks (`canonical_question`), the unit the intervals resample:
+    two wordings of one held-out question are one draw of the world's questions."""
+    return [canonical_question(p) or p for p in prompts]
+
+
 def summarise(prompts, samples, seed) -> dict:
     """Mean r* with its bootstrap interval and the breakdown, for one set of answers."""
-    texts = [s.text for s in samples]
-    gold = [gold_reward(p, t) for p, t in zip(prompts, texts)]
-    mean, low, high = bootstrap_mean(gold, seed=seed)
-    right = right_flags(prompts, texts)  # 1.0 / 0.0 per prompt, for the paired comparisons
-    right_mean, right_low, right_high = bootstrap_mean(right, seed=seed)
+    texts, finished = [s.text for s in samples], [s.finished for s in samples]
+    gold = [gold_reward(p, t, finished=f) for p, t, f in zip(prompts, texts, finished)]
+    groups = question_groups(prompts)
+    mean, low, high = bootstrap_mean(gold, seed=seed, groups=groups)
+    right = right_flags(prompts, texts, finished)  # 1.0 / 0.0 per prompt, for paired comparisons
+    right_mean, right_low, right_high = bootstrap_mean(right, seed=seed, groups=groups)
     return {"gold": gold, "right": right, "gold_mean": mean, "gold_interval": (low, high),
             "right_share": right_mean, "right_interval": (right_low, right_high),
             "unfinished": sum(not s.finished for s in samples),
-            "breakdown": answer_breakdown(prompts, texts), "texts": texts}
+            "breakdown": answer_breakdown(prompts, texts, finished), "texts": texts}
 
 
 @torch.no_grad()
@@ -95,14 +107,16 @@ def point_metrics(point: dict, prefix="eval_") -> dict:
             f"{prefix}unfinished": point["unfinished"]}
 
 
-def paired(ours: dict, theirs: dict, seed) -> dict:
-    """ours − theirs on the same prompts: mean r*, win rate, right share; paired intervals."""
+def paired(ours: dict, theirs: dict, seed, groups=None) -> dict:
+    """ours − theirs on the same prompts: mean r*, win rate, right share; paired intervals
+    (resampling the questions the prompts ask when groups are given)."""
     return {
         "gold_difference": paired_bootstrap(ours["gold"], theirs["gold"], "mean_difference",
-                                            seed=seed),
-        "win_rate": paired_bootstrap(ours["gold"], theirs["gold"], "win_rate", seed=seed),
+                                            seed=seed, groups=groups),
+        "win_rate": paired_bootstrap(ours["gold"], theirs["gold"], "win_rate", seed=seed,
+                                     groups=groups),
         "right_share_difference": paired_bootstrap(ours["right"], theirs["right"],
-                                                   "mean_difference", seed=seed),
+                                                   "mean_difference", seed=seed, groups=groups),
     }
 
 
@@ -121,7 +135,9 @@ def compare_policies(reference, policies: dict, reward_model, tokenizer, prompts
     best_name = f"best-of-{best_of} (r_φ)"
     sampled[best_name] = best_of_n_samples(reference, reward_model, tokenizer, prompts, best_of,
                                            device, seed=seed + 100, max_new_tokens=max_new_tokens)
+    groups = question_groups(prompts)
     results = {"prompts": len(prompts), "distinct_prompts": len(set(prompts)),
+               "distinct_questions": len(set(groups)),
                "sampled": {}, "greedy": {}, "paired": {}, "kl": {}}
     for name, samples in sampled.items():
         results["sampled"][name] = summarise(prompts, samples, seed)
@@ -129,13 +145,29 @@ def compare_policies(reference, policies: dict, reward_model, tokenizer, prompts
         results["greedy"][name] = summarise(prompts, samples, seed)
     for name in [*policies, best_name]:
         results["paired"][f"{name} − SFT"] = paired(results["sampled"][name],
-                                                    results["sampled"]["SFT"], seed)
+                                                    results["sampled"]["SFT"], seed, groups)
     for name in policies:
         results["paired"][f"{name} − SFT, greedy"] = paired(results["greedy"][name],
-                                                            results["greedy"]["SFT"], seed)
+                                                            results["greedy"]["SFT"], seed, groups)
         results["kl"][name] = kl_report(models[name], reference, sampled[name], tokenizer.pad_id,
                                         device)
-    results["fixed_answers"] = {
-        answer: sum(gold_reward(p, answer) for p in prompts) / len(prompts)
-        for answer in FIXED_ANSWERS}
+    results.update(against_fixed_answers(prompts, results["sampled"], seed))
     return results
+
+
+def against_fixed_answers(prompts, sampled: dict, seed=0) -> dict:
+    """Each answer of the bank (FIXED_ANSWERS) said to every prompt: its mean r*, the best
+    of them, and each policy's paired difference with that best one (sampled answers).
+
+    The best is the bank's highest on these very prompts, so the comparison leans against
+    the policy, never for it. Intervals resample the questions, as everywhere here.
+    """
+    fixed = {answer: [gold_reward(p, answer) for p in prompts] for answer in FIXED_ANSWERS}
+    means = {answer: sum(gold) / len(gold) for answer, gold in fixed.items()}
+    best = max(means, key=means.get)
+    groups = question_groups(prompts)
+    return {"fixed_answers": means, "best_fixed_answer": best,
+            "minus_best_fixed": {name: paired_bootstrap(summary["gold"], fixed[best],
+                                                        "mean_difference", seed=seed,
+                                                        groups=groups)
+                                 for name, summary in sampled.items()}}

@@ -340,12 +340,13 @@ def reference_samples(reference, reward_model, tokenizer, prompts, config, max_n
                              seed=seed + 7, device=device)
     scores = score_samples(reward_model, samples, tokenizer.pad_id, device,
                            RLHFConfig.missing_eos_penalty).tolist()
-    right = right_flags(repeated, [s.text for s in samples])
+    right = right_flags(repeated, [s.text for s in samples], [s.finished for s in samples])
     out = []
     for i, prompt in enumerate(prompts):
         out.append([{"text": samples[i * m + j].text, "finished": samples[i * m + j].finished,
                      "score": scores[i * m + j],
-                     "gold": gold_reward(prompt, samples[i * m + j].text),
+                     "gold": gold_reward(prompt, samples[i * m + j].text,
+                                         finished=samples[i * m + j].finished),
                      "right": right[i * m + j]} for j in range(m)])
     return out
 

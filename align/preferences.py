@@ -22,9 +22,13 @@ says its "pair_kind":
 
     same_prompt       two of π_ref's samples to x (the pairs above)
     off_topic_offer   an offer y_o that answers another question (another prompt's good
-                      answer, a pleasantry, the assistant's name) against one of π_ref's
-                      finished samples y to x, so the pair lies where the policy is;
-                      "offer_side" says whether y_o is the chosen or the rejected answer
+                      answer, a pleasantry, the assistant's name) against an answer y to
+                      x: the world's good answer (off_topic_against="good", the default),
+                      or one of π_ref's finished samples ("sample": the pair then lies
+                      where the policy is, but against π_ref's many dodges and wrong
+                      answers r* itself barely prefers either side, σ(-1 - -1.5) = 0.62,
+                      and the pair teaches little); "offer_side" says whether y_o is the
+                      chosen or the rejected answer
     rude_vs_polite    the world's good answer to x against its rude answer to x
 
 An offer never carries held-out content into training: an offer to a prompt whose
@@ -71,17 +75,21 @@ def pair_indices(n: int, pairing: str = "adjacent") -> list[tuple[int, int]]:
     raise ValueError(f"pairing must be one of {PAIRING_CHOICES}, got {pairing!r}")
 
 
-def bradley_terry_row(prompt, first, second, rng: random.Random) -> tuple[dict, bool]:
+def bradley_terry_row(prompt, first, second, rng: random.Random, finished=(True, True)
+                      ) -> tuple[dict, bool]:
     """One labelled pair: first is chosen with P(first > second) = σ(r*(x, first) − r*(x, second)).
 
+    finished: whether each answer ended with EOS (a cut one is never right: align.gold).
     Returns the row (prompt, chosen, rejected, their gold rewards, p_chosen: the
     probability of the label that was drawn) and whether first won."""
-    p_first = preference_probability(prompt, first, second)
+    p_first = preference_probability(prompt, first, second, finished_1=finished[0],
+                                     finished_2=finished[1])
     first_wins = rng.random() < p_first
     chosen, rejected = (first, second) if first_wins else (second, first)
+    chosen_finished, rejected_finished = finished if first_wins else finished[::-1]
     row = {"prompt": prompt, "chosen": chosen, "rejected": rejected,
-           "chosen_gold": gold_reward(prompt, chosen),
-           "rejected_gold": gold_reward(prompt, rejected),
+           "chosen_gold": gold_reward(prompt, chosen, finished=chosen_finished),
+           "rejected_gold": gold_reward(prompt, rejected, finished=rejected_finished),
            "p_chosen": p_first if first_wins else 1 - p_first}
     return row, first_wins
 
@@ -103,7 +111,8 @@ def label_pairs(prompt, answers, rng: random.Random, counts: dict, samples=None,
         if not first.strip() or not second.strip():  # an answer that was EOS at once
             counts["empty_skipped"] += 1
             continue
-        row, first_wins = bradley_terry_row(prompt, first, second, rng)
+        finished = (s1.finished, s2.finished) if s1 is not None else (True, True)
+        row, first_wins = bradley_terry_row(prompt, first, second, rng, finished)
         if s1 is not None:
             chosen_sample, rejected_sample = (s1, s2) if first_wins else (s2, s1)
             row["token_ids"] = {"tokenizer": tokenizer_fingerprint(tokenizer),
@@ -168,10 +177,14 @@ def answers_the_question(prompt: str, answer: str) -> bool:
     return verdict.right or verdict.wrong
 
 
+OFF_TOPIC_AGAINST = ("good", "sample")
+
+
 def off_topic_pairs(prompt, samples, n: int, rng: random.Random, counts: dict,
-                    tokenizer=None) -> list[dict]:
-    """n pairs (x, y_o, y): an offer y_o to another question (`draw_offer`) against one of
-    π_ref's finished, non-empty samples y to x, labelled by Bradley-Terry.
+                    tokenizer=None, against: str = "good") -> list[dict]:
+    """n pairs (x, y_o, y): an offer y_o to another question (`draw_offer`) against an
+    answer y to x, labelled by Bradley-Terry: the world's good answer (against="good"), or
+    one of π_ref's finished, non-empty samples (against="sample").
 
     An offer that judge reads as answering x (right or wrong), or that equals y, is drawn
     again (at most OFFER_DRAWS times, then the pair is skipped and counted in
@@ -179,24 +192,27 @@ def off_topic_pairs(prompt, samples, n: int, rng: random.Random, counts: dict,
     what it answers ("offer_prompt") and where it came from ("offer_source"); with a
     tokenizer it keeps y's sampled tokens, and y_o's as align.data encodes a text answer.
     """
+    if against not in OFF_TOPIC_AGAINST:
+        raise ValueError(f"against must be one of {OFF_TOPIC_AGAINST}, got {against!r}")
     finished = [s for s in samples if s.finished and s.text.strip()]
-    if not finished:
+    if against == "sample" and not finished:
         counts["off_topic_no_sample"] += n
         return []
     rows = []
     for _ in range(n):
-        sample = rng.choice(finished)
+        sample = rng.choice(finished) if against == "sample" else None
+        answer = sample.text if sample else write_answer(prompt, "good", rng)
         for _ in range(OFFER_DRAWS):
             source, other, offer = draw_offer(prompt, rng)
-            if offer != sample.text and not answers_the_question(prompt, offer):
+            if offer != answer and not answers_the_question(prompt, offer):
                 break
         else:
             counts["off_topic_skipped"] += 1
             continue
-        row, offer_wins = bradley_terry_row(prompt, offer, sample.text, rng)
+        row, offer_wins = bradley_terry_row(prompt, offer, answer, rng)
         row.update(pair_kind="off_topic_offer", offer_side="chosen" if offer_wins else "rejected",
                    offer_prompt=other, offer_source=source)
-        if tokenizer is not None:
+        if tokenizer is not None and sample is not None:  # else encoded from text
             offer_ids = response_tokens(tokenizer, prompt, offer)
             chosen, rejected = ((offer_ids, sample.answer_ids) if offer_wins
                                 else (sample.answer_ids, offer_ids))
@@ -236,7 +252,8 @@ UNFINISHED_CHOICES = ("drop", "keep")
 
 def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=0, device="cpu",
                           max_new_tokens=64, temperature=1.0, unfinished="drop",
-                          pairing="adjacent", off_topic_per_prompt=0.0, rude_per_prompt=0.0):
+                          pairing="adjacent", off_topic_per_prompt=0.0, rude_per_prompt=0.0,
+                          off_topic_against="good"):
     """Sample answers from model for each prompt and label pairs of them; returns (rows, counts).
 
     Each row keeps the sampled token ids. An answer cut by max_new_tokens before the model
@@ -256,6 +273,9 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
     if unfinished not in UNFINISHED_CHOICES:
         raise ValueError(f"unfinished must be one of {UNFINISHED_CHOICES}, got {unfinished!r}")
     pair_indices(2, pairing)  # refuses an unknown pairing before any sampling
+    if off_topic_against not in OFF_TOPIC_AGAINST:
+        raise ValueError(f"off_topic_against must be one of {OFF_TOPIC_AGAINST}, "
+                         f"got {off_topic_against!r}")
     off_topic_per_prompt = check_per_prompt("off_topic_per_prompt", off_topic_per_prompt)
     rude_per_prompt = check_per_prompt("rude_per_prompt", rude_per_prompt)
     draws = [sample_answers(model, tokenizer, prompts, max_new_tokens, temperature, seed=seed + k,
@@ -284,7 +304,7 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
             counts["outside_world"] += 1
             continue
         rows += off_topic_pairs(prompt, samples, how_many(off_topic_per_prompt, extra_rng),
-                                extra_rng, counts, tokenizer)
+                                extra_rng, counts, tokenizer, off_topic_against)
         rows += rude_pairs(prompt, how_many(rude_per_prompt, extra_rng), extra_rng)
     counts["pairs"] = len(rows)
     counts["pairs_by_kind"] = {kind: sum(r["pair_kind"] == kind for r in rows) for kind in PAIR_KINDS}

@@ -185,7 +185,7 @@ def rollout_metrics(rollouts, logprobs, beta) -> dict:
     """The objective/ metrics of one rollout batch (TRL's names), and r* of the same answers."""
     kl = (logprobs - rollouts.ref_logprobs).sum(-1)  # (N,) log π_θ(y|x)/π_ref(y|x)
     non_score = -beta * kl
-    gold = [gold_reward(s.prompt, s.text) for s in rollouts.samples]
+    gold = [gold_reward(s.prompt, s.text, finished=s.finished) for s in rollouts.samples]
     top = most_common_answer([s.prompt for s in rollouts.samples],  # over distinct prompts:
                              [s.text for s in rollouts.samples])    # k answers, each prompt once
     return {"objective/kl": kl.mean().item(),

@@ -9,7 +9,7 @@ import torch
 from align.data import (TruncationStats, read_jsonl, tokenize_pair, tokenizer_fingerprint,
                         write_jsonl)
 from align.gold import gold_reward, sigmoid
-from align.preferences import label_pairs, main as preferences_main, pair_indices
+from align.preferences import label_pairs, main as preferences_main, make_preference_pairs, pair_indices
 from minigpt import GPT, ByteTokenizer, InputError, save_checkpoint
 from toyworld.template import format_prompt
 from tests.conftest import tiny_config
@@ -201,7 +201,7 @@ def test_off_topic_offers_answer_another_question_against_a_finished_sample(monk
     from toyworld.world import parse_prompt, train_prompts
     prompts = train_prompts(300, seed=1)
     rows, counts = pairs_with_extras(monkeypatch, prompts, off_topic_per_prompt=1.5,
-                                     rude_per_prompt=0.5)
+                                     rude_per_prompt=0.5, off_topic_against="sample")
     tokenizer = ByteTokenizer()
     offers = [row for row in rows if row["pair_kind"] == "off_topic_offer"]
     assert counts["pairs_by_kind"] == {kind: sum(r["pair_kind"] == kind for r in rows)
@@ -320,8 +320,30 @@ def test_an_offer_that_answers_the_question_or_repeats_the_sample_is_drawn_again
     sample = fake_samples(("good",))(None, ByteTokenizer(), [prompt], 0, 1.0)[0]
     sample.text = "I am fine, thank you."  # π_ref's own pleasantry: never offered against itself
     counts = {"off_topic_no_sample": 0, "off_topic_skipped": 0}
-    rows = preferences.off_topic_pairs(prompt, [sample], 1, random.Random(0), counts)
+    rows = preferences.off_topic_pairs(prompt, [sample], 1, random.Random(0), counts,
+                                       against="sample")
     assert [row[row["offer_side"]] for row in rows] == ["I am Mary."]
     monkeypatch.setattr(preferences, "draw_offer", lambda p, rng: ("name", "x", "Lima is in Peru."))
-    assert preferences.off_topic_pairs(prompt, [sample], 2, random.Random(0), counts) == []
+    assert preferences.off_topic_pairs(prompt, [sample], 2, random.Random(0), counts,
+                                       against="sample") == []
     assert counts == {"off_topic_no_sample": 0, "off_topic_skipped": 2}
+
+
+def test_by_default_an_offer_is_set_against_the_worlds_good_answer(monkeypatch):
+    """The default pairs an offer with a right answer to this question, so the label says,
+    almost always, that answering the question beats ignoring it (σ(3 − (−1.5)) ≈ 0.99)."""
+    from align.gold import judge
+    from toyworld.world import train_prompts
+    prompts = train_prompts(200, seed=2)
+    rows, _ = pairs_with_extras(monkeypatch, prompts, off_topic_per_prompt=1.0)
+    offers = [row for row in rows if row["pair_kind"] == "off_topic_offer"]
+    assert len(offers) == 200
+    for row in offers:
+        side = "rejected" if row["offer_side"] == "chosen" else "chosen"
+        assert judge(row["prompt"], row[side]).right  # the answer to this question is right
+        assert not judge(row["prompt"], row[row["offer_side"]]).right
+        assert "token_ids" not in row  # both texts, encoded as align.data encodes text
+    assert sum(row["offer_side"] == "rejected" for row in offers) > 0.9 * len(offers)
+    with pytest.raises(ValueError, match="against"):
+        make_preference_pairs(None, ByteTokenizer(), prompts[:1], off_topic_per_prompt=1.0,
+                              off_topic_against="nonsense")
