@@ -199,22 +199,25 @@ for row in eval_rows:
 #
 # r* judges each answer against its question (`align.gold.judge`): right, wrong, evasive,
 # offensive, or off-topic (a pleasantry, "Yes.", another question's answer, a shotgun of
-# answers). The style bonus is paid on right answers only, so an answer that ignores the
-# question averages at most 0 over the world's prompts. Still, read a mean r* beside its
+# answers). The style bonus is paid on right answers only, and ignoring the question
+# costs more than a dodge, so an answer said to every question averages below "I don't
+# know." over the world's prompts. Still, read a mean r* beside its
 # breakdown: the share of right answers and the number of distinct answers (a collapse
 # onto one pleasant answer would show there), as `python -m align.pipeline` reports them.
 #
 # A model this small, trained for a minute or two, mostly does not write words yet, so
 # DPO on a few hundred pairs cannot be expected to raise r* here; in the smoke setting
 # the numbers below only show that the code runs. `python -m align.pipeline` (the default
-# preset, about 7 minutes on 2 cores) trains a model that does: on its 300 held-out
-# prompts DPO raises the mean r* over SFT, by an amount whose expected range the last cell
-# prints, without collapsing onto a few answers. Most of the gain is manners (fewer
-# offensive answers) and the assistant's own questions (language, greeting, mood); some of
-# it is a dodge (a pleasantry instead of a wrong answer: more off-topic answers); held-out
-# facts that the model has only read as plain sentences (cities, sums, topics) stay almost
-# never right, for SFT and DPO alike: DPO reweights answers that π_ref already writes, it
-# does not teach facts. If a finished default run is in `runs/pipeline` (its config.json
+# preset, about 5 minutes on 2 cores) trains a model that does, and its report shows the
+# lecture's claim: SFT on mixed-quality demonstrations leaves a model that is often
+# wrong, rude or evasive; DPO turns it into one that answers the held-out questions
+# right, by the amounts whose expected ranges the last cell prints. Its knowledge probe
+# (`align.probe`) says why that is possible: the pre-trained model has *stored* the
+# held-out facts (it prefers "Kyoto is in Japan." to every other country) from plain
+# sentences, and SFT leaves that knowledge mostly unused. DPO does not teach facts: it
+# reweights answers that π_ref can already write, and its pairs prefer right answers to
+# wrong ones and dodges, so the model learns to *use* what it stored, for questions it
+# was never asked. If a finished default run is in `runs/pipeline` (its config.json
 # says preset "default"), this cell compares its SFT and DPO checkpoints, and the last
 # cell puts that run's own figures beside the expected ranges.
 
@@ -275,7 +278,7 @@ if not use_pipeline:
           f"writes no real words (right answers π_ref → π_θ: {shares}). The differences of mean "
           "r* above, of either sign, come from how made-up and off-topic the answers are; with a "
           "model this small they change with the seed and the settings, and say little about DPO.")
-print("- The full run, `python -m align.pipeline` (about 7 minutes on 2 CPU cores), trains a model "
+print("- The full run, `python -m align.pipeline` (about 5 minutes on 2 CPU cores), trains a model "
       "that writes words; the next cell says what it is expected to measure.")
 
 # %% [markdown]

@@ -177,10 +177,11 @@ except ImportError:
 # - Green triangles joined by a dashed line are best-of-N, N = 1, 2, 4, ...; their x is
 #   the bound log N − (N − 1)/N, so the true points lie at or left of where they are
 #   drawn. N = 1 is π_ref again, on other samples: its distance from the star is the noise.
-# - A hollow marker is a collapsed policy: one answer to more than half of the prompts
-#   (`align.frontier.collapse_check`). Its r* is what that one fixed answer gets, however
-#   high it looks, so frontier.md names its answer and leaves it out of the comparison at
-#   equal KL: a number a degenerate policy reaches is not alignment.
+# - A hollow marker is a collapsed policy: one answer to more than a tenth of the distinct
+#   prompts (`align.breakdown.COLLAPSE_SHARE`, `align.frontier.collapse_check`). Its r* is
+#   mostly what that one fixed answer gets, however high it looks, so frontier.md names
+#   its answer and leaves it out of the comparison at equal KL: a number a degenerate
+#   policy reaches is not alignment.
 # - Black diamonds are π*_β, the optimum of J for r_φ (not for r*): where it sits says
 #   what J itself is worth with this reward model. Its points with too small an ESS are
 #   left out of the figure (the table marks them).

@@ -36,6 +36,8 @@ SMOKE_FLAGS = {
     "align.rlhf": "--max-iters 2 --eval-interval 1 --batch-size 2 --rloo-k 2 --eval-prompts 4 "
                   "--max-new-tokens 8 --num-mini-batches 2",
     "align.rollouts": "--init runs/pipeline-quick/sft --prompts 8 --repeats 1",
+    "align.chat": "--run runs/pipeline-quick --question hello --max-new-tokens 8",
+    "align.probe": "--run runs/pipeline-quick --max-new-tokens 8",
     "align.frontier": "--run runs/pipeline-quick --quick --dpo-betas 0.5,1 --rlhf-betas 0.5,1 "
                       "--dpo-steps 2 --rlhf-steps 2 --eval-every 1 --eval-prompts 4 --best-of 1,2 "
                       "--optimum-samples 2 --no-progress",
