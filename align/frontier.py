@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align.compare import evaluate_point, point_metrics
+from align.compare import evaluate_point, point_metrics, question_groups
 from align.evaluate import mean_and_ci
 from align.data import write_jsonl
 from align.dpo import DPOConfig, train_dpo
@@ -71,7 +71,7 @@ from minigpt.device import pick_device
 from minigpt.errors import InputError
 from minigpt.ownership import check_run_folder, remove_run_folder, same_path
 from minigpt.runlog import RunFolder
-from toyworld.world import heldout_prompts
+from toyworld.world import evaluation_prompts
 
 NEEDED = {"sft/ckpt.pt": "sft", "reward/ckpt.pt": "reward", "data/pairs_train.jsonl": "preferences",
           "data/pairs_heldout.jsonl": "preferences", "config.json": "the run's settings"}
@@ -229,7 +229,8 @@ def collapse_check(texts, prompts) -> dict:
 def table_row(method, setting, step, point, sft, seed, prompts, kl_is_bound=False) -> dict:
     """One line of the frontier: the point's measures, its paired comparison with SFT and
     its collapse check (where its answers are known)."""
-    win = paired_bootstrap(point["gold"], sft["gold"], "win_rate", seed=seed) if sft else None
+    win = (paired_bootstrap(point["gold"], sft["gold"], "win_rate", seed=seed,
+                            groups=question_groups(prompts)) if sft else None)
     check = collapse_check(point["texts"], prompts) if point.get("texts") else {"collapsed": False}
     return {"method": method, "setting": setting, "step": step, **check,
             "kl": point["kl_exact_per_token"], "kl_ci": point["kl_exact_per_token_ci"],
@@ -252,9 +253,9 @@ def run_frontier(config: FrontierConfig) -> dict:
     seed, max_new_tokens = saved.get("seed", config.seed), saved.get("max_new_tokens", 48)
     reference, tokenizer, _ = load_model(path("sft"), device, "align.frontier (the run's sft/)")
     reward_model, _ = load_reward_model(path("reward"), device)
-    # the pipeline's held-out evaluation prompts, each question once (they repeat some)
-    prompts = list(dict.fromkeys(heldout_prompts(preset["eval_prompts"],
-                                                 seed + 2)))[: config.eval_prompts]
+    # the pipeline's held-out evaluation prompts (toyworld.world.evaluation_prompts: each
+    # distinct prompt once), the first --eval-prompts of them
+    prompts = evaluation_prompts(preset["eval_prompts"], seed + 2)[: config.eval_prompts]
     write_jsonl(run.file("eval_prompts.jsonl"), [{"prompt": p} for p in prompts])
     started, timings = time.time(), {}
     measure = dict(reward_model=reward_model, tokenizer=tokenizer, prompts=prompts,
@@ -360,7 +361,7 @@ def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
         gold = [a["gold"] for a in chosen]
         right = [a["right"] for a in chosen]
         point = point_from_lists(gold, right, [a["score"] for a in chosen],
-                                 len({a["text"].strip() for a in chosen}), seed)
+                                 len({a["text"].strip() for a in chosen}), seed, prompts)
         point["texts"] = [a["text"] for a in chosen]
         point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = math.log(n) - (n - 1) / n, 0.0
         rows.append(table_row("best-of-N (r_φ)", f"N={n}", 0, point, sft, seed, prompts,
@@ -383,7 +384,7 @@ def optimum_rows(candidates, prompts, betas, min_ess, seed) -> list[dict]:
             score.append(float(w @ (logits * beta)))
             kl.append(float(w @ logits - log_z))
             ess.append(float(1.0 / (w ** 2).sum()))
-        point = point_from_lists(gold, right, score, None, seed)
+        point = point_from_lists(gold, right, score, None, seed, prompts)
         point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = mean_and_ci(kl)
         row = table_row("π*_β (analytic, SNIS)", f"β={beta:g}", 0, point, None, seed, prompts)
         row["ess"] = sum(ess) / len(ess)
@@ -392,9 +393,10 @@ def optimum_rows(candidates, prompts, betas, min_ess, seed) -> list[dict]:
     return rows
 
 
-def point_from_lists(gold, right, scores, distinct, seed) -> dict:
-    mean, low, high = bootstrap_mean(gold, seed=seed)
-    right_mean, right_low, right_high = bootstrap_mean(right, seed=seed)
+def point_from_lists(gold, right, scores, distinct, seed, prompts) -> dict:
+    groups = question_groups(prompts)  # intervals resample questions, as align.compare's
+    mean, low, high = bootstrap_mean(gold, seed=seed, groups=groups)
+    right_mean, right_low, right_high = bootstrap_mean(right, seed=seed, groups=groups)
     return {"gold": gold, "gold_mean": mean, "gold_interval": (low, high),
             "right_share": right_mean, "right_interval": (right_low, right_high),
             "reward_model_score": sum(scores) / len(scores),

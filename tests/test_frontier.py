@@ -151,11 +151,11 @@ def test_two_pleasantries_at_45_percent_each_are_collapsed_and_both_reported():
     """The old rule (more than half the prompts) let this policy through as aligned."""
     prompts = list(dict.fromkeys(heldout_prompts(80, 0)))[:20]
     texts = ["I am Mary."] * 9 + ["Hello! How can I help you?"] * 9 + ["4", "Lima is in Peru."]
-    sft_point = point_from_lists([0.0] * 20, [0.0] * 20, [0.0] * 20, 20, seed=0)
+    sft_point = point_from_lists([0.0] * 20, [0.0] * 20, [0.0] * 20, 20, seed=0, prompts=prompts)
     sft_point.update(texts=[f"answer {i}" for i in range(20)], kl_exact_per_token=0.0,
                      kl_exact_per_token_ci=0.0)
     rl_point = point_from_lists([gold_reward(p, t) for p, t in zip(prompts, texts)], [0.0] * 20,
-                                [2.0] * 20, 4, seed=0)
+                                [2.0] * 20, 4, seed=0, prompts=prompts)
     rl_point.update(texts=texts, kl_exact_per_token=1.5, kl_exact_per_token_ci=0.1)
     sft = table_row("SFT (π_ref)", "", 0, sft_point, None, 0, prompts)
     rl = table_row("RLHF (RLOO)", "β=0.1", 20, rl_point, sft_point, 0, prompts)
