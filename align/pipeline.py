@@ -87,7 +87,7 @@ TOKENIZER = dict(tokenizer="bpe", vocab_size=1024)
 # Extra preference pairs per prompt (align.preferences): an answer to another question
 # offered against π_ref's answer to this one, and a polite answer against its rude twin,
 # so that r_φ learns that ignoring the question is not a good answer.
-OFF_TOPIC_PER_PROMPT, RUDE_PER_PROMPT = 1.5, 0.5
+OFF_TOPIC_PER_PROMPT, RUDE_PER_PROMPT = 3.0, 0.5
 
 # Each preset: the toy world's sizes and every stage's settings.
 PRESETS = {
@@ -119,15 +119,11 @@ PRESETS = {
     "small": dict(
         corpus_chars=600_000, sft_rows=2000, pair_prompts=400, heldout_pairs_prompts=300,
         samples_per_prompt=4, eval_prompts=120, best_of=2,
-        # 700 pre-training and 120 SFT steps (were 1000 and 200): the suite's longest test,
-        # 190 s shorter; DPO's held-out accuracy 0.54 to 0.63 on the machines and thread
-        # counts measured (2026-12-06/07), DPO − SFT about 0 (its interval about ±0.22)
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=16,
                       max_iters=700, warmup_iters=50, eval_interval=350, eval_iters=5),
         sft=dict(max_iters=120, batch_size=32, eval_interval=60),
         reward=dict(max_iters=150, batch_size=32, eval_interval=50),
-        # A weaker π_ref drifts into made-up words sooner: 100 steps at 1e-4 lost 0.25 of r*
-        # (fluency and unfinished answers), 40 steps at 5e-5 gained 0.2.
+        # a weaker π_ref drifts into made-up words sooner: a few small DPO steps
         dpo=dict(max_iters=40, batch_size=32, eval_interval=20, learning_rate=5e-5,
                  warmup_iters=10),
         # the end-to-end test measures DPO; RLHF runs every code path, briefly
@@ -138,25 +134,20 @@ PRESETS = {
         corpus_chars=1_000_000, sft_rows=4000, pair_prompts=1000, heldout_pairs_prompts=300,
         samples_per_prompt=4, eval_prompts=300, best_of=4,
         # every two of the 4 samples (6 pairs, not 2): three times the training pairs at no
-        # extra sampling; measured, DPO's win rate against SFT rose from 0.64 to 0.66 and
-        # the reward model's agreement with r* from 0.83 to 0.86
+        # extra sampling
         pairing="all",
-        # Fewer steps than the first recipe (2500 pre-training steps of 16 blocks, SFT 400,
-        # reward model 300, DPO 300, RLHF 150, 1500 prompts for pairs: 881 s, 7.3–8.2× the
-        # 108–120 s of nanoGPT's CPU recipe that day), each stage with a peak learning rate
-        # raised so that the schedule's Σ lr stays about the same (pre-training at 1000 steps
-        # of 16 blocks: validation loss 0.356 at 2e-3, 0.344 at 3e-3, 0.341 at 5e-3; 12
-        # blocks at 3e-3: 0.351, against 0.310 for the first recipe): 377 s (3.1×), its
-        # held-out figures beside the longer recipe's in the README, at a similar KL. DPO's
-        # 150 steps of 32 pairs see 4800 of the ~5300 training pairs, each once.
+        # 2000 pre-training steps: the fewest after which the probe finds nearly every
+        # held-out fact stored (sums are the last); SFT at a low learning rate, which teaches
+        # the answer's form while it keeps what pre-training stored; DPO's 300 steps of 32
+        # pairs see about every training pair once (the README gives the measurements)
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=12,
                       max_iters=2000, warmup_iters=100, learning_rate=3e-3, min_lr=3e-4,
                       eval_interval=500, eval_iters=10),
         sft=dict(max_iters=300, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
                  min_lr=1.5e-5),
-        reward=dict(max_iters=200, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
+        reward=dict(max_iters=400, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
                     min_lr=1.5e-5),
-        dpo=dict(max_iters=150, batch_size=32, eval_interval=50, learning_rate=1.5e-4,
+        dpo=dict(max_iters=300, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
                  min_lr=1.5e-5),
         rlhf=dict(max_iters=100, batch_size=16, rloo_k=4, eval_interval=50, eval_prompts=128,
                   learning_rate=1.25e-4, min_lr=3.75e-6),
@@ -183,7 +174,7 @@ class PipelineConfig:
         "help": "run folder to write (default: runs/pipeline, or runs/pipeline-PRESET for "
                 "another preset, so a quick run never replaces a default one)"})
     beta: float = field(default=0.5, metadata={"help": "DPO's β (see the module's docstring)"})
-    rlhf_beta: float = field(default=0.5, metadata={
+    rlhf_beta: float = field(default=0.25, metadata={
         "help": "RLHF's β, the weight of its per-token KL penalty (see align.rlhf)"})
     max_new_tokens: int = field(default=48, metadata={"help": "longest sampled answer"})
     seed: int = field(default=1337, metadata={"help": "random seed"})

@@ -448,16 +448,20 @@ print(f"Read a mean r* beside what it is made of. From the first evaluation (ste
 # every prompt. r_φ of the rollouts rose by several points while r* stayed at
 # what an off-topic answer scores, and the held-out evaluation found a single distinct
 # answer. That is what happened in one run of a recipe since replaced, not a figure to
-# expect; the short run above is the same experiment, made smaller. At β = 0.5 (the
-# pipeline's RLHF stage) the present default recipe collapses less: RLHF raises the mean r*
-# over SFT, with fewer distinct answers, and still part of the gain is a pleasantry in
-# place of a wrong answer (more off-topic answers).
+# expect; the short run above is the same experiment, made smaller.
 #
-# Why r_φ loved it: the reward model was trained only on pairs of π_ref's own answers to
-# each prompt (lesson 7's labelling, the pipeline's data). It never saw "You can call me
-# Mary." offered to a question it does not answer, so nothing taught it that the answer is
-# bad there; it had learnt that a fluent, polite, finished sentence tends to win. RL is an
-# optimiser: it finds the answer r_φ overrates and moves all the probability there. This
+# Why r_φ loved it: that reward model was trained only on pairs of π_ref's own answers to
+# each prompt (lesson 7's labelling). It never saw "You can call me Mary." offered to a
+# question it does not answer, so nothing taught it that the answer is bad there; it had
+# learnt that a fluent, polite, finished sentence tends to win. RL is an optimiser: it
+# finds the answer r_φ overrates and moves all the probability there. The pipeline's
+# preference data now also holds *off-topic offers* (an answer to another question, a
+# pleasantry, the assistant's name, set against a right answer to this one) and rude
+# answers against polite ones (`align.preferences`), and its report gives r_φ's held-out
+# accuracy on each kind of pair; with them its RLHF stage (β = 0.25) raises the mean r*
+# over SFT without collapsing, and the stage watches for a collapse while it trains (a
+# line in its log, and in the report, when one answer goes to more than a tenth of the
+# prompts). This
 # is reward over-optimisation (Goodhart's law: a measure that becomes a target stops being
 # a good measure). The KL term is the guard: the larger β, the more each nat away from
 # π_ref costs, and the less of r_φ's error the policy can buy.

@@ -41,7 +41,7 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     for line in ("pre-training | validation loss", "SFT | held-out response loss",
                  "agreement with the gold ranking", "| DPO − SFT |", "KL, exact per token",
                  "Right-answer share by kind", "| Where is Shanghai? |", "off-topic",
-                 "| RLHF − SFT |", "| RLHF (rloo, β = 0.5) | rollouts' r* (never seen by RL)",
+                 "| RLHF − SFT |", "| RLHF (rloo, β = 0.25) | rollouts' r* (never seen by RL)",
                  "RLHF (π_θ, RL) |"):
         assert line in report, line
     evaluation = results["evaluation"]
