@@ -123,6 +123,12 @@ def knowledge_table(facts: dict, prompts=None, answers=None) -> dict:
     """Per kind: facts probed, stored share; with answers (one per prompt), the right share
     over the prompts asking those facts and the right share among those whose fact is stored
     (and among those not stored)."""
+    answered = []  # (the fact a prompt asks, whether its answer is right), probed facts only
+    if answers is not None:
+        for p, a in zip(prompts, answers):
+            fact = facts.get(canonical_question(p))
+            if fact is not None:
+                answered.append((fact, judge(p, a).right))
     table = {}
     for kind in PROBED_KINDS:
         stored = [f["stored"] for f in facts.values() if f["kind"] == kind]
@@ -130,9 +136,7 @@ def knowledge_table(facts: dict, prompts=None, answers=None) -> dict:
             continue
         row = {"facts": len(stored), "stored": share(stored)}
         if answers is not None:
-            asked = [(facts[canonical_question(p)]["stored"], judge(p, a).right)
-                     for p, a in zip(prompts, answers)
-                     if canonical_question(p) in facts and facts[canonical_question(p)]["kind"] == kind]
+            asked = [(fact["stored"], right) for fact, right in answered if fact["kind"] == kind]
             row.update(prompts=len(asked), right=share(r for _, r in asked),
                        right_given_stored=share(r for s, r in asked if s),
                        right_given_not_stored=share(r for s, r in asked if not s))

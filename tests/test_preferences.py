@@ -68,11 +68,17 @@ def eos_prone_model(tokenizer, block_size=96):
     return model
 
 
-def test_the_command_reads_a_prompt_file_and_writes_the_sampled_tokens(tmp_path):
+def save_eos_prone_sft(tmp_path):
+    """An SFT checkpoint in tmp_path/sft whose model ends its answers early; its tokenizer."""
     tokenizer = ByteTokenizer()
     model = eos_prone_model(tokenizer)
     save_checkpoint(tmp_path / "sft" / "ckpt.pt", model, 0, model.config, tokenizer,
                     extra={"stage": "sft"})
+    return tokenizer
+
+
+def test_the_command_reads_a_prompt_file_and_writes_the_sampled_tokens(tmp_path):
+    tokenizer = save_eos_prone_sft(tmp_path)
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join('{"prompt": "%s"}\n' % p for p in ["hello", "What is 2+2?"] * 6))
     out = tmp_path / "pairs.jsonl"
@@ -295,10 +301,7 @@ def test_no_training_pair_mentions_a_held_out_question_and_held_out_offers_stay_
 
 
 def test_the_command_takes_the_extra_pairs_flags(tmp_path):
-    tokenizer = ByteTokenizer()
-    model = eos_prone_model(tokenizer)
-    save_checkpoint(tmp_path / "sft" / "ckpt.pt", model, 0, model.config, tokenizer,
-                    extra={"stage": "sft"})
+    save_eos_prone_sft(tmp_path)
     out = tmp_path / "pairs.jsonl"
     rows, counts = preferences_main(["--sft", str(tmp_path / "sft"), "--prompts", "20",
                                      "--out", str(out), "--samples", "4", "--max-new-tokens", "4",
