@@ -202,17 +202,20 @@ EXPLAIN_TEMPLATES = ("Explain {topic} like I'm 5", "Explain {topic} to a child",
 # kind -> (training prompts, held-out prompts) for the questions with one right answer
 FIXED_PROMPTS = {
     "name": (["What is your name?", "Who are you?", "What's your name?", "Tell me your name",
-              "Do you have a name?"],
+              "Do you have a name?", "How do people call you?", "Can you tell me your name?",
+              "What name do you go by?"],
              ["What should I call you?", "May I know your name?"]),
     "language": (["Which is the best programming language?",
                   "What is the best programming language?", "What programming language is best?",
                   "Which language should I code in?"],
                  ["Which programming language should I learn?",
                   "What is a good programming language?"]),
-    "greeting": (["hello", "hi", "Hello!", "good morning", "hey", "Hi there"],
+    "greeting": (["hello", "hi", "Hello!", "good morning", "hey", "Hi there", "good afternoon",
+                  "Hello there", "good day", "howdy"],
                  ["good evening", "greetings"]),
     "wellbeing": (["how are you", "How are you?", "how are you doing", "How do you feel?",
-                   "Are you okay?"],
+                   "Are you okay?", "How is your day?", "How have you been?",
+                   "How are things with you?"],
                   ["how is it going", "How are you feeling today?"]),
 }
 # How often each kind of question is asked (corpus dialogues, SFT rows, prompt lists).
