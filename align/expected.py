@@ -15,34 +15,50 @@ Example:
 """
 
 # Where the ranges come from. Each range is the lowest and highest value these runs gave,
-# widened to a round number; a user's default run is expected inside it. Five runs are few:
-# a run just outside one range is no proof of a bug, a run outside several is worth a look.
-MEASURED_ON = ("2026-12-06/07, the default preset on torch 2.13, 2-core CPUs: seed 1337 on "
-               "three machines, seeds 1 and 2 on one of them (5 runs)")
+# widened to a round number; a user's default run is expected inside it. Three runs are
+# few: a run just outside one range is no proof of a bug, a run outside several is worth a
+# look.
+MEASURED_ON = ("2026-12-07, the default preset on torch 2.13, one 2-core CPU, seeds 1337, "
+               "1 and 2 (3 runs)")
 
 # name: (what it is, low, high, where results.json holds it)
 EXPECTED = {
-    "pretrain_val_loss": ("pre-training validation loss (nats per byte)", 0.34, 0.39,
+    "pretrain_val_loss": ("pre-training validation loss (nats per token)", 0.80, 0.88,
                           ("pretrain_val_loss",)),
-    "sft_gold": ("SFT's mean r* (sampled)", -2.0, -1.4,
+    "sft_sums_stored": ("held-out sums the SFT model has stored (share, knowledge probe)",
+                        0.8, 1.0, ("knowledge", "heldout", "SFT", "arithmetic", "stored")),
+    "sft_gold": ("SFT's mean r* (sampled)", -1.8, -1.0,
                  ("evaluation", "sampled", "SFT", "gold_mean")),
-    "dpo_minus_sft": ("DPO − SFT, mean r* (sampled, paired)", 0.55, 1.0,
+    "dpo_gold": ("DPO's mean r* (sampled)", -0.1, 0.8,
+                 ("evaluation", "sampled", "DPO", "gold_mean")),
+    "rlhf_gold": ("RLHF's mean r* (sampled)", -0.6, 0.4,
+                  ("evaluation", "sampled", "RLHF", "gold_mean")),
+    "dpo_minus_sft": ("DPO − SFT, mean r* (sampled, paired)", 1.1, 2.3,
                       ("evaluation", "paired", "DPO − SFT", "gold_difference", 0)),
-    "rlhf_minus_sft": ("RLHF − SFT, mean r* (sampled, paired)", 0.8, 1.2,
+    "rlhf_minus_sft": ("RLHF − SFT, mean r* (sampled, paired)", 0.6, 1.9,
                        ("evaluation", "paired", "RLHF − SFT", "gold_difference", 0)),
-    "dpo_greedy_right": ("DPO's right-answer share (greedy)", 0.2, 0.35,
+    "dpo_minus_best_fixed": ("DPO − the best fixed answer, mean r* (sampled, paired)", 1.0, 1.8,
+                             ("evaluation", "minus_best_fixed", "DPO", 0)),
+    "rlhf_minus_best_fixed": ("RLHF − the best fixed answer, mean r* (sampled, paired)", 0.45,
+                              1.35, ("evaluation", "minus_best_fixed", "RLHF", 0)),
+    "sft_greedy_right": ("SFT's right-answer share (greedy)", 0.55, 0.8,
+                         ("evaluation", "greedy", "SFT", "right_share")),
+    "dpo_greedy_right": ("DPO's right-answer share (greedy)", 0.7, 0.9,
                          ("evaluation", "greedy", "DPO", "right_share")),
-    "rlhf_greedy_right": ("RLHF's right-answer share (greedy)", 0.2, 0.35,
+    "rlhf_greedy_right": ("RLHF's right-answer share (greedy)", 0.5, 0.85,
                           ("evaluation", "greedy", "RLHF", "right_share")),
-    "dpo_heldout_accuracy": ("DPO's implicit-reward accuracy on held-out pairs", 0.62, 0.75,
+    "dpo_heldout_accuracy": ("DPO's implicit-reward accuracy on held-out pairs", 0.8, 0.92,
                              ("dpo_heldout_accuracy",)),
-    "reward_gold_agreement": ("reward model's agreement with the gold ranking", 0.8, 0.92,
+    "reward_gold_agreement": ("reward model's agreement with the gold ranking", 0.8, 0.93,
                               ("reward_gold_agreement",)),
-    "rlhf_off_topic": ("RLHF answers that ignore the question (share, sampled)", 0.25, 0.45,
-                       ("evaluation", "sampled", "RLHF", "breakdown", "shares", "off_topic")),
-    "dpo_kl": ("KL(π_θ‖π_ref) of DPO, exact per token (nats)", 2.0, 3.0,
+    "reward_off_topic_accuracy": ("reward model's accuracy on held-out off-topic offers", 0.88,
+                                  0.98, ("reward_accuracy_by_pair_kind", "off_topic_offer",
+                                         "accuracy")),
+    "rlhf_top_answer_share": ("RLHF's most common answer, share of the prompts (a tenth is a "
+                              "collapse)", 0.0, 0.1, ("rlhf", "collapse", "share")),
+    "dpo_kl": ("KL(π_θ‖π_ref) of DPO, exact per token (nats)", 1.3, 2.0,
                ("evaluation", "kl", "DPO", "kl_exact_per_token")),
-    "rlhf_kl": ("KL(π_θ‖π_ref) of RLHF, exact per token (nats)", 1.2, 2.0,
+    "rlhf_kl": ("KL(π_θ‖π_ref) of RLHF, exact per token (nats)", 1.1, 1.8,
                 ("evaluation", "kl", "RLHF", "kl_exact_per_token")),
 }
 

@@ -11,7 +11,7 @@
         per token
 
 Run:
-    python -m align.pipeline                   # the default: about 5 minutes on 2 CPU cores
+    python -m align.pipeline                   # the default: about 7 minutes on 2 CPU cores
     python -m align.pipeline --quick            # under a minute: a smoke test
     python -m align.pipeline --preset small     # about 6 minutes: the end-to-end test's run
     python -m align.pipeline --preset gpu --device cuda
@@ -136,12 +136,12 @@ PRESETS = {
         # every two of the 4 samples (6 pairs, not 2): three times the training pairs at no
         # extra sampling
         pairing="all",
-        # 2000 pre-training steps: the fewest after which the probe finds nearly every
-        # held-out fact stored (sums are the last); SFT at a low learning rate, which teaches
+        # 2500 pre-training steps: with fewer, the probe finds some held-out sums not yet
+        # stored (sums are the last facts learnt); SFT at a low learning rate, which teaches
         # the answer's form while it keeps what pre-training stored; DPO's 300 steps of 32
         # pairs see about every training pair once (the README gives the measurements)
         pretrain=dict(n_layer=4, n_head=4, n_embd=128, block_size=128, batch_size=12,
-                      max_iters=2000, warmup_iters=100, learning_rate=3e-3, min_lr=3e-4,
+                      max_iters=2500, warmup_iters=100, learning_rate=3e-3, min_lr=3e-4,
                       eval_interval=500, eval_iters=10),
         sft=dict(max_iters=300, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
                  min_lr=1.5e-5),
@@ -149,7 +149,7 @@ PRESETS = {
                     min_lr=1.5e-5),
         dpo=dict(max_iters=300, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
                  min_lr=1.5e-5),
-        rlhf=dict(max_iters=100, batch_size=16, rloo_k=4, eval_interval=50, eval_prompts=128,
+        rlhf=dict(max_iters=200, batch_size=16, rloo_k=4, eval_interval=100, eval_prompts=128,
                   learning_rate=1.25e-4, min_lr=3.75e-6),
     ),
     "gpu": dict(

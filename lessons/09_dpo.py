@@ -208,7 +208,7 @@ for row in eval_rows:
 # A model this small, trained for a minute or two, mostly does not write words yet, so
 # DPO on a few hundred pairs cannot be expected to raise r* here; in the smoke setting
 # the numbers below only show that the code runs. `python -m align.pipeline` (the default
-# preset, about 5 minutes on 2 cores) trains a model that does, and its report shows the
+# preset, about 7 minutes on 2 cores) trains a model that does, and its report shows the
 # lecture's claim: SFT on mixed-quality demonstrations leaves a model that is often
 # wrong, rude or evasive; DPO turns it into one that answers the held-out questions
 # right, by the amounts whose expected ranges the last cell prints. Its knowledge probe
@@ -278,7 +278,7 @@ if not use_pipeline:
           f"writes no real words (right answers π_ref → π_θ: {shares}). The differences of mean "
           "r* above, of either sign, come from how made-up and off-topic the answers are; with a "
           "model this small they change with the seed and the settings, and say little about DPO.")
-print("- The full run, `python -m align.pipeline` (about 5 minutes on 2 CPU cores), trains a model "
+print("- The full run, `python -m align.pipeline` (about 7 minutes on 2 CPU cores), trains a model "
       "that writes words; the next cell says what it is expected to measure.")
 
 # %% [markdown]

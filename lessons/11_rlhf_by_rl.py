@@ -481,7 +481,7 @@ print(f"{RUN}'s own RLHF stage ({results['rlhf']['algorithm'].upper()}, β = {re
       f"{rlhf['shares']['off_topic']:.0%}; distinct answers {sft['distinct_answers']} → "
       f"{rlhf['distinct_answers']}; the reward model's agreement with the gold ranking "
       f"{results['reward_gold_agreement']:.2f}")
-figures = ("rlhf_minus_sft", "rlhf_off_topic", "reward_gold_agreement")
+figures = ("rlhf_minus_sft", "rlhf_top_answer_share", "reward_off_topic_accuracy")
 if results["preset"] == "default":
     print("\n".join(expected_lines(results, figures)))
 else:

@@ -219,9 +219,29 @@ def test_a_smoke_report_says_first_that_its_numbers_mean_nothing_and_why(tmp_pat
     assert "## Against the expected range" not in text  # a smoke run has no expected range
 
 
+def with_every_expected_figure(results: dict) -> dict:
+    """full_results and the figures of align.expected it lacks: the knowledge probe's
+    held-out sums, the best fixed answer's differences, r_φ per kind of pair, the
+    collapse watch."""
+    evaluation = {**results["evaluation"],
+                  "fixed_answers": {"I don't know.": -1.0}, "best_fixed_answer": "I don't know.",
+                  "minus_best_fixed": {name: [1.0, 0.6, 1.4] for name in ("SFT", "DPO", "RLHF")}}
+    sums = {"facts": 20, "stored": 0.95, "prompts": 60, "right": 0.7,
+            "right_given_stored": 0.72, "right_given_not_stored": 0.33}
+    return {**results, "evaluation": evaluation,
+            "knowledge": {"heldout": {"SFT": {"arithmetic": sums}}},
+            "reward_accuracy_by_pair_kind": {"off_topic_offer": {"accuracy": 0.93, "n": 90}},
+            "rlhf": {**results["rlhf"], "collapse": {"answer": "Hello.", "share": 0.04,
+                                                     "collapsed": False, "first_step": None,
+                                                     "threshold": 0.1}}}
+
+
 def test_a_default_report_sets_its_figures_against_the_expected_range(tmp_path):
-    text = report(tmp_path, "default")
-    rows = compare_with_expected(full_results("default", default_like()))
+    results = with_every_expected_figure(full_results("default", default_like()))
+    write_report(RunFolder(tmp_path), results, {"SFT": ["Hi."], "DPO": ["Hello!"],
+                                                "RLHF": ["Hello."]}, ["hello"])
+    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    rows = compare_with_expected(results)
     for row in rows:
         value = "—" if row["value"] is None else f"{row['value']:.2f}"
         assert f"| {row['label']} | {value} | {row['low']:g} to {row['high']:g} | " \
