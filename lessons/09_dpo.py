@@ -211,13 +211,14 @@ for row in eval_rows:
 # preset, about 7 minutes on 2 cores) trains a model that does, and its report shows the
 # lecture's claim: SFT on mixed-quality demonstrations leaves a model that is often
 # wrong, rude or evasive; DPO turns it into one that answers the held-out questions
-# right, by the amounts whose expected ranges the last cell prints. Its knowledge probe
-# (`align.probe`) says why that is possible: the pre-trained model has *stored* the
-# held-out facts (it prefers "Kyoto is in Japan." to every other country) from plain
-# sentences, and SFT leaves that knowledge mostly unused. DPO does not teach facts: it
-# reweights answers that π_ref can already write, and its pairs prefer right answers to
-# wrong ones and dodges, so the model learns to *use* what it stored, for questions it
-# was never asked. If a finished default run is in `runs/pipeline` (its config.json
+# right and politely, by the amounts whose expected ranges the last cell prints. Its
+# knowledge probe (`align.probe`) says why that is possible: the pre-trained model has
+# *stored* the held-out facts (it prefers "Kyoto is in Japan." to every other country)
+# from plain sentences, and SFT teaches it to use most of them, though it samples rude,
+# wrong and evasive answers as often as its demonstrations hold them. DPO does not teach
+# facts: it reweights answers that π_ref can already write, and its pairs prefer right
+# answers to wrong ones, dodges and insults, so the model says more often what it
+# stored, for questions it was never asked, and drops the bad manners. If a finished default run is in `runs/pipeline` (its config.json
 # says preset "default"), this cell compares its SFT and DPO checkpoints, and the last
 # cell puts that run's own figures beside the expected ranges.
 

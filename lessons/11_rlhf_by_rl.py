@@ -327,8 +327,9 @@ print(f"V_old = 1.0, 1.0; V = 1.1, 1.5; G = 2.0, 2.0: loss {loss:.3f} = "
 # answers (`align.gold`), which RL never sees; `objective/kl` is the mean of
 # log π_θ(y|x)/π_ref(y|x) over them. Every eval interval, π_θ answers held-out prompts and
 # r*, r_φ, the KL (exact per token, `align.kl`) and the number of distinct answers are
-# measured. β = 0.1 (the pipeline's RLHF stage uses 0.5: see below why); the learning
-# rate is three times the pipeline's, so that a few dozen steps show what 150 would.
+# measured. β = 0.1 (the pipeline's RLHF stage uses 0.25: see below why); the learning
+# rate is about two and a half times the pipeline's, so that a few dozen steps show
+# what its 200 do.
 
 # %%
 eval_file = OUT / "eval_prompts.jsonl"  # distinct held-out prompts (the pairs repeat theirs)
