@@ -498,6 +498,7 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
             "reward_accuracy": reward["accuracy"], "reward_gold_agreement": reward["gold_agreement"],
             "reward_comparable_pairs": reward["gold_comparable_pairs"],
             "reward_accuracy_by_pair_kind": reward.get("accuracy_by_pair_kind"),
+            "reward_right_vs_wrong_by_kind": reward.get("right_vs_wrong_by_kind"),
             "reward_off_topic_score": reward.get("off_topic_score"),
             "reward_right_score": reward.get("right_score"),
             "knowledge": knowledge,

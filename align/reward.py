@@ -183,12 +183,16 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
     gold rewards differ: does r_φ order them as r* does?
     accuracy_by_pair_kind: {kind: {"accuracy", "n"}}, the share of r_w > r_l among the n
     pairs of each kind (a row without "pair_kind" is same_prompt).
+    right_vs_wrong_by_kind: {question kind: {"accuracy", "n"}} over the same-prompt pairs
+    where judge calls one answer right and the other wrong: does r_φ put the right one
+    above? (Does it *use* the fact, as align.probe asks of a policy?)
     off_topic_score: the mean of r_φ(x, y_o) over the off-topic offers y_o;
     right_score: the mean of r_φ(x, y) over the answers y they were offered against that
     judge(x, y) calls right. None where there is nothing to average.
     """
     loss_sum, correct, margins, agree, comparable = 0.0, 0, [], 0, 0
     by_kind, offer_scores, right_scores = {}, [], []  # kind -> [wins, pairs]
+    right_vs_wrong = {}  # question kind -> [wins of the right answer, pairs]
     for start in range(0, len(pairs), batch_size):
         batch = pairs[start : start + batch_size]
         chosen, rejected = score_pairs(model, batch, pad_id, device)
@@ -208,6 +212,12 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
             tally = by_kind.setdefault(kind, [0, 0])
             tally[0] += r_w > r_l
             tally[1] += 1
+            if kind == DEFAULT_PAIR_KIND:
+                verdict_w, verdict_l = judge(row["prompt"], row["chosen"]), judge(row["prompt"], row["rejected"])
+                if (verdict_w.right and verdict_l.wrong) or (verdict_w.wrong and verdict_l.right):
+                    tally = right_vs_wrong.setdefault(verdict_w.kind, [0, 0])
+                    tally[0] += (r_w > r_l) if verdict_w.right else (r_l > r_w)
+                    tally[1] += 1
             if kind == "off_topic_offer":  # the offer on one side, an answer to x on the other
                 offer, answer, answer_score = ((r_w, row["rejected"], r_l)
                                                if row["offer_side"] == "chosen"
@@ -220,17 +230,24 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
             "gold_agreement": agree / max(comparable, 1), "gold_comparable_pairs": comparable,
             "accuracy_by_pair_kind": {kind: {"accuracy": wins / n, "n": n}
                                       for kind, (wins, n) in sorted(by_kind.items())},
+            "right_vs_wrong_by_kind": {kind: {"accuracy": wins / n, "n": n}
+                                       for kind, (wins, n) in sorted(right_vs_wrong.items())},
             "off_topic_score": mean_or_none(offer_scores), "right_score": mean_or_none(right_scores)}
 
 
 def evaluation_metrics(result: dict, by_kind: bool) -> dict:
     """evaluate_pairs' result as flat metrics (unprefixed): accuracy_by_pair_kind as
-    `accuracy/<kind>` and `pairs/<kind>` when by_kind, and no None."""
+    `accuracy/<kind>` and `pairs/<kind>`, right_vs_wrong_by_kind as
+    `right_vs_wrong/<question kind>` and `right_vs_wrong_pairs/<question kind>`, when
+    by_kind (plain TRL rows log TRL's names only); and no None."""
     flat = {key: value for key, value in result.items()
-            if key != "accuracy_by_pair_kind" and value is not None}
+            if key not in ("accuracy_by_pair_kind", "right_vs_wrong_by_kind") and value is not None}
     if by_kind:
         for kind, tally in result["accuracy_by_pair_kind"].items():
             flat[f"accuracy/{kind}"], flat[f"pairs/{kind}"] = tally["accuracy"], tally["n"]
+        for kind, tally in result["right_vs_wrong_by_kind"].items():
+            flat[f"right_vs_wrong/{kind}"] = tally["accuracy"]
+            flat[f"right_vs_wrong_pairs/{kind}"] = tally["n"]
     return flat
 
 
@@ -243,7 +260,12 @@ def summary_of_evaluation(final: dict, prefix: str, n_pairs: int) -> dict:
     by_kind = ({kind: {"accuracy": values.pop(f"accuracy/{kind}"), "n": values.pop(f"pairs/{kind}")}
                 for kind in kinds}
                or {DEFAULT_PAIR_KIND: {"accuracy": values["accuracy"], "n": n_pairs}})
-    return {**values, "accuracy_by_pair_kind": by_kind,
+    question_kinds = [key.removeprefix("right_vs_wrong/") for key in list(values)
+                      if key.startswith("right_vs_wrong/")]
+    right_vs_wrong = {kind: {"accuracy": values.pop(f"right_vs_wrong/{kind}"),
+                             "n": values.pop(f"right_vs_wrong_pairs/{kind}")}
+                      for kind in question_kinds}
+    return {**values, "accuracy_by_pair_kind": by_kind, "right_vs_wrong_by_kind": right_vs_wrong,
             "off_topic_score": values.get("off_topic_score"),
             "right_score": values.get("right_score")}
 

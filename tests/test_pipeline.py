@@ -68,6 +68,7 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     assert set(results["knowledge"]["heldout"]) == {"pretrained", "SFT", "DPO", "RLHF"}
     assert set(results["reward_accuracy_by_pair_kind"]) == {"same_prompt", "off_topic_offer",
                                                             "rude_vs_polite"}
+    assert isinstance(results["reward_right_vs_wrong_by_kind"], dict)
     assert evaluation["best_fixed_answer"] == max(evaluation["fixed_answers"],
                                                   key=evaluation["fixed_answers"].get)
     for line in ("## Stored or used: the knowledge probe", "r_φ's held-out accuracy by kind of pair",

@@ -385,3 +385,15 @@ def test_a_smoke_frontiers_figures_carry_the_banner(tmp_path, figures, quick, pi
         title = figure.get_suptitle()
         assert ("SMOKE RUN" in title and "mean nothing" in title) == smoke, title
         assert figure.axes[0].get_title()  # the figure's own title stays
+
+
+def test_the_reward_line_gives_right_above_wrong_per_kind_of_question():
+    from align.report import reward_kind_lines
+    results = {"reward_accuracy_by_pair_kind": {"same_prompt": {"accuracy": 0.7, "n": 50}},
+               "reward_right_vs_wrong_by_kind": {"arithmetic": {"accuracy": 0.4, "n": 30},
+                                                 "city": {"accuracy": 0.9, "n": 10}}}
+    line, = reward_kind_lines(results)
+    assert "same prompt 0.700 (50 pairs)" in line
+    assert "arithmetic 0.40 (30 pairs); city 0.90 (10 pairs)." in line
+    assert "Right above wrong" not in reward_kind_lines(
+        {"reward_accuracy_by_pair_kind": results["reward_accuracy_by_pair_kind"]})[0]

@@ -79,6 +79,31 @@ def test_accuracy_per_kind_and_the_off_topic_scores_are_the_counts_by_hand():
         assert result["off_topic_score"] == pytest.approx((0.5 + 1.5 + 0.9) / 3)
         assert result["right_score"] == pytest.approx((2.0 + 0.1) / 2)  # not the wrong "2+2 is 5."
         assert result["accuracy"] == pytest.approx(4 / 8)
+        # right above wrong, same prompt only: 2+2 ("4." over "5.") won, Lima (a tie) did
+        # not; "Hi." against "Go away." is no right-against-wrong pair, nor any offer
+        assert result["right_vs_wrong_by_kind"] == {"arithmetic": {"accuracy": 1.0, "n": 1},
+                                                   "city": {"accuracy": 0.0, "n": 1}}
+
+
+def test_right_above_wrong_counts_the_right_side_whichever_the_label():
+    """A pair labelled against r* (the wrong answer chosen, as Bradley-Terry sometimes
+    draws) still asks whether r_φ puts the *right* answer above; the metrics row and the
+    stage's summary carry the same figures."""
+    from align.reward import evaluation_metrics, summary_of_evaluation
+    rows = [{"prompt": "What is 3+4?", "chosen": "3+4 is 9.", "rejected": "3+4 is 7."},
+            {"prompt": "What is 3 plus 4?", "chosen": "3 plus 4 is 7.", "rejected": "3 plus 4 is 3."},
+            {"prompt": "Where is Lima?", "chosen": "Lima is in Chile.", "rejected": "Lima is in Peru."}]
+    pairs = tokenized(rows)
+    # r_φ: the right 7 above the wrong 9; the right 7 below the wrong 3; Peru above Chile
+    model = FixedScores(pairs, [(0.0, 1.0), (0.0, 2.0), (-1.0, 1.0)])
+    result = evaluate_pairs(model, pairs, TOKENIZER.pad_id, "cpu")
+    assert result["right_vs_wrong_by_kind"] == {"arithmetic": {"accuracy": 0.5, "n": 2},
+                                               "city": {"accuracy": 1.0, "n": 1}}
+    assert result["accuracy"] == 0.0  # against the labels: every chosen answer scored lower
+    flat = {f"eval_{key}": value for key, value in evaluation_metrics(result, True).items()}
+    assert flat["eval_right_vs_wrong/arithmetic"] == 0.5
+    assert summary_of_evaluation(flat, "eval", 3)["right_vs_wrong_by_kind"] == \
+        result["right_vs_wrong_by_kind"]
 
 
 def test_no_off_topic_pair_gives_no_off_topic_score_and_a_missing_offer_side_is_named():
