@@ -260,10 +260,14 @@ def test_an_alignment_stage_on_two_processes_trains_as_one(stage, runs):
     # The Bradley-Terry loss sees r_w − r_l only, so a shift of every score (head.bias, and
     # ln_f's bias through the head) has a gradient of exactly 0; AdamW turns its float
     # noise, g/√v, into steps of ±lr, which differ between any two orders of summation.
+    # Elsewhere two orders of summation still differ by float rounding, which AdamW's g/√v
+    # enlarges where √v is small: up to about 1e-5 (1.4e-5 measured, on one element of the
+    # examples' reward model). A lost rank's batch or a mean of means moves weights by
+    # about the learning rate, 1e-3, each step.
     shifts_every_score = {"head.bias", "gpt.ln_f.bias"} if stage == "reward" else set()
     for name, tensor in weights(runs / "one" / stage).items():
         if name not in shifts_every_score:
-            assert torch.allclose(tensor, weights(runs / "two" / stage)[name], atol=1e-5), name
+            assert torch.allclose(tensor, weights(runs / "two" / stage)[name], atol=5e-5), name
     assert json.loads((runs / "two" / stage / "config.json").read_text())["world_size"] == 2
 
 
