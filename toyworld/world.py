@@ -366,8 +366,9 @@ RUDE_WRAPPERS = ["{core}, you idiot.", "{core}. Now go away.",
 
 
 def _wrong_sum(a: int, b: int, rng: random.Random) -> int:
-    """A plausible wrong sum: never the right one, and never a or b (align.gold reads
-    numbers other than the operands as the answer)."""
+    """A plausible wrong sum: never the right one, and never a or b. (align.gold calls
+    "7+5 is 7." wrong too; the world's wrong answers stay clear of the operands all the
+    same, so that the data, and every run made from it, stays as it was.)"""
     options = [a + b + d for d in (-3, -2, -1, 1, 2, 3, 10) if a + b + d not in (0, a, b)]
     return rng.choice([s for s in options if s > 0])
 
