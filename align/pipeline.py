@@ -149,7 +149,7 @@ PRESETS = {
                     min_lr=1.5e-5),
         dpo=dict(max_iters=300, batch_size=32, eval_interval=100, learning_rate=1.5e-4,
                  min_lr=1.5e-5),
-        rlhf=dict(max_iters=200, batch_size=16, rloo_k=4, eval_interval=100, eval_prompts=128,
+        rlhf=dict(max_iters=100, batch_size=16, rloo_k=4, eval_interval=50, eval_prompts=128,
                   learning_rate=1.25e-4, min_lr=3.75e-6),
     ),
     "gpu": dict(

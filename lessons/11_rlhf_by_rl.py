@@ -329,7 +329,7 @@ print(f"V_old = 1.0, 1.0; V = 1.1, 1.5; G = 2.0, 2.0: loss {loss:.3f} = "
 # r*, r_φ, the KL (exact per token, `align.kl`) and the number of distinct answers are
 # measured. β = 0.1 (the pipeline's RLHF stage uses 0.25: see below why); the learning
 # rate is about two and a half times the pipeline's, so that a few dozen steps show
-# what its 200 do.
+# what its 100 do.
 
 # %%
 eval_file = OUT / "eval_prompts.jsonl"  # distinct held-out prompts (the pairs repeat theirs)
