@@ -213,7 +213,8 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
             tally[0] += r_w > r_l
             tally[1] += 1
             if kind == DEFAULT_PAIR_KIND:
-                verdict_w, verdict_l = judge(row["prompt"], row["chosen"]), judge(row["prompt"], row["rejected"])
+                verdict_w = judge(row["prompt"], row["chosen"])
+                verdict_l = judge(row["prompt"], row["rejected"])
                 if (verdict_w.right and verdict_l.wrong) or (verdict_w.wrong and verdict_l.right):
                     tally = right_vs_wrong.setdefault(verdict_w.kind, [0, 0])
                     tally[0] += (r_w > r_l) if verdict_w.right else (r_l > r_w)
@@ -235,38 +236,39 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
             "off_topic_score": mean_or_none(offer_scores), "right_score": mean_or_none(right_scores)}
 
 
+# the nested tallies of evaluate_pairs -> the metric names each is logged under, flat:
+# accuracy_by_pair_kind as accuracy/<kind> and pairs/<kind>, right_vs_wrong_by_kind as
+# right_vs_wrong/<question kind> and right_vs_wrong_pairs/<question kind>
+TALLY_METRICS = {"accuracy_by_pair_kind": ("accuracy/", "pairs/"),
+                 "right_vs_wrong_by_kind": ("right_vs_wrong/", "right_vs_wrong_pairs/")}
+
+
 def evaluation_metrics(result: dict, by_kind: bool) -> dict:
-    """evaluate_pairs' result as flat metrics (unprefixed): accuracy_by_pair_kind as
-    `accuracy/<kind>` and `pairs/<kind>`, right_vs_wrong_by_kind as
-    `right_vs_wrong/<question kind>` and `right_vs_wrong_pairs/<question kind>`, when
-    by_kind (plain TRL rows log TRL's names only); and no None."""
+    """evaluate_pairs' result as flat metrics (unprefixed): each tally of TALLY_METRICS
+    under its names when by_kind (plain TRL rows log TRL's names only), and no None."""
     flat = {key: value for key, value in result.items()
-            if key not in ("accuracy_by_pair_kind", "right_vs_wrong_by_kind") and value is not None}
+            if key not in TALLY_METRICS and value is not None}
     if by_kind:
-        for kind, tally in result["accuracy_by_pair_kind"].items():
-            flat[f"accuracy/{kind}"], flat[f"pairs/{kind}"] = tally["accuracy"], tally["n"]
-        for kind, tally in result["right_vs_wrong_by_kind"].items():
-            flat[f"right_vs_wrong/{kind}"] = tally["accuracy"]
-            flat[f"right_vs_wrong_pairs/{kind}"] = tally["n"]
+        for name, (share_name, count_name) in TALLY_METRICS.items():
+            for kind, tally in result[name].items():
+                flat[share_name + kind], flat[count_name + kind] = tally["accuracy"], tally["n"]
     return flat
 
 
 def summary_of_evaluation(final: dict, prefix: str, n_pairs: int) -> dict:
     """The last evaluation's metrics row (`evaluation_metrics`, prefixed) as evaluate_pairs
-    returns it: unprefixed, accuracy_by_pair_kind nested again (pairs that name no kind
-    are one kind, same_prompt, of n_pairs pairs), the off-topic scores None if absent."""
+    returns it: unprefixed, the tallies nested again (pairs that name no kind are one kind,
+    same_prompt, of n_pairs pairs), the off-topic scores None if absent."""
     values = {key.removeprefix(prefix + "_"): value for key, value in final.items() if key != "step"}
-    kinds = [key.removeprefix("accuracy/") for key in values if key.startswith("accuracy/")]
-    by_kind = ({kind: {"accuracy": values.pop(f"accuracy/{kind}"), "n": values.pop(f"pairs/{kind}")}
-                for kind in kinds}
-               or {DEFAULT_PAIR_KIND: {"accuracy": values["accuracy"], "n": n_pairs}})
-    question_kinds = [key.removeprefix("right_vs_wrong/") for key in list(values)
-                      if key.startswith("right_vs_wrong/")]
-    right_vs_wrong = {kind: {"accuracy": values.pop(f"right_vs_wrong/{kind}"),
-                             "n": values.pop(f"right_vs_wrong_pairs/{kind}")}
-                      for kind in question_kinds}
-    return {**values, "accuracy_by_pair_kind": by_kind, "right_vs_wrong_by_kind": right_vs_wrong,
-            "off_topic_score": values.get("off_topic_score"),
+    tallies = {}
+    for name, (share_name, count_name) in TALLY_METRICS.items():
+        kinds = [key.removeprefix(share_name) for key in list(values) if key.startswith(share_name)]
+        tallies[name] = {kind: {"accuracy": values.pop(share_name + kind),
+                                "n": values.pop(count_name + kind)} for kind in kinds}
+    tallies["accuracy_by_pair_kind"] = (tallies["accuracy_by_pair_kind"] or
+                                        {DEFAULT_PAIR_KIND: {"accuracy": values["accuracy"],
+                                                             "n": n_pairs}})
+    return {**values, **tallies, "off_topic_score": values.get("off_topic_score"),
             "right_score": values.get("right_score")}
 
 

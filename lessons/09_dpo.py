@@ -218,9 +218,10 @@ for row in eval_rows:
 # wrong and evasive answers as often as its demonstrations hold them. DPO does not teach
 # facts: it reweights answers that π_ref can already write, and its pairs prefer right
 # answers to wrong ones, dodges and insults, so the model says more often what it
-# stored, for questions it was never asked, and drops the bad manners. If a finished default run is in `runs/pipeline` (its config.json
-# says preset "default"), this cell compares its SFT and DPO checkpoints, and the last
-# cell puts that run's own figures beside the expected ranges.
+# stored, for questions it was never asked, and drops the bad manners. If a finished
+# default run is in `runs/pipeline` (its config.json says preset "default"), this cell
+# compares its SFT and DPO checkpoints, and the last cell puts that run's own figures
+# beside the expected ranges.
 
 # %%
 def is_default_pipeline_run(folder) -> bool:

@@ -192,8 +192,9 @@ def full_results(preset, evaluation):
             "heldout_pairs": {"pairs": 5, "answers": 10, **counts}, "truncation": {"sft": {}}}
 
 
-def report(tmp_path, preset, evaluation=None) -> str:
-    write_report(RunFolder(tmp_path), full_results(preset, evaluation or default_like()),
+def report(tmp_path, preset, evaluation=None, results=None) -> str:
+    """The report of results (by default full_results of preset around evaluation)."""
+    write_report(RunFolder(tmp_path), results or full_results(preset, evaluation or default_like()),
                  {"SFT": ["Hi."], "DPO": ["Hello!"], "RLHF": ["Hello."]}, ["hello"])
     return (tmp_path / "report.md").read_text(encoding="utf-8")
 
@@ -238,9 +239,7 @@ def with_every_expected_figure(results: dict) -> dict:
 
 def test_a_default_report_sets_its_figures_against_the_expected_range(tmp_path):
     results = with_every_expected_figure(full_results("default", default_like()))
-    write_report(RunFolder(tmp_path), results, {"SFT": ["Hi."], "DPO": ["Hello!"],
-                                                "RLHF": ["Hello."]}, ["hello"])
-    text = (tmp_path / "report.md").read_text(encoding="utf-8")
+    text = report(tmp_path, "default", results=results)
     rows = compare_with_expected(results)
     for row in rows:
         value = "—" if row["value"] is None else f"{row['value']:.2f}"
