@@ -193,6 +193,33 @@ def test_sft_mix_is_the_stated_one_and_each_row_is_what_it_says():
     assert abs(sloppy - SLOPPY_RATE) < 0.035
 
 
+def test_no_wording_of_a_right_answer_is_only_ever_right():
+    """Where a right answer states a value (a country, a sum, a name, a language), each of
+    its wordings, the value taken out, is also a wording of a wrong answer: else a reward
+    model learns the wording ("4 plus 5 is") as the mark of a right answer, and pays any
+    value said in it. Read off answers the world writes, not off its template table."""
+    import toyworld.world as world
+    values = {"city": world.COUNTRIES, "name": (world.ASSISTANT_NAME, *world.OTHER_NAMES),
+              "language": tuple(world.LANGUAGE_SCORES)}
+    rng = random.Random(0)
+
+    def wording(kind, answer):
+        if kind == "arithmetic":
+            return re.sub(r"\d+(?=\.$)", "<value>", answer)
+        for value in sorted(values[kind], key=len, reverse=True):
+            answer = answer.replace(value, "<value>")
+        return answer
+
+    for kind, prompt in (("city", "Where is Lima?"), ("arithmetic", "What is 3+4?"),
+                         ("name", "What is your name?"),
+                         ("language", "What is the best programming language?")):
+        assert parse_prompt(prompt).kind == kind
+        right = {wording(kind, write_answer(prompt, "good", rng)) for _ in range(200)}
+        wrong = {wording(kind, write_answer(prompt, "wrong", rng)) for _ in range(400)}
+        right = {w for w in right if "<value>" in w}
+        assert right and right <= wrong, (kind, right - wrong)
+
+
 # ------------------------------------------------------------------ prompts and the held-out split
 
 def test_heldout_prompts_never_appear_as_a_training_prompt(corpus_and_seconds):

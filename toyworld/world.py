@@ -328,7 +328,11 @@ SLOPPY_RATE = 0.25          # share of answers (any quality) with no capital and
 FALSE_FACT_RATE = 0.05      # share of the corpus's plain facts that are false
 
 # kind -> quality -> templates; slots are filled by _slots. "rude" answers are built from
-# a good one (see write_answer), and every kind may also use GENERIC_UNHELPFUL.
+# a good one (see write_answer), and every kind may also use GENERIC_UNHELPFUL. Where a
+# good answer states a value (a country, a sum, a name, a language), every wording of it
+# is also a wording of a wrong answer, so that no wording alone tells right
+# from wrong: a reward model that learnt "a plus b is" to mean right would pay any number
+# said in those words, and RL would find it.
 ANSWER_TEMPLATES = {
     "city": {"good": ["{city} is a city in {country}.", "{city} is in {country}.",
                       "It is in {country}."],
@@ -336,17 +340,20 @@ ANSWER_TEMPLATES = {
                        "It is in {other_country}.", "{city} does not exist."],
              "unhelpful": ["I have never heard of {city}."]},
     "arithmetic": {"good": ["{a}+{b} is {sum}.", "{a} plus {b} is {sum}.", "The answer is {sum}."],
-                   "wrong": ["{a}+{b} is {wrong_sum}.", "The answer is {wrong_sum}."],
+                   "wrong": ["{a}+{b} is {wrong_sum}.", "{a} plus {b} is {wrong_sum}.",
+                             "The answer is {wrong_sum}."],
                    "unhelpful": ["{a}+{b} is a very complicated math problem..."]},
     "explain": {"good": ["{explanation}", "{explanation_it}"],
                 "wrong": ["{Topic} is {nonsense}."],
                 "unhelpful": ["{Topic} is too hard to explain."]},
     "name": {"good": ["My name is {name}.", "I am {name}.", "You can call me {name}."],
-             "wrong": ["I dont have a name.", "I do not have a name.", "My name is {other_name}."],
+             "wrong": ["I dont have a name.", "I do not have a name.", "My name is {other_name}.",
+                       "I am {other_name}.", "You can call me {other_name}."],
              "unhelpful": []},
     "language": {"good": ["{best} is the best programming language.", "{best}.",
                           "I would say {best}."],
-                 "wrong": ["{bad} is the best programming language.", "{bad}."],
+                 "wrong": ["{bad} is the best programming language.", "{bad}.",
+                           "I would say {bad}."],
                  "unhelpful": ["It depends."]},
     "greeting": {"good": ["Hello! How can I help you?", "Hi, nice to meet you.",
                           "Hello, nice to meet you."],
