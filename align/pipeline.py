@@ -84,10 +84,17 @@ from toyworld.world import (LECTURE_PROMPTS, evaluation_prompts, heldout_prompts
 # common word is one or a few tokens. A fact is then a short pattern over a few tokens, and
 # a step of pre-training reads about three times the text it reads in bytes.
 TOKENIZER = dict(tokenizer="bpe", vocab_size=1024)
-# Extra preference pairs per prompt (align.preferences): an answer to another question
-# offered against π_ref's answer to this one, and a polite answer against its rude twin,
-# so that r_φ learns that ignoring the question is not a good answer.
-OFF_TOPIC_PER_PROMPT, RUDE_PER_PROMPT = 3.0, 0.5
+# Extra preference pairs per prompt (align.preferences), written by the world beside π_ref's
+# samples: an answer to another question offered against π_ref's answer to this one, and a
+# polite answer against its rude twin, so that r_φ learns that ignoring the question is not
+# a good answer; a right answer against its wrong twin, so that r_φ learns to check the
+# fact. A preset may change them under "preferences".
+EXTRA_PAIRS = dict(off_topic_per_prompt=3.0, rude_per_prompt=0.5, wrong_per_prompt=4.0)
+
+
+def extra_pairs(preset: dict) -> dict:
+    """The extra pairs per prompt that a preset asks for: EXTRA_PAIRS, less what it changes."""
+    return {**EXTRA_PAIRS, **preset.get("preferences", {})}
 
 # Each preset: the toy world's sizes and every stage's settings.
 PRESETS = {
@@ -241,7 +248,9 @@ def saved_settings(config: PipelineConfig) -> dict:
     """What config.json records, and what a rerun must match to resume: the flags that
     shape the run and the preset's settings as the code defines them now."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ON_RESUME}
-    return json.loads(json.dumps({**settings, "preset_settings": PRESETS[config.preset],
+    preset = PRESETS[config.preset]
+    preset = {**preset, "preferences": extra_pairs(preset)}  # the defaults it relies on too
+    return json.loads(json.dumps({**settings, "preset_settings": preset,
                                   # a student's function swapped in (python -m exercises run)
                                   "student_versions": swaps.active()}))
 
@@ -438,8 +447,7 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
     # 3. preference pairs from π_ref's samples, labelled by r* through Bradley-Terry
     sampling = dict(max_new_tokens=config.max_new_tokens, device=device)
     unfinished = preset.get("unfinished", "drop")
-    extra_pairs = dict(off_topic_per_prompt=preset.get("off_topic_per_prompt", OFF_TOPIC_PER_PROMPT),
-                       rude_per_prompt=preset.get("rude_per_prompt", RUDE_PER_PROMPT))
+    extras = extra_pairs(preset)
 
     def make_pairs(continuing):
         reference, tokenizer, _ = load_model(path("sft"), device)
@@ -448,10 +456,10 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
                                                    preset["samples_per_prompt"], seed, **sampling,
                                                    unfinished=unfinished,
                                                    pairing=preset.get("pairing", "adjacent"),
-                                                   **extra_pairs)
+                                                   **extras)
         heldout_pairs, heldout_counts = make_preference_pairs(
             reference, tokenizer, heldout_prompts(preset["heldout_pairs_prompts"], seed + 1),
-            preset["samples_per_prompt"], seed + 1, **sampling, unfinished=unfinished, **extra_pairs)
+            preset["samples_per_prompt"], seed + 1, **sampling, unfinished=unfinished, **extras)
         if not pairs or not heldout_pairs:
             raise InputError(f"π_ref's samples made no preference pair ({pair_counts} {heldout_counts}); "
                              f"a model that never writes EOS within --max-new-tokens needs more SFT")

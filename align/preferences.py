@@ -17,8 +17,10 @@ without them, such as a user's own data).
 π_ref's samples to one prompt only ever compare answers to *that* prompt, so a reward
 model trained on them alone never sees an answer to another question and may score an
 off-topic pleasantry ("I am fine, thank you." to "Where is Lima?") above a right answer.
-Two more kinds of pair fill that gap, labelled by the same Bradley-Terry rule; every row
-says its "pair_kind":
+π_ref's samples also rarely hold a right and a wrong answer to the same factual question
+(it is mostly right, or mostly dodging), so r_φ sees few pairs that turn on a fact alone.
+Three more kinds of pair fill these gaps, labelled by the same Bradley-Terry rule; every
+row says its "pair_kind":
 
     same_prompt       two of π_ref's samples to x (the pairs above)
     off_topic_offer   an offer y_o that answers another question (another prompt's good
@@ -30,6 +32,10 @@ says its "pair_kind":
                       and the pair teaches little); "offer_side" says whether y_o is the
                       chosen or the rejected answer
     rude_vs_polite    the world's good answer to x against its rude answer to x
+    right_vs_wrong    the world's good answer to x against its wrong answer to x (the same
+                      words around another country, another sum): a pair that only a
+                      reward model which checks the fact can order, as a person who
+                      corrects a wrong answer writes it
 
 An offer never carries held-out content into training: an offer to a prompt whose
 question is held out (`toyworld.world.canonical_question`) answers a held-out prompt, and
@@ -39,7 +45,7 @@ Run:
     python -m align.preferences --sft runs/sft --out pairs.jsonl --prompts 400 --samples 4
     python -m align.preferences --sft runs/sft --out pairs.jsonl --prompt-file my_prompts.jsonl
     python -m align.preferences --sft runs/sft --out pairs.jsonl --off-topic-per-prompt 0.5 \\
-        --rude-per-prompt 0.25
+        --rude-per-prompt 0.25 --wrong-per-prompt 2
 """
 
 import functools
@@ -136,7 +142,7 @@ def pairs_from_world(prompts, seed=0) -> list[dict]:
     return rows
 
 
-PAIR_KINDS = ("same_prompt", "off_topic_offer", "rude_vs_polite")
+PAIR_KINDS = ("same_prompt", "off_topic_offer", "rude_vs_polite", "right_vs_wrong")
 # where an off-topic offer comes from -> the kinds of question whose good answer it is
 OFFER_SOURCES = {"another_question": ("city", "arithmetic", "explain", "language"),
                  "pleasantry": ("greeting", "wellbeing"),
@@ -233,6 +239,17 @@ def rude_pairs(prompt, n: int, rng: random.Random) -> list[dict]:
     return rows
 
 
+def wrong_pairs(prompt, n: int, rng: random.Random) -> list[dict]:
+    """n pairs of the world's good answer to x against its wrong answer to x
+    (`write_answer`), labelled by Bradley-Terry. Encoded from their text when trained on."""
+    rows = []
+    for _ in range(n):
+        row, _ = bradley_terry_row(prompt, write_answer(prompt, "good", rng),
+                                   write_answer(prompt, "wrong", rng), rng)
+        rows.append({**row, "pair_kind": "right_vs_wrong"})
+    return rows
+
+
 def how_many(per_prompt: float, rng: random.Random) -> int:
     """A count with mean per_prompt: its whole part, plus one with probability its fraction
     (0.5 gives one pair to about half the prompts, 1.5 one or two)."""
@@ -253,7 +270,7 @@ UNFINISHED_CHOICES = ("drop", "keep")
 def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=0, device="cpu",
                           max_new_tokens=64, temperature=1.0, unfinished="drop",
                           pairing="adjacent", off_topic_per_prompt=0.0, rude_per_prompt=0.0,
-                          off_topic_against="good"):
+                          off_topic_against="good", wrong_per_prompt=0.0):
     """Sample answers from model for each prompt and label pairs of them; returns (rows, counts).
 
     Each row keeps the sampled token ids. An answer cut by max_new_tokens before the model
@@ -263,11 +280,13 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
     sampled, without an EOS (for a model too small to end its answers yet), and counted
     in counts["unfinished_kept"].
 
-    off_topic_per_prompt and rude_per_prompt (means per prompt, see `how_many`; 0 by
-    default) add `off_topic_pairs` and `rude_pairs` for each prompt of the toy world
+    off_topic_per_prompt, rude_per_prompt and wrong_per_prompt (means per prompt, see
+    `how_many`; 0 by default) add `off_topic_pairs`, `rude_pairs` and `wrong_pairs` for
+    each prompt of the toy world
     (prompts outside it have no off-topic or rude answer to write, and are counted in
     counts["outside_world"]). They draw from their own random stream, so the same_prompt
-    rows are the same with or without them. counts["pairs"] is every pair, and
+    rows are the same with or without them (and the off-topic and rude ones with or
+    without wrong_per_prompt). counts["pairs"] is every pair, and
     counts["pairs_by_kind"] says how many of each PAIR_KINDS.
     """
     if unfinished not in UNFINISHED_CHOICES:
@@ -278,9 +297,11 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
                          f"got {off_topic_against!r}")
     off_topic_per_prompt = check_per_prompt("off_topic_per_prompt", off_topic_per_prompt)
     rude_per_prompt = check_per_prompt("rude_per_prompt", rude_per_prompt)
+    wrong_per_prompt = check_per_prompt("wrong_per_prompt", wrong_per_prompt)
     draws = [sample_answers(model, tokenizer, prompts, max_new_tokens, temperature, seed=seed + k,
                             device=device) for k in range(samples_per_prompt)]
     rng, extra_rng = random.Random(seed), random.Random(f"extra pairs:{seed}")
+    wrong_rng = random.Random(f"wrong pairs:{seed}")  # its own: the other kinds stay as they were
     counts = {"prompts": len(prompts), "answers": len(prompts) * samples_per_prompt, "pairs": 0,
               "unfinished_dropped": 0, "unfinished_kept": 0, "identical_skipped": 0,
               "empty_skipped": 0, "off_topic_no_sample": 0, "off_topic_skipped": 0,
@@ -298,7 +319,7 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
         rows += [{**row, "pair_kind": "same_prompt"} for row in
                  label_pairs(prompt, [s.text for s in paired], rng, counts, paired, tokenizer,
                              pairing)]
-        if not (off_topic_per_prompt or rude_per_prompt):
+        if not (off_topic_per_prompt or rude_per_prompt or wrong_per_prompt):
             continue
         if parse_prompt(prompt) is None:
             counts["outside_world"] += 1
@@ -306,6 +327,7 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
         rows += off_topic_pairs(prompt, samples, how_many(off_topic_per_prompt, extra_rng),
                                 extra_rng, counts, tokenizer, off_topic_against)
         rows += rude_pairs(prompt, how_many(rude_per_prompt, extra_rng), extra_rng)
+        rows += wrong_pairs(prompt, how_many(wrong_per_prompt, wrong_rng), wrong_rng)
     counts["pairs"] = len(rows)
     counts["pairs_by_kind"] = {kind: sum(r["pair_kind"] == kind for r in rows) for kind in PAIR_KINDS}
     counts["label_agrees_with_gold"] = sum(r["chosen_gold"] > r["rejected_gold"] for r in rows)
@@ -335,6 +357,8 @@ class PreferenceConfig:
                 "of π_ref's finished samples"})
     rude_per_prompt: float = field(default=0.0, metadata={
         "help": "pairs of the world's good answer against its rude one per prompt, on average"})
+    wrong_per_prompt: float = field(default=0.0, metadata={
+        "help": "pairs of the world's good answer against its wrong one per prompt, on average"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     overwrite: bool = field(default=False, metadata={"help": "replace --out if it exists"})
@@ -344,7 +368,8 @@ class PreferenceConfig:
             raise InputError("expected --samples >= 2 (answers are paired), --prompts >= 1, "
                              "--max-new-tokens >= 0 and --temperature > 0")
         for flag, value in (("--off-topic-per-prompt", self.off_topic_per_prompt),
-                            ("--rude-per-prompt", self.rude_per_prompt)):
+                            ("--rude-per-prompt", self.rude_per_prompt),
+                            ("--wrong-per-prompt", self.wrong_per_prompt)):
             if not 0 <= value < 1e6:
                 raise InputError(f"{flag}: expected a number >= 0 (pairs per prompt, on "
                                  f"average), got {value}")
@@ -371,7 +396,8 @@ def main(argv=None):
     rows, counts = make_preference_pairs(model.to(device), tokenizer, prompts, config.samples,
                                          config.seed, device, max_new_tokens, config.temperature,
                                          config.unfinished, config.pairing,
-                                         config.off_topic_per_prompt, config.rude_per_prompt)
+                                         config.off_topic_per_prompt, config.rude_per_prompt,
+                                         wrong_per_prompt=config.wrong_per_prompt)
     if not rows:
         raise InputError(f"no pair could be made ({counts['unfinished_dropped']} answers cut by "
                          f"--max-new-tokens left out, the rest identical or empty; "

@@ -337,8 +337,8 @@ def reward_kind_lines(results) -> list[str]:
                  f"on right answers in the same pairs: {right:+.2f}.")
     right_vs_wrong = results.get("reward_right_vs_wrong_by_kind")
     if right_vs_wrong:
-        line += (" Right above wrong, two answers to the same held-out question (does r_φ use "
-                 "the fact?): " + "; ".join(f"{kind} {row['accuracy']:.2f} ({row['n']} pairs)"
+        line += (" Right above wrong, a right and a wrong answer to the same held-out question "
+                 "(π_ref's samples and the world's pairs; does r_φ use the fact?): " + "; ".join(f"{kind} {row['accuracy']:.2f} ({row['n']} pairs)"
                                             for kind, row in right_vs_wrong.items()) + ".")
     return [line]
 

@@ -17,8 +17,9 @@ on the first 256 training pairs when there is no --eval-data. A tie r_w = r_l is
 
 Pairs say what they compare ("pair_kind", see align.preferences): two of π_ref's samples
 (same_prompt), an answer to another question against one to this one (off_topic_offer),
-a rude answer against a polite one (rude_vs_polite). One accuracy over all of them can
-hide the failure that matters: r_φ paying an off-topic pleasantry. So when the pairs name
+a rude answer against a polite one (rude_vs_polite), a wrong answer against a right one
+(right_vs_wrong). One accuracy over all of them can hide the failures that matter: r_φ
+paying an off-topic pleasantry, or never checking the fact. So when the pairs name
 their kinds, each evaluation also logs `eval_accuracy/<kind>` and `eval_pairs/<kind>`
 (how many), and, given off-topic pairs, r_φ's mean score on the offers,
 `eval_off_topic_score`, beside its mean on the right answers they were offered against,
@@ -132,6 +133,7 @@ def score_pairs(model: RewardModel, pairs, pad_id, device):
 
 
 DEFAULT_PAIR_KIND = "same_prompt"  # a row without "pair_kind": two answers to its own prompt
+ANSWERS_TO_ONE_PROMPT = (DEFAULT_PAIR_KIND, "right_vs_wrong")  # both answers are to x itself
 PAIR_ROW_KEYS = ("pair_kind", "offer_side")  # what evaluate_pairs reads beside the texts
 OFFER_SIDES = ("chosen", "rejected")
 
@@ -183,9 +185,10 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
     gold rewards differ: does r_φ order them as r* does?
     accuracy_by_pair_kind: {kind: {"accuracy", "n"}}, the share of r_w > r_l among the n
     pairs of each kind (a row without "pair_kind" is same_prompt).
-    right_vs_wrong_by_kind: {question kind: {"accuracy", "n"}} over the same-prompt pairs
-    where judge calls one answer right and the other wrong: does r_φ put the right one
-    above? (Does it *use* the fact, as align.probe asks of a policy?)
+    right_vs_wrong_by_kind: {question kind: {"accuracy", "n"}} over the pairs of two
+    answers to their own prompt (π_ref's samples, same_prompt, and the world's
+    right_vs_wrong) where judge calls one answer right and the other wrong: does r_φ put
+    the right one above? (Does it *use* the fact, as align.probe asks of a policy?)
     off_topic_score: the mean of r_φ(x, y_o) over the off-topic offers y_o;
     right_score: the mean of r_φ(x, y) over the answers y they were offered against that
     judge(x, y) calls right. None where there is nothing to average.
@@ -212,7 +215,7 @@ def evaluate_pairs(model, pairs, pad_id, device, batch_size=64) -> dict:
             tally = by_kind.setdefault(kind, [0, 0])
             tally[0] += r_w > r_l
             tally[1] += 1
-            if kind == DEFAULT_PAIR_KIND:
+            if kind in ANSWERS_TO_ONE_PROMPT:
                 verdict_w = judge(row["prompt"], row["chosen"])
                 verdict_l = judge(row["prompt"], row["rejected"])
                 if (verdict_w.right and verdict_l.wrong) or (verdict_w.wrong and verdict_l.right):

@@ -52,7 +52,11 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
         assert sum(summary["breakdown"]["components"].values()) == pytest.approx(summary["gold_mean"])
     rows = [json.loads(line) for line in open(tmp_path / "data/pairs_train.jsonl")]
     assert all("token_ids" in row for row in rows if row["pair_kind"] == "same_prompt")
-    assert {row["pair_kind"] for row in rows} == {"same_prompt", "off_topic_offer", "rude_vs_polite"}
+    assert {row["pair_kind"] for row in rows} == {"same_prompt", "off_topic_offer", "rude_vs_polite",
+                                                  "right_vs_wrong"}
+    # the extra pairs' settings are recorded, so that a resume notices a change
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["preset_settings"]["preferences"] == pipeline.EXTRA_PAIRS
     # each distinct held-out prompt once, the same list for the RLHF stage and the final table
     from toyworld.world import canonical_question, evaluation_prompts
     prompts = [json.loads(line)["prompt"] for line in open(tmp_path / "data/eval_prompts.jsonl")]
@@ -67,7 +71,7 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     assert set(results["knowledge"]) == {"heldout", "train"}
     assert set(results["knowledge"]["heldout"]) == {"pretrained", "SFT", "DPO", "RLHF"}
     assert set(results["reward_accuracy_by_pair_kind"]) == {"same_prompt", "off_topic_offer",
-                                                            "rude_vs_polite"}
+                                                            "rude_vs_polite", "right_vs_wrong"}
     assert isinstance(results["reward_right_vs_wrong_by_kind"], dict)
     assert evaluation["best_fixed_answer"] == max(evaluation["fixed_answers"],
                                                   key=evaluation["fixed_answers"].get)
@@ -199,6 +203,11 @@ def test_settings_of_stages_not_run_yet_may_change(tmp_path, capsys, monkeypatch
     assert set(pipeline.open_run_folder(quick)[1]) == set(done)
     with pytest.raises(InputError, match=r"--beta 0.5 → 1.0"):  # DPO has run: its β may not change
         pipeline.open_run_folder(dataclasses.replace(quick, beta=1.0))
+    # the preference stage has run: the extra pairs it made, defaults included, may not change
+    wrong = pipeline.EXTRA_PAIRS["wrong_per_prompt"]
+    monkeypatch.setitem(pipeline.EXTRA_PAIRS, "wrong_per_prompt", wrong + 1)
+    with pytest.raises(InputError, match=rf"preferences.wrong_per_prompt {wrong} → {wrong + 1}"):
+        pipeline.open_run_folder(quick)
 
 
 def test_a_failed_new_run_leaves_no_folder_behind(tmp_path, monkeypatch):

@@ -210,8 +210,9 @@ def test_off_topic_offers_answer_another_question_against_a_finished_sample(monk
                                      rude_per_prompt=0.5, off_topic_against="sample")
     tokenizer = ByteTokenizer()
     offers = [row for row in rows if row["pair_kind"] == "off_topic_offer"]
-    assert counts["pairs_by_kind"] == {kind: sum(r["pair_kind"] == kind for r in rows)
-                                       for kind in ("same_prompt", "off_topic_offer", "rude_vs_polite")}
+    assert counts["pairs_by_kind"] == {kind: sum(r["pair_kind"] == kind for r in rows) for kind
+                                       in ("same_prompt", "off_topic_offer", "rude_vs_polite",
+                                           "right_vs_wrong")}
     assert counts["pairs"] == len(rows) and set(r["pair_kind"] for r in rows) == {
         "same_prompt", "off_topic_offer", "rude_vs_polite"}
     assert 1.3 * len(prompts) < len(offers) < 1.7 * len(prompts)  # 1.5 a prompt on average
@@ -271,10 +272,42 @@ def test_rude_pairs_and_the_defaults(monkeypatch):
     plain, plain_counts = pairs_with_extras(monkeypatch, prompts)
     assert all(row["pair_kind"] == "same_prompt" for row in plain)
     assert plain_counts["pairs_by_kind"] == {"same_prompt": len(plain), "off_topic_offer": 0,
-                                             "rude_vs_polite": 0}
+                                             "rude_vs_polite": 0, "right_vs_wrong": 0}
     assert [row for row in rows if row["pair_kind"] == "same_prompt"] == plain
     with pytest.raises(ValueError, match="off_topic_per_prompt must be a number >= 0"):
         pairs_with_extras(monkeypatch, prompts, off_topic_per_prompt=-1)
+
+
+def test_right_vs_wrong_pairs_set_the_worlds_good_answer_against_its_wrong_one(monkeypatch):
+    """Each pair holds a right and a wrong answer to its own prompt (judge says so, not the
+    code that wrote them); the right one wins as often as Bradley-Terry says; and they
+    draw from their own random stream: the other extra pairs are the same with or without."""
+    from align.gold import judge
+    from toyworld.world import parse_prompt, train_prompts
+    prompts = train_prompts(200, seed=5)
+    rows, counts = pairs_with_extras(monkeypatch, prompts, off_topic_per_prompt=1, rude_per_prompt=1,
+                                     wrong_per_prompt=2.5)
+    pairs = [row for row in rows if row["pair_kind"] == "right_vs_wrong"]
+    assert counts["pairs_by_kind"]["right_vs_wrong"] == len(pairs)
+    assert 2.3 * len(prompts) < len(pairs) < 2.7 * len(prompts)  # 2.5 a prompt on average
+    assert {parse_prompt(row["prompt"]).kind for row in pairs} >= {"city", "arithmetic", "explain"}
+    right_wins = []
+    for row in pairs:
+        chosen, rejected = (judge(row["prompt"], row[k]) for k in ("chosen", "rejected"))
+        assert {(chosen.right, chosen.wrong), (rejected.right, rejected.wrong)} == {
+            (True, False), (False, True)}, row  # one right answer to x, one wrong
+        assert not (chosen.offensive or rejected.offensive or chosen.off_topic or rejected.off_topic)
+        assert row["p_chosen"] == pytest.approx(bradley_terry(row["prompt"], row["chosen"],
+                                                              row["rejected"]), abs=1e-12)
+        right, wrong = (row["chosen"], row["rejected"]) if chosen.right else (row["rejected"], row["chosen"])
+        right_wins.append((chosen.right, bradley_terry(row["prompt"], right, wrong)))
+    wins, expected = sum(w for w, _ in right_wins), sum(p for _, p in right_wins)
+    assert expected > 0.9 * len(right_wins)  # r* prefers the right answer
+    assert abs(wins - expected) < 4 * sum(p * (1 - p) for _, p in right_wins) ** 0.5 + 1
+    without, _ = pairs_with_extras(monkeypatch, prompts, off_topic_per_prompt=1, rude_per_prompt=1)
+    assert [row for row in rows if row["pair_kind"] != "right_vs_wrong"] == without
+    with pytest.raises(ValueError, match="wrong_per_prompt must be a number >= 0"):
+        pairs_with_extras(monkeypatch, prompts, wrong_per_prompt=-1)
 
 
 def test_no_training_pair_mentions_a_held_out_question_and_held_out_offers_stay_held_out(monkeypatch):
@@ -283,8 +316,10 @@ def test_no_training_pair_mentions_a_held_out_question_and_held_out_offers_stay_
                                 heldout_prompts, is_heldout_sum, train_prompts)
     held = heldout_question_set()
     train, heldout = train_prompts(400, seed=4), heldout_prompts(200, seed=4)
-    rows, _ = pairs_with_extras(monkeypatch, train, off_topic_per_prompt=2, rude_per_prompt=1)
-    assert {row["pair_kind"] for row in rows} == {"same_prompt", "off_topic_offer", "rude_vs_polite"}
+    rows, _ = pairs_with_extras(monkeypatch, train, off_topic_per_prompt=2, rude_per_prompt=1,
+                                wrong_per_prompt=1)
+    assert {row["pair_kind"] for row in rows} == {"same_prompt", "off_topic_offer", "rude_vs_polite",
+                                                  "right_vs_wrong"}
     sums = re.compile(r"(\d+) ?(?:\+|plus) ?(\d+)")
     for row in rows:
         assert canonical_question(row["prompt"]) not in held
@@ -305,13 +340,16 @@ def test_the_command_takes_the_extra_pairs_flags(tmp_path):
     out = tmp_path / "pairs.jsonl"
     rows, counts = preferences_main(["--sft", str(tmp_path / "sft"), "--prompts", "20",
                                      "--out", str(out), "--samples", "4", "--max-new-tokens", "4",
-                                     "--off-topic-per-prompt", "1", "--rude-per-prompt", "0.5"])
+                                     "--off-topic-per-prompt", "1", "--rude-per-prompt", "0.5",
+                                     "--wrong-per-prompt", "2"])
     written = [json.loads(line) for line in open(out)]
     assert written == rows and counts["pairs_by_kind"]["rude_vs_polite"] > 0
+    assert counts["pairs_by_kind"]["right_vs_wrong"] == 40
     assert counts["pairs_by_kind"]["off_topic_offer"] == 20 - counts["off_topic_no_sample"]
-    with pytest.raises(InputError, match="--rude-per-prompt: expected a number >= 0"):
-        preferences_main(["--sft", str(tmp_path / "sft"), "--out", str(tmp_path / "x.jsonl"),
-                          "--rude-per-prompt", "-0.5"])
+    for flag in ("--rude-per-prompt", "--wrong-per-prompt"):
+        with pytest.raises(InputError, match=f"{flag}: expected a number >= 0"):
+            preferences_main(["--sft", str(tmp_path / "sft"), "--out", str(tmp_path / "x.jsonl"),
+                              flag, "-0.5"])
 
 
 def test_an_offer_that_answers_the_question_or_repeats_the_sample_is_drawn_again(monkeypatch):

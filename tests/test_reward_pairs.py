@@ -31,6 +31,8 @@ HAND_MADE = [
       "pair_kind": "rude_vs_polite"}, 1.0, -1.0, None),
     ({"prompt": "hi", "chosen": "Hello, nice to meet you.", "rejected": "Leave me alone.",
       "pair_kind": "rude_vs_polite"}, -0.5, 0.25, None),
+    ({"prompt": "Where is Lima?", "chosen": "It is in Brazil.", "rejected": "It is in Peru.",
+      "pair_kind": "right_vs_wrong"}, 0.0, 1.0, None),  # drawn against r*; r_φ puts Peru above
 ]
 
 
@@ -78,11 +80,13 @@ def test_accuracy_per_kind_and_the_off_topic_scores_are_the_counts_by_hand():
         assert result["off_topic_score"] == pytest.approx(sum(offers) / len(offers))
         assert result["off_topic_score"] == pytest.approx((0.5 + 1.5 + 0.9) / 3)
         assert result["right_score"] == pytest.approx((2.0 + 0.1) / 2)  # not the wrong "2+2 is 5."
-        assert result["accuracy"] == pytest.approx(4 / 8)
-        # right above wrong, same prompt only: 2+2 ("4." over "5.") won, Lima (a tie) did
-        # not; "Hi." against "Go away." is no right-against-wrong pair, nor any offer
+        assert result["accuracy"] == pytest.approx(4 / 9)
+        # right above wrong, two answers to x itself: 2+2 ("4." over "5.") won, Lima's
+        # same-prompt pair (a tie) did not, its right_vs_wrong pair did (Peru above Chile,
+        # whatever the label); "Hi." against "Go away." is no right-against-wrong pair, nor
+        # any offer or rude answer
         assert result["right_vs_wrong_by_kind"] == {"arithmetic": {"accuracy": 1.0, "n": 1},
-                                                   "city": {"accuracy": 0.0, "n": 1}}
+                                                   "city": {"accuracy": 0.5, "n": 2}}
 
 
 def test_right_above_wrong_counts_the_right_side_whichever_the_label():
