@@ -58,7 +58,7 @@ import torch
 from align.breakdown import kind_of
 from align.compare import compare_policies
 from align.data import read_jsonl, write_jsonl
-from align.probe import knowledge_report
+from align.probe import knowledge_report, reward_facts
 from align.dpo import DPOConfig, train_dpo
 from align.preferences import make_preference_pairs
 from align.report import plot_pipeline, write_report
@@ -491,11 +491,15 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
         # Stored or used? The knowledge probe on every model, held-out and training facts
         pretrained_model, _, _ = load_model(path("pretrain"), device)
         greedy_heldout = {name: summary["texts"] for name, summary in comparison["greedy"].items()}
+        train_prompts_probed = evaluation_prompts(preset["eval_prompts"], seed + 3, "train")
         knowledge = knowledge_report({"pretrained": pretrained_model, "SFT": reference,
                                       "DPO": policy, "RLHF": rl_policy}, tokenizer,
-                                     prompts, greedy_heldout,
-                                     evaluation_prompts(preset["eval_prompts"], seed + 3, "train"),
+                                     prompts, greedy_heldout, train_prompts_probed,
                                      config.max_new_tokens, device)
+        # ... and does r_φ use them? The same facts, as answers it ranks
+        reward_knowledge = {split: reward_facts(reward_model, tokenizer, split_prompts, device)
+                            for split, split_prompts in (("heldout", prompts),
+                                                         ("train", train_prompts_probed))}
         timings = {**{name: done[name]["seconds"] for name in STAGES if name in done},
                    "evaluation": time.time() - clock}  # this stage is not in `done` yet
         results = {
@@ -509,7 +513,7 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
             "reward_right_vs_wrong_by_kind": reward.get("right_vs_wrong_by_kind"),
             "reward_off_topic_score": reward.get("off_topic_score"),
             "reward_right_score": reward.get("right_score"),
-            "knowledge": knowledge,
+            "knowledge": knowledge, "reward_knowledge": reward_knowledge,
             "dpo_heldout_accuracy": dpo["rewards/accuracies"],
             "dpo_heldout_pairs": heldout_pairs_used(dpo["truncation"]),
             "dpo_heldout_accuracy_interval": proportion_interval(

@@ -21,6 +21,15 @@ policy answers right (`align.gold.judge`), and "right given stored": the same sh
 among the prompts whose fact is stored. Stored but not right is knowledge that is not
 used; not stored is knowledge that is not there.
 
+The same question can be asked of the reward model: does r_φ *use* the facts its trunk
+(the SFT model) has stored? `reward_facts` scores the prompt's answer in the probe's
+sentence, true and with each false value, and counts how often r_φ ranks the true one
+first; for a sum, also how often it ranks the right sum above both sums one off ("7 plus
+5 is 11." and "... 13."), the wrong answers a model that has learnt which numbers go with
+which operands finds likeliest. A reward model that scores the right answer first for
+training facts and not for held-out ones has learnt the answers it was shown, not to
+check them, and RL on it cannot teach the held-out facts.
+
 The assistant's own questions (its name, its taste, greetings, well-being) are not facts
 of the world the corpus states, so the probe leaves them out.
 
@@ -38,7 +47,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from align.data import prompt_tokens, response_tokens
 from align.gold import judge
+from align.reward import score_sequences
 from align.sampling import generate_responses
 from minigpt.checkpoint import load_model
 from minigpt.cli import parser_from_dataclass, run_main
@@ -89,17 +100,59 @@ def sentence_logps(model, tokenizer, sentences: list[str], device="cpu", batch_s
     return torch.cat(out)
 
 
+def asked_facts(prompts) -> dict:
+    """{canonical question: (the first prompt asking it, its Question)} for world facts."""
+    facts = {}
+    for prompt in prompts:
+        question = parse_prompt(prompt)
+        if question is not None and question.kind in PROBED_KINDS:
+            facts.setdefault(canonical_question(prompt), (prompt, question))
+    return facts
+
+
+NEAR_MISSES = (-1, 1)  # a sum one off
+
+
+@torch.no_grad()
+def reward_facts(reward_model, tokenizer, prompts, device="cpu", batch_size=128) -> dict:
+    """Does r_φ use the facts? Per kind, over the facts the prompts ask (one prompt each):
+    {"facts": n, "right_first": share of facts where r_φ(x, true sentence) is above
+    r_φ(x, every false variant), "above_near_miss": for sums, the share where it is above
+    both NEAR_MISSES (else None)}. A tie is no win."""
+    facts, sequences, spans = asked_facts(prompts), [], []
+    for prompt, question in facts.values():
+        true, false = fact_statements(question)
+        spans.append((len(sequences), 1 + len(false)))
+        context = prompt_tokens(tokenizer, prompt)
+        sequences += [context + response_tokens(tokenizer, prompt, answer)
+                      for answer in (true, *false)]
+    reward_model.eval()
+    scores = torch.cat([score_sequences(reward_model, sequences[i:i + batch_size],
+                                        tokenizer.pad_id, device).float().cpu()
+                        for i in range(0, len(sequences), batch_size)] or [torch.zeros(0)])
+    tallies = {}  # kind -> [facts, right first, above near misses]
+    for (prompt, question), (start, count) in zip(facts.values(), spans):
+        true, false = fact_statements(question)
+        score = dict(zip((true, *false), scores[start:start + count].tolist()))
+        tally = tallies.setdefault(question.kind, [0, 0, 0])
+        tally[0] += 1
+        tally[1] += all(score[true] > score[answer] for answer in false)
+        if question.kind == "arithmetic":
+            a, b = question.operands
+            misses = [f"{a} plus {b} is {a + b + d}." for d in NEAR_MISSES]
+            tally[2] += all(score[true] > score[miss] for miss in misses if miss in score)
+    return {kind: {"facts": n, "right_first": first / n,
+                   "above_near_miss": near / n if kind == "arithmetic" else None}
+            for kind, (n, first, near) in tallies.items()}
+
+
 def probe_facts(model, tokenizer, prompts, device="cpu") -> dict:
     """{canonical question: {"kind", "stored", "margin"}} for the facts the prompts ask.
 
     margin = log π(true sentence) − max over false variants of log π(false sentence):
     positive when the fact is stored.
     """
-    facts = {}
-    for prompt in prompts:
-        question = parse_prompt(prompt)
-        if question is not None and question.kind in PROBED_KINDS:
-            facts.setdefault(canonical_question(prompt), question)
+    facts = {key: question for key, (_, question) in asked_facts(prompts).items()}
     sentences, spans = [], []
     for question in facts.values():
         true, false = fact_statements(question)

@@ -320,7 +320,25 @@ def knowledge_lines(results) -> list[str]:
             "every false variant; \"right\": its greedy answer to the prompts asking those facts "
             "is right; \"right given stored\": the same among the prompts whose fact is stored. "
             "Stored but not right is knowledge the model has and does not use.", "",
-            *format_table(tables), ""]
+            *format_table(tables), "", *reward_knowledge_lines(results)]
+
+
+def reward_knowledge_lines(results) -> list[str]:
+    """Does r_φ use the facts? (align.probe.reward_facts), held-out beside training."""
+    by_split = results.get("reward_knowledge")
+    if not by_split:
+        return []
+    def shares(split, field):
+        return ", ".join(f"{kind} {row[field]:.2f}" for kind, row in by_split[split].items()
+                         if row[field] is not None)
+    return [f"Does r_φ use the facts? It scores the true sentence above every false variant, "
+            f"given as the answer, for held-out facts: {shares('heldout', 'right_first')} "
+            f"(training facts: {shares('train', 'right_first')}); the right sum above both "
+            f"sums one off: held-out {shares('heldout', 'above_near_miss')} (training "
+            f"{shares('train', 'above_near_miss')}). Chance is one in the number of variants "
+            f"(29 other countries, 22 other sums, 21 other topics) and, for the near misses, about a third. "
+            f"A reward model that ranks training facts and not held-out ones has learnt the "
+            f"answers it was shown, not to check them.", ""]
 
 
 def reward_kind_lines(results) -> list[str]:

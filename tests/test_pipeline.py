@@ -70,12 +70,14 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     # the knowledge probe, the reward model per kind of pair, the best fixed answer
     assert set(results["knowledge"]) == {"heldout", "train"}
     assert set(results["knowledge"]["heldout"]) == {"pretrained", "SFT", "DPO", "RLHF"}
+    assert set(results["reward_knowledge"]) == {"heldout", "train"}  # does r_φ use the facts?
     assert set(results["reward_accuracy_by_pair_kind"]) == {"same_prompt", "off_topic_offer",
                                                             "rude_vs_polite", "right_vs_wrong"}
     assert isinstance(results["reward_right_vs_wrong_by_kind"], dict)
     assert evaluation["best_fixed_answer"] == max(evaluation["fixed_answers"],
                                                   key=evaluation["fixed_answers"].get)
     for line in ("## Stored or used: the knowledge probe", "r_φ's held-out accuracy by kind of pair",
+                 "Does r_φ use the facts?",
                  "Against the best fixed answer"):
         assert line in report, line
 

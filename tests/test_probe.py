@@ -114,3 +114,61 @@ def test_a_model_that_learned_one_fact_has_it_stored_and_not_the_others():
     assert facts[("city", "Kyoto")]["stored"]
     assert facts[("city", "Kyoto")]["margin"] > math.log(2)
     assert not facts[("city", "Lima")]["stored"]  # it says "Japan" of every city
+
+
+class RuleReward(torch.nn.Module):
+    """A stand-in r_φ that scores each answer by a rule on its text (decoded from the token
+    ids, the prompt cut off): no GPTConfig, so it is given right-padded rows and lengths."""
+
+    def __init__(self, tokenizer, rule):
+        super().__init__()
+        self.tokenizer, self.rule = tokenizer, rule
+
+    def forward(self, input_ids, lengths):  # (B, T), (B,) -> (B,)
+        texts = [self.tokenizer.decode(ids[:n - 1].tolist()) for ids, n in zip(input_ids, lengths)]
+        return torch.tensor([float(self.rule(text.split("Assistant:")[-1].strip()))
+                             for text in texts])
+
+
+def test_reward_facts_count_where_r_phi_puts_the_right_answer_first():
+    """Against rules whose ranking is known: the judge's own verdict (right first
+    everywhere), a scorer that prefers the sum one above the right one (never first, never
+    above a near miss, and cities unaffected), and a constant (a tie is no win)."""
+    from align.gold import judge
+    tokenizer = ByteTokenizer()
+    prompts = ["Where is Lima?", "Where is Paris?", "What is 3+4?", "What is 4 plus 3?",
+               "What is 5+6?", "Explain gravity like I'm 5", "What is your name?"]
+
+
+    def judged(text):  # +1 when right for the prompt it answers
+        for prompt in prompts:
+            question = parse_prompt(prompt)
+            if question.kind != "name" and judge(prompt, text).right:
+                return 1.0
+        return 0.0
+    result = probe.reward_facts(RuleReward(tokenizer, judged), tokenizer, prompts)
+    assert result == {"city": {"facts": 2, "right_first": 1.0, "above_near_miss": None},
+                      "arithmetic": {"facts": 2, "right_first": 1.0, "above_near_miss": 1.0},
+                      "explain": {"facts": 1, "right_first": 1.0, "above_near_miss": None}}
+
+    def one_too_many(text):  # "a plus b is s." scores 1 at s = a + b + 1, less further away
+        import re
+        found = re.fullmatch(r"(\d+) plus (\d+) is (\d+)\.", text)
+        if not found:
+            return judged(text)
+        a, b, s = map(int, found.groups())
+        return -abs(s - (a + b + 1))
+    result = probe.reward_facts(RuleReward(tokenizer, one_too_many), tokenizer, prompts)
+    assert result["arithmetic"] == {"facts": 2, "right_first": 0.0, "above_near_miss": 0.0}
+    assert result["city"]["right_first"] == 1.0
+    def two_too_many(text):  # the sum two above first, the right sum next, the rest after
+        import re
+        found = re.fullmatch(r"(\d+) plus (\d+) is (\d+)\.", text)
+        if not found:
+            return judged(text)
+        a, b, s = map(int, found.groups())
+        return {a + b + 2: 1.0, a + b: 0.5}.get(s, 0.0)
+    result = probe.reward_facts(RuleReward(tokenizer, two_too_many), tokenizer, prompts)
+    assert result["arithmetic"] == {"facts": 2, "right_first": 0.0, "above_near_miss": 1.0}
+    result = probe.reward_facts(RuleReward(tokenizer, lambda text: 0.0), tokenizer, prompts)
+    assert all(row["right_first"] == 0.0 for row in result.values())
