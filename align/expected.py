@@ -18,47 +18,54 @@ Example:
 # widened to a round number; a user's default run is expected inside it. Three runs are
 # few: a run just outside one range is no proof of a bug, a run outside several is worth a
 # look.
-MEASURED_ON = ("2026-12-07, the default preset on torch 2.13, one 2-core CPU, seeds 1337, "
-               "1 and 2 (3 runs; their RLHF stage run again at 100 steps)")
+MEASURED_ON = ("2026-12-08, the default preset on torch 2.13, one 2-core CPU, seeds 1337, "
+               "1 and 2 (3 runs)")
 
 # name: (what it is, low, high, where results.json holds it)
 EXPECTED = {
     "pretrain_val_loss": ("pre-training validation loss (nats per token)", 0.80, 0.88,
                           ("pretrain_val_loss",)),
     "sft_sums_stored": ("held-out sums the SFT model has stored (share, knowledge probe)",
-                        0.8, 1.0, ("knowledge", "heldout", "SFT", "arithmetic", "stored")),
-    "sft_gold": ("SFT's mean r* (sampled)", -1.8, -1.0,
+                        0.75, 1.0, ("knowledge", "heldout", "SFT", "arithmetic", "stored")),
+    "sft_gold": ("SFT's mean r* (sampled)", -1.8, -0.8,
                  ("evaluation", "sampled", "SFT", "gold_mean")),
-    "dpo_gold": ("DPO's mean r* (sampled)", -0.1, 0.8,
+    "dpo_gold": ("DPO's mean r* (sampled)", -0.1, 1.0,
                  ("evaluation", "sampled", "DPO", "gold_mean")),
-    "rlhf_gold": ("RLHF's mean r* (sampled)", -0.5, 0.4,
+    "rlhf_gold": ("RLHF's mean r* (sampled)", -0.8, 0.4,
                   ("evaluation", "sampled", "RLHF", "gold_mean")),
-    "dpo_minus_sft": ("DPO − SFT, mean r* (sampled, paired)", 1.1, 2.3,
+    "dpo_minus_sft": ("DPO − SFT, mean r* (sampled, paired)", 1.1, 2.1,
                       ("evaluation", "paired", "DPO − SFT", "gold_difference", 0)),
-    "rlhf_minus_sft": ("RLHF − SFT, mean r* (sampled, paired)", 0.8, 1.9,
+    "rlhf_minus_sft": ("RLHF − SFT, mean r* (sampled, paired)", 0.6, 1.4,
                        ("evaluation", "paired", "RLHF − SFT", "gold_difference", 0)),
-    "dpo_minus_best_fixed": ("DPO − the best fixed answer, mean r* (sampled, paired)", 1.0, 1.8,
+    "dpo_minus_best_fixed": ("DPO − the best fixed answer, mean r* (sampled, paired)", 0.9, 2.0,
                              ("evaluation", "minus_best_fixed", "DPO", 0)),
-    "rlhf_minus_best_fixed": ("RLHF − the best fixed answer, mean r* (sampled, paired)", 0.6,
-                              1.3, ("evaluation", "minus_best_fixed", "RLHF", 0)),
-    "sft_greedy_right": ("SFT's right-answer share (greedy)", 0.55, 0.8,
+    "rlhf_minus_best_fixed": ("RLHF − the best fixed answer, mean r* (sampled, paired)", 0.2,
+                              1.4, ("evaluation", "minus_best_fixed", "RLHF", 0)),
+    "sft_greedy_right": ("SFT's right-answer share (greedy)", 0.4, 0.7,
                          ("evaluation", "greedy", "SFT", "right_share")),
-    "dpo_greedy_right": ("DPO's right-answer share (greedy)", 0.7, 0.9,
+    "dpo_greedy_right": ("DPO's right-answer share (greedy)", 0.65, 0.9,
                          ("evaluation", "greedy", "DPO", "right_share")),
-    "rlhf_greedy_right": ("RLHF's right-answer share (greedy)", 0.6, 0.9,
+    "rlhf_greedy_right": ("RLHF's right-answer share (greedy)", 0.4, 0.8,
                           ("evaluation", "greedy", "RLHF", "right_share")),
-    "dpo_heldout_accuracy": ("DPO's implicit-reward accuracy on held-out pairs", 0.8, 0.92,
+    "dpo_heldout_accuracy": ("DPO's implicit-reward accuracy on held-out pairs", 0.84, 0.94,
                              ("dpo_heldout_accuracy",)),
-    "reward_gold_agreement": ("reward model's agreement with the gold ranking", 0.8, 0.93,
+    "reward_gold_agreement": ("reward model's agreement with the gold ranking", 0.75, 0.9,
                               ("reward_gold_agreement",)),
-    "reward_off_topic_accuracy": ("reward model's accuracy on held-out off-topic offers", 0.88,
+    "reward_off_topic_accuracy": ("reward model's accuracy on held-out off-topic offers", 0.85,
                                   0.98, ("reward_accuracy_by_pair_kind", "off_topic_offer",
                                          "accuracy")),
+    "reward_right_vs_wrong_accuracy": ("reward model's accuracy on held-out right-vs-wrong pairs",
+                                       0.6, 0.9, ("reward_accuracy_by_pair_kind", "right_vs_wrong",
+                                                  "accuracy")),
+    "reward_sums_above_near_miss": ("held-out sums where r_φ puts the right sum above both sums "
+                                    "one off (a third by chance)", 0.0, 0.3,
+                                    ("reward_knowledge", "heldout", "arithmetic",
+                                     "above_near_miss")),
     "rlhf_top_answer_share": ("RLHF's most common answer, share of the prompts (a tenth is a "
                               "collapse)", 0.0, 0.1, ("rlhf", "collapse", "share")),
-    "dpo_kl": ("KL(π_θ‖π_ref) of DPO, exact per token (nats)", 1.3, 2.0,
+    "dpo_kl": ("KL(π_θ‖π_ref) of DPO, exact per token (nats)", 1.4, 2.1,
                ("evaluation", "kl", "DPO", "kl_exact_per_token")),
-    "rlhf_kl": ("KL(π_θ‖π_ref) of RLHF, exact per token (nats)", 1.0, 1.6,
+    "rlhf_kl": ("KL(π_θ‖π_ref) of RLHF, exact per token (nats)", 0.8, 1.6,
                 ("evaluation", "kl", "RLHF", "kl_exact_per_token")),
 }
 

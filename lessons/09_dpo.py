@@ -214,7 +214,7 @@ for row in eval_rows:
 # right and politely, by the amounts whose expected ranges the last cell prints. Its
 # knowledge probe (`align.probe`) says why that is possible: the pre-trained model has
 # *stored* the held-out facts (it prefers "Kyoto is in Japan." to every other country)
-# from plain sentences, and SFT teaches it to use most of them, though it samples rude,
+# from plain sentences, and SFT teaches it to use many of them, though it samples rude,
 # wrong and evasive answers as often as its demonstrations hold them. DPO does not teach
 # facts: it reweights answers that π_ref can already write, and its pairs prefer right
 # answers to wrong ones, dodges and insults, so the model says more often what it

@@ -467,6 +467,28 @@ print(f"Read a mean r* beside what it is made of. From the first evaluation (ste
 # a good measure). The KL term is the guard: the larger β, the more each nat away from
 # π_ref costs, and the less of r_φ's error the policy can buy.
 #
+# r_φ can be paid by a *wording* too. In an earlier version of the toy world every wrong
+# sum was written "7+5 is 13." or "The answer is 13.", never "7 plus 5 is 13.": the words
+# "a plus b is" came only with right sums, in the demonstrations and in the pairs. r_φ
+# learnt the words instead of the sum, and RL found them: its answers moved to "4 plus 5
+# is 8.". The world now writes every wording of a right answer as a wrong one too (a
+# test checks it), and the preference data also sets the world's right answer against
+# its wrong one in the same prompt (right_vs_wrong pairs), which only a reward model that
+# checks the fact can order.
+#
+# What is left is the hardest part, and the report's knowledge probe measures it
+# (`align.probe.reward_facts`): does r_φ *use* the facts its trunk has stored? Given
+# "7 plus 5 is s." for every sum s as the answer to a held-out "What is 7+5?", r_φ almost
+# never ranks the right sum above both sums one off, far less often than a coin would: it
+# has learnt from the training sums which numbers go with which operands (7+4 is 11,
+# 7+6 is 13), and the near misses of a held-out sum are the right answers of its
+# training neighbours. RL on that r_φ moves held-out sums away from the right answer
+# (greedy, its right share on sums fell below SFT's on two of the three seeds measured)
+# while it still removes the insults and the dodges. DPO needs no such judge: its
+# implicit reward β·log π_θ/π_ref is the policy's own log-probability, which already
+# prefers the stored sum. A reward that checks the fact itself (a verifier, beyond the
+# lecture) is the cure.
+#
 # The cell below prints the RLHF stage of this lesson's run folder (its own figures, β as
 # the pipeline set it), and the ranges a default run is expected to measure
 # (`align.expected`, with the runs and dates they were measured on).
@@ -482,7 +504,8 @@ print(f"{RUN}'s own RLHF stage ({results['rlhf']['algorithm'].upper()}, β = {re
       f"{rlhf['shares']['off_topic']:.0%}; distinct answers {sft['distinct_answers']} → "
       f"{rlhf['distinct_answers']}; the reward model's agreement with the gold ranking "
       f"{results['reward_gold_agreement']:.2f}")
-figures = ("rlhf_minus_sft", "rlhf_top_answer_share", "reward_off_topic_accuracy")
+figures = ("rlhf_minus_sft", "rlhf_top_answer_share", "reward_off_topic_accuracy",
+           "reward_sums_above_near_miss")
 if results["preset"] == "default":
     print("\n".join(expected_lines(results, figures)))
 else:

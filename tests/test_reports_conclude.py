@@ -222,8 +222,8 @@ def test_a_smoke_report_says_first_that_its_numbers_mean_nothing_and_why(tmp_pat
 
 def with_every_expected_figure(results: dict) -> dict:
     """full_results and the figures of align.expected it lacks: the knowledge probe's
-    held-out sums, the best fixed answer's differences, r_φ per kind of pair, the
-    collapse watch."""
+    held-out sums, the best fixed answer's differences, r_φ per kind of pair and on the
+    facts (align.probe.reward_facts), the collapse watch."""
     evaluation = {**results["evaluation"],
                   "fixed_answers": {"I don't know.": -1.0}, "best_fixed_answer": "I don't know.",
                   "minus_best_fixed": {name: [1.0, 0.6, 1.4] for name in ("SFT", "DPO", "RLHF")}}
@@ -231,7 +231,14 @@ def with_every_expected_figure(results: dict) -> dict:
             "right_given_stored": 0.72, "right_given_not_stored": 0.33}
     return {**results, "evaluation": evaluation,
             "knowledge": {"heldout": {"SFT": {"arithmetic": sums}}},
-            "reward_accuracy_by_pair_kind": {"off_topic_offer": {"accuracy": 0.93, "n": 90}},
+            "reward_accuracy_by_pair_kind": {"off_topic_offer": {"accuracy": 0.93, "n": 90},
+                                             "right_vs_wrong": {"accuracy": 0.77, "n": 120}},
+            "reward_knowledge": {split: {"arithmetic": {"facts": 21, "right_first": first,
+                                                        "above_near_miss": near},
+                                         "city": {"facts": 24, "right_first": 0.17,
+                                                  "above_near_miss": None}}
+                                 for split, first, near in (("heldout", 0.0, 0.05),
+                                                            ("train", 0.14, 0.52))},
             "rlhf": {**results["rlhf"], "collapse": {"answer": "Hello.", "share": 0.04,
                                                      "collapsed": False, "first_step": None,
                                                      "threshold": 0.1}}}
@@ -247,6 +254,9 @@ def test_a_default_report_sets_its_figures_against_the_expected_range(tmp_path):
                f"{row['verdict']} |" in text
     assert {row["verdict"] for row in rows} <= {"within", "outside"}
     assert MEASURED_ON in text
+    assert ("for held-out facts: arithmetic 0.00, city 0.17 (training facts: arithmetic 0.14, "
+            "city 0.17); the right sum above both sums one off: held-out arithmetic 0.05 "
+            "(training arithmetic 0.52)") in text
     assert "## Against the expected range" not in report(tmp_path, "small")
 
 
