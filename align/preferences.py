@@ -32,10 +32,11 @@ row says its "pair_kind":
                       and the pair teaches little); "offer_side" says whether y_o is the
                       chosen or the rejected answer
     rude_vs_polite    the world's good answer to x against its rude answer to x
-    right_vs_wrong    the world's good answer to x against its wrong answer to x (the same
-                      words around another country, another sum): a pair that only a
-                      reward model which checks the fact can order, as a person who
-                      corrects a wrong answer writes it
+    right_vs_wrong    the world's good answer to x against its wrong answer to x (mostly
+                      the same words around another country, another sum; some wrong
+                      answers are their own sentence, "Lima does not exist."): a pair
+                      that only a reward model which checks the fact can order, as a
+                      person who corrects a wrong answer writes it
 
 An offer never carries held-out content into training: an offer to a prompt whose
 question is held out (`toyworld.world.canonical_question`) answers a held-out prompt, and

@@ -25,10 +25,10 @@ The same question can be asked of the reward model: does r_φ *use* the facts it
 (the SFT model) has stored? `reward_facts` scores the prompt's answer in the probe's
 sentence, true and with each false value, and counts how often r_φ ranks the true one
 first; for a sum, also how often it ranks the right sum above both sums one off ("7 plus
-5 is 11." and "... 13."), the wrong answers a model that has learnt which numbers go with
-which operands finds likeliest. A reward model that scores the right answer first for
-training facts and not for held-out ones has learnt the answers it was shown, not to
-check them, and RL on it cannot teach the held-out facts.
+6 is 12." and "... 14.": for a held-out sum, the right answers of training neighbours).
+A reward model that scores the right answer first for training facts and not for
+held-out ones has learnt the answers it was shown, not to check them, and RL on it
+cannot teach the held-out facts.
 
 The assistant's own questions (its name, its taste, greetings, well-being) are not facts
 of the world the corpus states, so the probe leaves them out.
@@ -118,11 +118,12 @@ def reward_facts(reward_model, tokenizer, prompts, device="cpu", batch_size=128)
     """Does r_φ use the facts? Per kind, over the facts the prompts ask (one prompt each):
     {"facts": n, "right_first": share of facts where r_φ(x, true sentence) is above
     r_φ(x, every false variant), "above_near_miss": for sums, the share where it is above
-    both NEAR_MISSES (else None)}. A tie is no win."""
-    facts, sequences, spans = asked_facts(prompts), [], []
+    both NEAR_MISSES (else None)}. A tie is no win. (1+1 and 12+12 have one near miss
+    among the world's sums, and are compared with that one.)"""
+    facts, sequences, statements = asked_facts(prompts), [], []
     for prompt, question in facts.values():
         true, false = fact_statements(question)
-        spans.append((len(sequences), 1 + len(false)))
+        statements.append((true, false, len(sequences)))
         context = prompt_tokens(tokenizer, prompt)
         sequences += [context + response_tokens(tokenizer, prompt, answer)
                       for answer in (true, *false)]
@@ -131,9 +132,8 @@ def reward_facts(reward_model, tokenizer, prompts, device="cpu", batch_size=128)
                                         tokenizer.pad_id, device).float().cpu()
                         for i in range(0, len(sequences), batch_size)] or [torch.zeros(0)])
     tallies = {}  # kind -> [facts, right first, above near misses]
-    for (prompt, question), (start, count) in zip(facts.values(), spans):
-        true, false = fact_statements(question)
-        score = dict(zip((true, *false), scores[start:start + count].tolist()))
+    for (_, question), (true, false, start) in zip(facts.values(), statements):
+        score = dict(zip((true, *false), scores[start:start + 1 + len(false)].tolist()))
         tally = tallies.setdefault(question.kind, [0, 0, 0])
         tally[0] += 1
         tally[1] += all(score[true] > score[answer] for answer in false)

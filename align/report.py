@@ -7,10 +7,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from align.breakdown import VERDICTS
-from align.probe import format_table  # noqa: E402
+from align.probe import SUMS, format_table  # noqa: E402
 from align.expected import MEASURED_ON, compare_with_expected  # noqa: E402
 from align.stats import proportion_interval  # noqa: E402
 from minigpt.runlog import RunFolder, column, running_mean  # noqa: E402
+from toyworld.world import COUNTRIES, TOPICS  # noqa: E402
 
 # stage folder, its training-loss key, its evaluation-loss keys (the first one present),
 # title, y-axis label
@@ -328,17 +329,21 @@ def reward_knowledge_lines(results) -> list[str]:
     by_split = results.get("reward_knowledge")
     if not by_split:
         return []
+
     def shares(split, field):
-        return ", ".join(f"{kind} {row[field]:.2f}" for kind, row in by_split[split].items()
-                         if row[field] is not None)
+        found = [f"{kind} {row[field]:.2f}" for kind, row in by_split.get(split, {}).items()
+                 if row[field] is not None]
+        return ", ".join(found) or "none probed"
+    chance = (f"{len(COUNTRIES) - 1} other countries, {len(SUMS) - 1} other sums, "
+              f"{len(TOPICS) - 1} other topics")
     return [f"Does r_φ use the facts? It scores the true sentence above every false variant, "
             f"given as the answer, for held-out facts: {shares('heldout', 'right_first')} "
             f"(training facts: {shares('train', 'right_first')}); the right sum above both "
             f"sums one off: held-out {shares('heldout', 'above_near_miss')} (training "
             f"{shares('train', 'above_near_miss')}). Chance is one in the number of variants "
-            f"(29 other countries, 22 other sums, 21 other topics) and, for the near misses, about a third. "
-            f"A reward model that ranks training facts and not held-out ones has learnt the "
-            f"answers it was shown, not to check them.", ""]
+            f"({chance}) and, for the near misses, about a third. A reward model that ranks "
+            f"training facts and not held-out ones has learnt the answers it was shown, not "
+            f"to check them.", ""]
 
 
 def reward_kind_lines(results) -> list[str]:
@@ -355,9 +360,11 @@ def reward_kind_lines(results) -> list[str]:
                  f"on right answers in the same pairs: {right:+.2f}.")
     right_vs_wrong = results.get("reward_right_vs_wrong_by_kind")
     if right_vs_wrong:
-        line += (" Right above wrong, a right and a wrong answer to the same held-out question "
-                 "(π_ref's samples and the world's pairs; does r_φ use the fact?): " + "; ".join(f"{kind} {row['accuracy']:.2f} ({row['n']} pairs)"
-                                            for kind, row in right_vs_wrong.items()) + ".")
+        tallies = "; ".join(f"{kind} {row['accuracy']:.2f} ({row['n']} pairs)"
+                            for kind, row in right_vs_wrong.items())
+        line += (" Right above wrong, a right and a wrong answer to the same held-out "
+                 "question (π_ref's samples and the world's pairs; does r_φ use the fact?): "
+                 + tallies + ".")
     return [line]
 
 

@@ -478,16 +478,15 @@ print(f"Read a mean r* beside what it is made of. From the first evaluation (ste
 #
 # What is left is the hardest part, and the report's knowledge probe measures it
 # (`align.probe.reward_facts`): does r_φ *use* the facts its trunk has stored? Given
-# "7 plus 5 is s." for every sum s as the answer to a held-out "What is 7+5?", r_φ almost
-# never ranks the right sum above both sums one off, far less often than a coin would: it
-# has learnt from the training sums which numbers go with which operands (7+4 is 11,
-# 7+6 is 13), and the near misses of a held-out sum are the right answers of its
-# training neighbours. RL on that r_φ moves held-out sums away from the right answer
-# (greedy, its right share on sums fell below SFT's on two of the three seeds measured)
-# while it still removes the insults and the dodges. DPO needs no such judge: its
-# implicit reward β·log π_θ/π_ref is the policy's own log-probability, which already
-# prefers the stored sum. A reward that checks the fact itself (a verifier, beyond the
-# lecture) is the cure.
+# "7 plus 6 is s." for every sum s as the answer to the held-out "What is 7+6?", r_φ
+# rarely ranks the right sum above both sums one off, less often than a coin would (the
+# range below). A likely reading: from the training sums it has learnt which numbers go
+# with which operands, and the near misses of a held-out sum are the right answers of
+# its training neighbours (12 is 7+5, 14 is 7+7). RL on that r_φ moves held-out sums
+# away from the right answer while it still removes the insults and the dodges. DPO
+# needs no such judge: it reweights answers through the policy's own log-probabilities
+# (its implicit reward is β·log π_θ/π_ref), which already prefer the stored sum. A
+# reward that checks the fact itself (a verifier, beyond the lecture) is the cure.
 #
 # The cell below prints the RLHF stage of this lesson's run folder (its own figures, β as
 # the pipeline set it), and the ranges a default run is expected to measure

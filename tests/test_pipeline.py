@@ -70,7 +70,15 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     # the knowledge probe, the reward model per kind of pair, the best fixed answer
     assert set(results["knowledge"]) == {"heldout", "train"}
     assert set(results["knowledge"]["heldout"]) == {"pretrained", "SFT", "DPO", "RLHF"}
-    assert set(results["reward_knowledge"]) == {"heldout", "train"}  # does r_φ use the facts?
+    # does r_φ use the facts? Those the evaluation's held-out prompts ask, and the probe's
+    # training prompts
+    from align.probe import asked_facts
+    train = evaluation_prompts(pipeline.PRESETS["quick"]["eval_prompts"], seed=1337 + 3,
+                               split="train")
+    for split, asked in (("heldout", prompts), ("train", train)):
+        counted = {kind: row["facts"] for kind, row in results["reward_knowledge"][split].items()}
+        kinds = [question.kind for _, question in asked_facts(asked).values()]
+        assert counted == {kind: kinds.count(kind) for kind in set(kinds)}, split
     assert set(results["reward_accuracy_by_pair_kind"]) == {"same_prompt", "off_topic_offer",
                                                             "rude_vs_polite", "right_vs_wrong"}
     assert isinstance(results["reward_right_vs_wrong_by_kind"], dict)

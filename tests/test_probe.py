@@ -117,58 +117,56 @@ def test_a_model_that_learned_one_fact_has_it_stored_and_not_the_others():
 
 
 class RuleReward(torch.nn.Module):
-    """A stand-in r_φ that scores each answer by a rule on its text (decoded from the token
-    ids, the prompt cut off): no GPTConfig, so it is given right-padded rows and lengths."""
+    """A stand-in r_φ that scores each sequence by rule(prompt, answer), both read back from
+    its token ids (the template's parts, EOS cut off): no GPTConfig, so it is given
+    right-padded rows and lengths."""
 
     def __init__(self, tokenizer, rule):
         super().__init__()
         self.tokenizer, self.rule = tokenizer, rule
 
     def forward(self, input_ids, lengths):  # (B, T), (B,) -> (B,)
-        texts = [self.tokenizer.decode(ids[:n - 1].tolist()) for ids, n in zip(input_ids, lengths)]
-        return torch.tensor([float(self.rule(text.split("Assistant:")[-1].strip()))
-                             for text in texts])
+        from toyworld.template import SEPARATOR, USER_PREFIX
+        scores = []
+        for ids, n in zip(input_ids, lengths):
+            text = self.tokenizer.decode(ids[:n - 1].tolist())
+            prompt, answer = text.removeprefix(USER_PREFIX).split(SEPARATOR.strip(), 1)
+            scores.append(float(self.rule(prompt.strip(), answer.strip())))
+        return torch.tensor(scores)
 
 
 def test_reward_facts_count_where_r_phi_puts_the_right_answer_first():
-    """Against rules whose ranking is known: the judge's own verdict (right first
-    everywhere), a scorer that prefers the sum one above the right one (never first, never
-    above a near miss, and cities unaffected), and a constant (a tie is no win)."""
+    """Against rules whose ranking is known: the judge's verdict for the prompt scored
+    (right first everywhere), scorers that prefer a sum one off or two off, and a
+    constant (a tie is no win)."""
+    import re
     from align.gold import judge
     tokenizer = ByteTokenizer()
     prompts = ["Where is Lima?", "Where is Paris?", "What is 3+4?", "What is 4 plus 3?",
                "What is 5+6?", "Explain gravity like I'm 5", "What is your name?"]
 
+    def judged(prompt, answer):  # 1 when right for the prompt it is scored against
+        return float(judge(prompt, answer).right)
 
-    def judged(text):  # +1 when right for the prompt it answers
-        for prompt in prompts:
-            question = parse_prompt(prompt)
-            if question.kind != "name" and judge(prompt, text).right:
-                return 1.0
-        return 0.0
-    result = probe.reward_facts(RuleReward(tokenizer, judged), tokenizer, prompts)
-    assert result == {"city": {"facts": 2, "right_first": 1.0, "above_near_miss": None},
-                      "arithmetic": {"facts": 2, "right_first": 1.0, "above_near_miss": 1.0},
-                      "explain": {"facts": 1, "right_first": 1.0, "above_near_miss": None}}
+    def sum_rule(preferred):  # "a plus b is s." by the table preferred(a + b) -> score
+        def rule(prompt, answer):
+            found = re.fullmatch(r"(\d+) plus (\d+) is (\d+)\.", answer)
+            if not found:
+                return judged(prompt, answer)
+            a, b, s = map(int, found.groups())
+            return preferred(a + b).get(s, 0.0)
+        return rule
 
-    def one_too_many(text):  # "a plus b is s." scores 1 at s = a + b + 1, less further away
-        import re
-        found = re.fullmatch(r"(\d+) plus (\d+) is (\d+)\.", text)
-        if not found:
-            return judged(text)
-        a, b, s = map(int, found.groups())
-        return -abs(s - (a + b + 1))
-    result = probe.reward_facts(RuleReward(tokenizer, one_too_many), tokenizer, prompts)
-    assert result["arithmetic"] == {"facts": 2, "right_first": 0.0, "above_near_miss": 0.0}
-    assert result["city"]["right_first"] == 1.0
-    def two_too_many(text):  # the sum two above first, the right sum next, the rest after
-        import re
-        found = re.fullmatch(r"(\d+) plus (\d+) is (\d+)\.", text)
-        if not found:
-            return judged(text)
-        a, b, s = map(int, found.groups())
-        return {a + b + 2: 1.0, a + b: 0.5}.get(s, 0.0)
-    result = probe.reward_facts(RuleReward(tokenizer, two_too_many), tokenizer, prompts)
+    def shares(rule):
+        return probe.reward_facts(RuleReward(tokenizer, rule), tokenizer, prompts)
+    assert shares(judged) == {
+        "city": {"facts": 2, "right_first": 1.0, "above_near_miss": None},
+        "arithmetic": {"facts": 2, "right_first": 1.0, "above_near_miss": 1.0},
+        "explain": {"facts": 1, "right_first": 1.0, "above_near_miss": None}}
+    for off in (-1, 1):  # a near miss first: neither first nor above both near misses
+        result = shares(sum_rule(lambda right: {right + off: 1.0, right: 0.5}))
+        assert result["arithmetic"] == {"facts": 2, "right_first": 0.0, "above_near_miss": 0.0}
+        assert result["city"]["right_first"] == 1.0
+    result = shares(sum_rule(lambda right: {right + 2: 1.0, right: 0.5}))  # two off: no near miss
     assert result["arithmetic"] == {"facts": 2, "right_first": 0.0, "above_near_miss": 1.0}
-    result = probe.reward_facts(RuleReward(tokenizer, lambda text: 0.0), tokenizer, prompts)
-    assert all(row["right_first"] == 0.0 for row in result.values())
+    assert all(row["right_first"] == 0.0 for row in shares(lambda p, a: 0.0).values())

@@ -82,7 +82,7 @@ def test_accuracy_per_kind_and_the_off_topic_scores_are_the_counts_by_hand():
         assert result["right_score"] == pytest.approx((2.0 + 0.1) / 2)  # not the wrong "2+2 is 5."
         assert result["accuracy"] == pytest.approx(4 / 9)
         # right above wrong, two answers to x itself: 2+2 ("4." over "5.") won, Lima's
-        # same-prompt pair (a tie) did not, its right_vs_wrong pair did (Peru above Chile,
+        # same-prompt pair (a tie) did not, its right_vs_wrong pair did (Peru above Brazil,
         # whatever the label); "Hi." against "Go away." is no right-against-wrong pair, nor
         # any offer or rude answer
         assert result["right_vs_wrong_by_kind"] == {"arithmetic": {"accuracy": 1.0, "n": 1},
