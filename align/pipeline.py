@@ -77,7 +77,8 @@ from minigpt.ownership import check_run_folder, remove_run_folder, same_path
 from minigpt.runlog import RunFolder, column
 from minigpt.train import FREE_ON_RESUME as FREE_ON_RESUME_TRAIN, TrainConfig, train
 from toyworld.world import (LECTURE_PROMPTS, evaluation_prompts, heldout_prompts,
-                            pretraining_corpus, sft_demonstrations, train_prompts)
+                            pretraining_corpus, sft_demonstrations, train_prompts,
+                            world_fingerprint)
 
 # The tokenizer every preset pre-trains with (a preset's "pretrain" settings may override
 # it): a byte-level BPE learned on the run's own corpus, so that a city, a number or a
@@ -249,7 +250,9 @@ def saved_settings(config: PipelineConfig) -> dict:
     shape the run and the preset's settings as the code defines them now."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ON_RESUME}
     preset = PRESETS[config.preset]
-    preset = {**preset, "preferences": extra_pairs(preset)}  # the defaults it relies on too
+    # the defaults it relies on too, and the world its data stage wrote (under that stage's
+    # name: compared once the stage has run)
+    preset = {**preset, "preferences": extra_pairs(preset), "data": {"world": world_fingerprint()}}
     return json.loads(json.dumps({**settings, "preset_settings": preset,
                                   # a student's function swapped in (python -m exercises run)
                                   "student_versions": swaps.active()}))

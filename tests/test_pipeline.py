@@ -57,6 +57,7 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     # the extra pairs' settings are recorded, so that a resume notices a change
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["preset_settings"]["preferences"] == pipeline.EXTRA_PAIRS
+    assert saved["preset_settings"]["data"] == {"world": pipeline.world_fingerprint()}
     # each distinct held-out prompt once, the same list for the RLHF stage and the final table
     from toyworld.world import canonical_question, evaluation_prompts
     prompts = [json.loads(line)["prompt"] for line in open(tmp_path / "data/eval_prompts.jsonl")]
@@ -217,6 +218,11 @@ def test_settings_of_stages_not_run_yet_may_change(tmp_path, capsys, monkeypatch
     wrong = pipeline.EXTRA_PAIRS["wrong_per_prompt"]
     monkeypatch.setitem(pipeline.EXTRA_PAIRS, "wrong_per_prompt", wrong + 1)
     with pytest.raises(InputError, match=rf"preferences.wrong_per_prompt {wrong} → {wrong + 1}"):
+        pipeline.open_run_folder(quick)
+    monkeypatch.setitem(pipeline.EXTRA_PAIRS, "wrong_per_prompt", wrong)
+    # nor may the world the data stage wrote (another template, fact or mix)
+    monkeypatch.setattr(pipeline, "world_fingerprint", lambda: "another world")
+    with pytest.raises(InputError, match=r"data.world '[0-9a-f]{12}' → 'another world'"):
         pipeline.open_run_folder(quick)
 
 

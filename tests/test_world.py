@@ -220,6 +220,21 @@ def test_no_wording_of_a_right_answer_is_only_ever_right():
         assert right and right <= wrong, (kind, right - wrong)
 
 
+def test_the_world_fingerprint_changes_with_a_template_a_fact_or_a_mix(monkeypatch):
+    import toyworld.world as world
+    before = world.world_fingerprint()
+    assert world.world_fingerprint() == before and re.fullmatch(r"[0-9a-f]{12}", before)
+    templates = {**world.ANSWER_TEMPLATES, "name": {**world.ANSWER_TEMPLATES["name"],
+                                                   "wrong": ["I am {other_name}."]}}
+    for name, value in (("ANSWER_TEMPLATES", templates),
+                        ("CITIES", {**world.CITIES, "Lima": "Chile"}),
+                        ("SFT_MIX", {"good": 0.5, "wrong": 0.1, "rude": 0.2, "unhelpful": 0.2})):
+        with monkeypatch.context() as patch:
+            patch.setattr(world, name, value)
+            assert world.world_fingerprint() != before, name
+    assert world.world_fingerprint() == before
+
+
 # ------------------------------------------------------------------ prompts and the held-out split
 
 def test_heldout_prompts_never_appear_as_a_training_prompt(corpus_and_seconds):

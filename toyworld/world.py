@@ -38,6 +38,8 @@ Example:
     5
 """
 
+import hashlib
+import json
 import random
 import re
 from dataclasses import dataclass
@@ -549,3 +551,20 @@ def heldout_prompts(n: int, seed: int = 0) -> list[str]:
     HELDOUT_TOPICS, and unseen wordings for name, language, greeting and well-being.
     """
     return _draw_prompts(prompt_pool("heldout"), n, random.Random(f"heldout:{seed}"))
+
+
+def world_fingerprint() -> str:
+    """12 hex digits that change when the world does: a hash of its tables and of samples
+    of what it writes (corpus, demonstrations, the prompts of both splits, one answer of
+    each quality). A pipeline run folder records it, so that a run begun in another world
+    (another template, fact or mix) is never resumed as if it were this one."""
+    rng = random.Random("fingerprint")
+    tables = [ANSWER_TEMPLATES, GENERIC_UNHELPFUL, RUDE_DISMISSALS, RUDE_WRAPPERS, CITIES,
+              TOPICS, SFT_MIX, CORPUS_MIX, PROMPT_WEIGHTS, FACT_WEIGHTS, FACT_SHARE,
+              FALSE_FACT_RATE, SLOPPY_RATE]
+    samples = [pretraining_corpus(5000, seed=0), sft_demonstrations(200, seed=0),
+               train_prompts(200, seed=0), evaluation_prompts(split="heldout"),
+               evaluation_prompts(split="train"),
+               [answer_candidates(prompt, rng) for prompt in train_prompts(100, seed=1)]]
+    text = json.dumps([tables, samples], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
