@@ -229,25 +229,19 @@ def off_topic_pairs(prompt, samples, n: int, rng: random.Random, counts: dict,
     return rows
 
 
-def rude_pairs(prompt, n: int, rng: random.Random) -> list[dict]:
-    """n pairs of the world's good answer to x against its rude answer to x
-    (`write_answer`), labelled by Bradley-Terry. Encoded from their text when trained on."""
+# the world's answer of a quality set against its good one -> the kind of pair it makes
+TWIN_PAIR_KINDS = {"rude": "rude_vs_polite", "wrong": "right_vs_wrong"}
+
+
+def twin_pairs(prompt, quality: str, n: int, rng: random.Random) -> list[dict]:
+    """n pairs of the world's good answer to x against its answer of another quality to x
+    (`write_answer`: "rude" or "wrong", see TWIN_PAIR_KINDS), labelled by Bradley-Terry.
+    Encoded from their text when trained on."""
     rows = []
     for _ in range(n):
         row, _ = bradley_terry_row(prompt, write_answer(prompt, "good", rng),
-                                   write_answer(prompt, "rude", rng), rng)
-        rows.append({**row, "pair_kind": "rude_vs_polite"})
-    return rows
-
-
-def wrong_pairs(prompt, n: int, rng: random.Random) -> list[dict]:
-    """n pairs of the world's good answer to x against its wrong answer to x
-    (`write_answer`), labelled by Bradley-Terry. Encoded from their text when trained on."""
-    rows = []
-    for _ in range(n):
-        row, _ = bradley_terry_row(prompt, write_answer(prompt, "good", rng),
-                                   write_answer(prompt, "wrong", rng), rng)
-        rows.append({**row, "pair_kind": "right_vs_wrong"})
+                                   write_answer(prompt, quality, rng), rng)
+        rows.append({**row, "pair_kind": TWIN_PAIR_KINDS[quality]})
     return rows
 
 
@@ -282,9 +276,8 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
     in counts["unfinished_kept"].
 
     off_topic_per_prompt, rude_per_prompt and wrong_per_prompt (means per prompt, see
-    `how_many`; 0 by default) add `off_topic_pairs`, `rude_pairs` and `wrong_pairs` for
-    each prompt of the toy world
-    (prompts outside it have no off-topic or rude answer to write, and are counted in
+    `how_many`; 0 by default) add `off_topic_pairs` and `twin_pairs` (rude, wrong) for
+    each prompt of the toy world (prompts outside it have no answers to write, counted in
     counts["outside_world"]). They draw from their own random stream, so the same_prompt
     rows are the same with or without them (and the off-topic and rude ones with or
     without wrong_per_prompt). counts["pairs"] is every pair, and
@@ -327,8 +320,8 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
             continue
         rows += off_topic_pairs(prompt, samples, how_many(off_topic_per_prompt, extra_rng),
                                 extra_rng, counts, tokenizer, off_topic_against)
-        rows += rude_pairs(prompt, how_many(rude_per_prompt, extra_rng), extra_rng)
-        rows += wrong_pairs(prompt, how_many(wrong_per_prompt, wrong_rng), wrong_rng)
+        rows += twin_pairs(prompt, "rude", how_many(rude_per_prompt, extra_rng), extra_rng)
+        rows += twin_pairs(prompt, "wrong", how_many(wrong_per_prompt, wrong_rng), wrong_rng)
     counts["pairs"] = len(rows)
     counts["pairs_by_kind"] = {kind: sum(r["pair_kind"] == kind for r in rows) for kind in PAIR_KINDS}
     counts["label_agrees_with_gold"] = sum(r["chosen_gold"] > r["rejected_gold"] for r in rows)
