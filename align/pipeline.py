@@ -91,11 +91,17 @@ TOKENIZER = dict(tokenizer="bpe", vocab_size=1024)
 # a good answer; a right answer against its wrong twin, so that r_φ learns to check the
 # fact. A preset may change them under "preferences".
 EXTRA_PAIRS = dict(off_topic_per_prompt=3.0, rude_per_prompt=0.5, wrong_per_prompt=4.0)
+# r_φ reads its trunk's likelihood of the answer beside the scalar head (align.reward's
+# RewardModel): with the head alone it learns which numbers came with which operands in
+# the pairs, and ranks a held-out sum's near misses above it. A preset may change it.
+REWARD_MODEL = dict(reads_likelihood=True)
 
 
-def extra_pairs(preset: dict) -> dict:
-    """The extra pairs per prompt that a preset asks for: EXTRA_PAIRS, less what it changes."""
-    return {**EXTRA_PAIRS, **preset.get("preferences", {})}
+def with_defaults(preset: dict) -> dict:
+    """A preset with the defaults it relies on filled in: EXTRA_PAIRS under "preferences"
+    and REWARD_MODEL under "reward", less what the preset changes."""
+    return {**preset, "preferences": {**EXTRA_PAIRS, **preset.get("preferences", {})},
+            "reward": {**REWARD_MODEL, **preset["reward"]}}
 
 # Each preset: the toy world's sizes and every stage's settings.
 PRESETS = {
@@ -217,7 +223,7 @@ STAGE_FLAGS = {"beta": "dpo", "rlhf_beta": "rlhf"}  # flags that shape one stage
 def stage_configs(config: PipelineConfig, path) -> dict:
     """Every stage's settings, built (and so checked) before any work starts: a bad --beta
     is refused at once, not after ten minutes of pre-training."""
-    preset = PRESETS[config.preset]
+    preset = with_defaults(PRESETS[config.preset])
     block = preset["pretrain"]["block_size"]
     lengths = dict(max_length=block, max_prompt_length=block // 2, device=config.device,
                    seed=config.seed)
@@ -249,10 +255,9 @@ def saved_settings(config: PipelineConfig) -> dict:
     """What config.json records, and what a rerun must match to resume: the flags that
     shape the run and the preset's settings as the code defines them now."""
     settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in FREE_ON_RESUME}
-    preset = PRESETS[config.preset]
     # the defaults it relies on too, and the world its data stage wrote (under that stage's
     # name: compared once the stage has run)
-    preset = {**preset, "preferences": extra_pairs(preset), "data": {"world": world_fingerprint()}}
+    preset = {**with_defaults(PRESETS[config.preset]), "data": {"world": world_fingerprint()}}
     return json.loads(json.dumps({**settings, "preset_settings": preset,
                                   # a student's function swapped in (python -m exercises run)
                                   "student_versions": swaps.active()}))
@@ -450,7 +455,7 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
     # 3. preference pairs from π_ref's samples, labelled by r* through Bradley-Terry
     sampling = dict(max_new_tokens=config.max_new_tokens, device=device)
     unfinished = preset.get("unfinished", "drop")
-    extras = extra_pairs(preset)
+    extras = with_defaults(preset)["preferences"]
 
     def make_pairs(continuing):
         reference, tokenizer, _ = load_model(path("sft"), device)
@@ -514,6 +519,7 @@ def stages(config, configs, preset, device, seed, path, stage, run, done, starte
             "reward_comparable_pairs": reward["gold_comparable_pairs"],
             "reward_accuracy_by_pair_kind": reward.get("accuracy_by_pair_kind"),
             "reward_right_vs_wrong_by_kind": reward.get("right_vs_wrong_by_kind"),
+            "reward_likelihood_weight": reward.get("likelihood_weight"),
             "reward_off_topic_score": reward.get("off_topic_score"),
             "reward_right_score": reward.get("right_score"),
             "knowledge": knowledge, "reward_knowledge": reward_knowledge,

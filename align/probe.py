@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align.data import prompt_tokens, response_tokens
+from align.data import prompt_tokens, response_tokens, sft_example
 from align.gold import judge
 from align.reward import score_sequences
 from align.sampling import generate_responses
@@ -125,7 +125,7 @@ def reward_facts(reward_model, tokenizer, prompts, device="cpu", batch_size=128)
         true, false = fact_statements(question)
         statements.append((true, false, len(sequences)))
         context = prompt_tokens(tokenizer, prompt)
-        sequences += [context + response_tokens(tokenizer, prompt, answer)
+        sequences += [sft_example(context, response_tokens(tokenizer, prompt, answer))
                       for answer in (true, *false)]
     reward_model.eval()
     scores = torch.cat([score_sequences(reward_model, sequences[i:i + batch_size],

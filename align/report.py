@@ -334,6 +334,11 @@ def reward_knowledge_lines(results) -> list[str]:
         found = [f"{kind} {row[field]:.2f}" for kind, row in by_split.get(split, {}).items()
                  if row[field] is not None]
         return ", ".join(found) or "none probed"
+    weight = results.get("reward_likelihood_weight")
+    reads = ("" if weight is None else
+             f" This r_φ reads its trunk's likelihood of the answer beside its head: "
+             f"r_φ = w·h_EOS + b + λ·(1/|y|)·log π_φ(y|x), λ = {weight:.2f} after training "
+             f"(from 1).")
     chance = (f"{len(COUNTRIES) - 1} other countries, {len(SUMS) - 1} other sums, "
               f"{len(TOPICS) - 1} other topics")
     return [f"Does r_φ use the facts? It scores the true sentence above every false variant, "
@@ -343,7 +348,7 @@ def reward_knowledge_lines(results) -> list[str]:
             f"{shares('train', 'above_near_miss')}). Chance is one in the number of variants "
             f"({chance}) and, for the near misses, about a third. A reward model that ranks "
             f"training facts and not held-out ones has learnt the answers it was shown, not "
-            f"to check them.", ""]
+            f"to check them.{reads}", ""]
 
 
 def reward_kind_lines(results) -> list[str]:

@@ -41,10 +41,11 @@ import torch.nn as nn
 from align.common import (StageConfig, checkpoint_to_resume, fit_lengths_to_context,
                           load_stage, require, start_run, train_steps)
 from align.data import (PREFERENCE_KEYS, can_pack, load_pairs, pack_pairs, pack_sequences,
-                        pad_right)
+                        pad_right, sft_example)
 from align.gold import gold_reward, judge
 from align.losses import bradley_terry_loss
 from minigpt.checkpoint import load_weights, model_from_checkpoint
+from minigpt.logps import get_batch_logps
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.model import GPT
 from minigpt.runlog import column
@@ -55,53 +56,87 @@ from minigpt.ownership import check_run_folder
 
 
 class RewardModel(nn.Module):
-    """r_φ(x, y): GPT hidden states → the last real token's vector → one number."""
+    """r_φ(x, y): GPT hidden states → the last real token's vector → one number.
 
-    def __init__(self, config):
+    With reads_likelihood, r_φ also reads how likely its own trunk finds the answer:
+
+        r_φ(x, y) = w·h_EOS + b + λ · (1/|y|) Σ_t log π_φ(y_t | x, y_<t)
+
+    where π_φ is the trunk with its output layer (the language model it was initialised
+    from, trained on with the head) and λ is learned (from 1). Why: the hidden state at
+    the EOS need not say whether "7+6 is 13." states the sum the trunk expected, and a
+    head fitted to a few thousand pairs learns which numbers came with which operands in
+    them instead; the trunk's likelihood of the number is where that knowledge sits (it is
+    what DPO's implicit reward β·log π_θ/π_ref reads, and what align.probe measures).
+    """
+
+    def __init__(self, config, reads_likelihood=False):
         super().__init__()
         self.config = config
         self.gpt = GPT(config)
         self.head = nn.Linear(config.n_embd, 1)
         nn.init.normal_(self.head.weight, std=1 / math.sqrt(config.n_embd + 1))
         nn.init.zeros_(self.head.bias)
+        self.likelihood_weight = nn.Parameter(torch.ones(())) if reads_likelihood else None  # λ
 
-    def forward(self, input_ids, lengths=None, attention_mask=None, position_ids=None, read_at=None):
+    @property
+    def reads_likelihood(self) -> bool:
+        return self.likelihood_weight is not None
+
+    def forward(self, input_ids, lengths=None, attention_mask=None, position_ids=None,
+                read_at=None, labels=None, where=None):
         """r_φ of each sequence, read at its last token. Returns r (N,).
 
         input_ids (B, T) right-padded, one sequence per row, and lengths (B,) its real
         tokens; or packed rows (align.data's PackedBatch, see `score_packed`) with its
         attention_mask, position_ids, and read_at (N,): where each sequence's last token
         sits, as a flat index row · T + column (one sequence per row: row · T + length − 1).
+        A model that reads_likelihood needs labels (N, T'): each sequence's answer tokens,
+        -100 elsewhere, as align.data.sft_example writes them, one sequence per row; for
+        packed rows, where (N, T') lays the logits out so (PackedBatch.where).
         """
         hidden = self.gpt.hidden_states(input_ids, attention_mask, position_ids)  # (B, T, C)
         B, T, C = hidden.shape
         if read_at is None:
             read_at = torch.arange(B, device=input_ids.device) * T + lengths - 1  # (B,)
         last = hidden.reshape(B * T, C)[read_at]  # (N, C)
-        return self.head(last).squeeze(-1)  # (N,)
+        reward = self.head(last).squeeze(-1)  # (N,)
+        if not self.reads_likelihood:
+            return reward
+        if labels is None:
+            raise ValueError("this r_φ reads log π_φ(y|x): give the answer's labels")
+        logits = self.gpt.output_layer(hidden)  # (B, T, vocab)
+        if where is not None:  # packed rows -> one sequence per row
+            logits = logits.reshape(B * T, -1)[where]  # (N, T', vocab)
+        mean_logp = get_batch_logps(logits, labels, average_log_prob=True)  # (N,)
+        return reward + self.likelihood_weight * mean_logp.to(reward.dtype)
 
     def values(self, input_ids):
         """The head read at every position: (B, T). PPO's value head V(s_t) is this network
-        initialised from r_φ, so at an answer's EOS it starts out as r_φ itself."""
+        initialised from r_φ, so at an answer's EOS it starts out as r_φ's head."""
         return self.head(self.gpt.hidden_states(input_ids)).squeeze(-1)  # (B, T)
 
 
-def score_sequences(model: RewardModel, sequences: list[list[int]], pad_id, device):
-    """r_φ for token lists (prompt + response + EOS), in one batch: packed into as few rows
-    as hold them (align.data.pack_sequences), or right-padded for LSH attention, which
-    reads a mask as padding only. The same scores either way, up to float rounding."""
+def score_sequences(model: RewardModel, examples, pad_id, device):
+    """r_φ for [(input_ids, labels), ...] (prompt + response + EOS, and the response's
+    labels, align.data.sft_example), in one batch: packed into as few rows as hold them
+    (align.data.pack_sequences), or right-padded for LSH attention, which reads a mask as
+    padding only. The same scores either way, up to float rounding."""
+    labels = pad_right([target for _, target in examples], -100).to(device)  # (N, T)
     if not can_pack(model):
-        input_ids = pad_right(sequences, pad_id).to(device)
-        lengths = torch.tensor([len(s) for s in sequences], device=device)
-        return model(input_ids, lengths)  # (B,)
-    return score_packed(model, pack_sequences([(s, s) for s in sequences], pad_id), device)  # (B,)
+        input_ids = pad_right([ids for ids, _ in examples], pad_id).to(device)
+        lengths = torch.tensor([len(ids) for ids, _ in examples], device=device)
+        return model(input_ids, lengths, labels=labels)  # (B,)
+    return score_packed(model, pack_sequences(examples, pad_id), labels, device)  # (B,)
 
 
-def score_packed(model: RewardModel, packed, device):
-    """r_φ of every sequence of a PackedBatch (align.data), read where each one ends."""
+def score_packed(model: RewardModel, packed, labels, device):
+    """r_φ of every sequence of a PackedBatch (align.data), read where each one ends;
+    labels (N, T): the sequences' labels one per row (pad_right), for the likelihood."""
     return model(packed.input_ids.to(device), attention_mask=packed.attention_mask.to(device),
                  position_ids=packed.positions.to(device),
-                 read_at=packed.where[:, -1].to(device))  # (N,)
+                 read_at=packed.where[:, -1].to(device), labels=labels,
+                 where=packed.where.to(device))  # (N,)
 
 
 @torch.no_grad()
@@ -113,8 +148,8 @@ def score_samples(model: RewardModel, samples, pad_id, device, missing_eos_penal
     scores = []
     for start in range(0, len(samples), batch_size):
         batch = samples[start : start + batch_size]
-        raw = score_sequences(model, [s.prompt_ids + s.answer_ids for s in batch], pad_id,
-                              device).float()  # (B,)
+        raw = score_sequences(model, [sft_example(s.prompt_ids, s.answer_ids) for s in batch],
+                              pad_id, device).float()  # (B,)
         finished = torch.tensor([s.finished for s in batch], device=raw.device)
         scores.append(torch.where(finished, raw, raw - missing_eos_penalty))
     return torch.cat(scores)  # (N,)
@@ -124,11 +159,12 @@ def score_pairs(model: RewardModel, pairs, pad_id, device):
     """r_φ(x, y_w) and r_φ(x, y_l) for a batch of pairs, chosen and rejected in one forward
     pass: each pair's shared prompt computed once (align.data.pack_pairs), or for LSH
     attention all 2B sequences right-padded (score_sequences)."""
+    sequences = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
     if can_pack(model):
-        rewards = score_packed(model, pack_pairs(pairs, pad_id), device)  # (2B,)
+        labels = pad_right([target for _, target in sequences], -100).to(device)  # (2B, T)
+        rewards = score_packed(model, pack_pairs(pairs, pad_id), labels, device)  # (2B,)
     else:
-        rewards = score_sequences(model, [p["chosen"][0] for p in pairs]
-                                  + [p["rejected"][0] for p in pairs], pad_id, device)  # (2B,)
+        rewards = score_sequences(model, sequences, pad_id, device)  # (2B,)
     return rewards[: len(pairs)], rewards[len(pairs):]  # (B,), (B,)
 
 
@@ -279,7 +315,7 @@ def load_reward_model(path, device="cpu"):
     """A trained RewardModel and its tokenizer from a reward-stage checkpoint."""
     checkpoint, _ = load_stage(path, ("reward",), device, "a reward-model reader")
     gpt, tokenizer = model_from_checkpoint(checkpoint, weights=False)
-    model = RewardModel(gpt.config)
+    model = RewardModel(gpt.config, reads_likelihood="likelihood_weight" in checkpoint["model"])
     load_weights(model, checkpoint["model"], checkpoint["path"])
     return model.to(device).eval(), tokenizer
 
@@ -289,6 +325,9 @@ class RewardConfig(StageConfig):
     out_dir: str = dataclasses.field(default="runs/reward", metadata={"help": "run folder to write"})
     learning_rate: float = dataclasses.field(default=1e-4, metadata={"help": "peak learning rate"})
     min_lr: float = dataclasses.field(default=1e-5, metadata={"help": "learning rate at the end"})
+    reads_likelihood: bool = dataclasses.field(default=False, metadata={
+        "help": "r_φ adds λ·(1/|y|)·log π_φ(y|x), its trunk's mean log-prob of the answer, "
+                "λ learned (see RewardModel)"})
 
 
 def train_reward(config: RewardConfig, progress=True) -> dict:
@@ -300,7 +339,7 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
         checkpoint, _ = load_stage(require(config.init, "--init"), ("sft", "pretrain"), device,
                                    "align.reward --init")
         trunk, tokenizer = model_from_checkpoint(checkpoint)
-        model = RewardModel(trunk.config)
+        model = RewardModel(trunk.config, config.reads_likelihood)
         model.gpt.load_state_dict(trunk.state_dict())
         fit_lengths_to_context(config, trunk.config.block_size)
         resume_from = checkpoint_to_resume(config, "reward", ranks)
@@ -339,7 +378,8 @@ def train_reward(config: RewardConfig, progress=True) -> dict:
     plot_reward(run, rows, prefix)
     final = [row for row in rows if f"{prefix}_loss" in row][-1]
     summary = {"run": run.path, "seconds": seconds, "evaluated_on": prefix,
-               **summary_of_evaluation(final, prefix, len(evaluated)), "truncation": stats}
+               **summary_of_evaluation(final, prefix, len(evaluated)), "truncation": stats,
+               "likelihood_weight": model.likelihood_weight.item() if model.reads_likelihood else None}
     run.write_json("summary.json", summary)
     return summary
 
@@ -375,6 +415,8 @@ def main(argv=None):
     print(f"{summary['evaluated_on']} accuracy {summary['accuracy']:.3f}, margin {summary['margin']:.3f}, "
           f"agreement with the gold ranking {summary['gold_agreement']:.3f} "
           f"({summary['gold_comparable_pairs']} pairs)")
+    if summary["likelihood_weight"] is not None:
+        print(f"λ, the weight of log π_φ(y|x) in r_φ: {summary['likelihood_weight']:.3f} (from 1)")
     print("accuracy by kind of pair: " + ", ".join(
         f"{kind} {tally['accuracy']:.3f} ({tally['n']} pairs)"
         for kind, tally in summary["accuracy_by_pair_kind"].items()))

@@ -176,7 +176,8 @@ def load_models(config: RLHFConfig, device):
     reward_model.requires_grad_(False)
     value_model = None
     if config.algorithm == "ppo":  # V starts as r_φ: a copy that PPO trains, without dropout
-        value_model = RewardModel(dataclasses.replace(reward_model.config, dropout=0.0)).to(device)
+        value_model = RewardModel(dataclasses.replace(reward_model.config, dropout=0.0),
+                                  reward_model.reads_likelihood).to(device)
         value_model.load_state_dict(reward_model.state_dict())
     return policy, reference, reward_model, value_model, tokenizer
 

@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from align.data import prompt_tokens, response_tokens, write_jsonl
+from align.data import prompt_tokens, response_tokens, sft_example, write_jsonl
 from align.gold import gold_components, gold_reward, preference_probability
 from align.losses import bradley_terry_loss
 from align.preferences import pairs_from_world
@@ -158,8 +158,9 @@ reward_model, tokenizer = load_reward_model(OUT / "reward")
 
 @torch.no_grad()
 def r_phi(prompt, answers):
-    ids = [prompt_tokens(tokenizer, prompt) + response_tokens(tokenizer, prompt, y) for y in answers]
-    return score_sequences(reward_model, ids, tokenizer.pad_id, "cpu").tolist()
+    examples = [sft_example(prompt_tokens(tokenizer, prompt), response_tokens(tokenizer, prompt, y))
+                for y in answers]  # (prompt + answer ids, the answer's labels)
+    return score_sequences(reward_model, examples, tokenizer.pad_id, "cpu").tolist()
 
 
 for x, y_w, y_l in LECTURE_PREFERENCE_TABLE:

@@ -491,6 +491,12 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if include_position_embedding else n - self.wpe.weight.numel()
 
+    def output_layer(self, x):
+        """Hidden states (B, T, C) -> logits (B, T, vocab): lm_head, after ALBERT's H → E."""
+        if self.factorised:
+            x = self.embed_out(x)  # (B, T, E)
+        return self.lm_head(x)  # (B, T, vocab)
+
     def forward(self, idx, targets=None, attention_mask=None, position_ids=None, kv_cache=None):
         """Logits for every position, and the cross-entropy loss when targets are given.
 
@@ -501,9 +507,7 @@ class GPT(nn.Module):
             loss = -1/N Σ_t log p_θ(targets_t | idx_{≤t})  over the N targets that are not -100.
         """
         x = self.hidden_states(idx, attention_mask, position_ids, kv_cache)  # (B, T, C)
-        if self.factorised:
-            x = self.embed_out(x)  # (B, T, E)
-        logits = self.lm_head(x)  # (B, T, vocab)
+        logits = self.output_layer(x)  # (B, T, vocab)
         loss = None
         if targets is not None:
             # bf16 logits (CUDA autocast) are scored in float32; float64 stays float64

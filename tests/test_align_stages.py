@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from align.common import load_stage
-from align.data import TruncationStats, collate, pack_sequences, tokenize_example, write_jsonl
+from align.data import (TruncationStats, collate, pack_sequences, prompt_tokens, response_tokens,
+                        sft_example, tokenize_example, write_jsonl)
 import align.common
 import align.dpo
 from align.dpo import (DPOConfig, add_reference_logps, concatenated_forward, dpo_batch, evaluate_dpo,
@@ -143,8 +144,59 @@ def test_reward_does_not_depend_on_right_padding():
     scores = [model(pad_right([ids], 258, len(ids) + extra), lengths[:1]) for extra in (0, 5, 30)]
     assert scores[0].item() == pytest.approx(scores[1].item(), abs=1e-6)
     assert scores[0].item() == pytest.approx(scores[2].item(), abs=1e-6)
-    batch = score_sequences(model, [ids, ids[:-3], ids], 258, "cpu")  # padded to the longest
+    batch = score_sequences(model, [(s, s) for s in (ids, ids[:-3], ids)], 258, "cpu")  # padded
     assert batch[0].item() == pytest.approx(scores[0].item(), abs=1e-6) and batch[0] == batch[2]
+
+
+def brute_force_reward(model, ids, labels):
+    """w·h_EOS + b + λ·(mean over the answer's tokens of log p(token | the tokens before it)),
+    each log-prob from the GPT run on that prefix alone, its last position's logits."""
+    with torch.no_grad():
+        head = model.head(model.gpt.hidden_states(torch.tensor([ids]))[0, -1]).item()
+        logps = [torch.log_softmax(model.gpt(torch.tensor([ids[:t]]))[0][0, -1], -1)[ids[t]].item()
+                 for t in range(1, len(ids)) if labels[t] != -100]
+    return head + model.likelihood_weight.item() * sum(logps) / len(logps)
+
+
+def test_a_reward_model_that_reads_likelihood_adds_its_trunks_mean_answer_log_prob():
+    torch.manual_seed(0)
+    model = RewardModel(tiny_config(vocab_size=259, block_size=64), reads_likelihood=True).double()
+    with torch.no_grad():
+        model.likelihood_weight.fill_(0.7)
+    examples = [sft_example(prompt_tokens(ByteTokenizer(), row["prompt"]),
+                            response_tokens(ByteTokenizer(), row["prompt"], answer))
+                for row in PAIRS for answer in (row["chosen"], row["rejected"])]
+    scores = score_sequences(model, examples, 258, "cpu")  # packed
+    for n, (ids, labels) in enumerate(examples):
+        assert scores[n].item() == pytest.approx(brute_force_reward(model, ids, labels), abs=1e-9)
+    pairs = tokenize_pairs(PAIRS, ByteTokenizer(), RewardConfig(max_length=64, max_prompt_length=32),
+                           "reward-model")[0]
+    chosen, rejected = score_pairs(model, pairs, 258, "cpu")  # packed pairs, shared prefixes once
+    for n, pair in enumerate(pairs):
+        for side, scored in (("chosen", chosen), ("rejected", rejected)):
+            assert scored[n].item() == pytest.approx(brute_force_reward(model, *pair[side]), abs=1e-9)
+    bradley_terry_loss(chosen, rejected).backward()
+    assert model.likelihood_weight.grad.abs() > 0  # λ is learned
+    with pytest.raises(ValueError, match="give the answer's labels"):
+        model(torch.tensor([examples[0][0]]), torch.tensor([len(examples[0][0])]))
+
+
+def test_a_reward_model_that_reads_likelihood_is_trained_saved_and_loaded_as_one(pretrained, tmp_path):
+    write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    config = RewardConfig(init=str(pretrained), data=str(tmp_path / "pairs.jsonl"),
+                          out_dir=str(tmp_path / "reward"), max_length=64, max_prompt_length=32,
+                          batch_size=4, max_iters=4, learning_rate=1e-3, eval_interval=4,
+                          reads_likelihood=True)
+    train_reward(config, progress=False)
+    model, tokenizer = load_reward_model(tmp_path / "reward")
+    assert model.reads_likelihood and model.likelihood_weight.item() != 1.0  # trained from 1
+    ids, labels = sft_example(prompt_tokens(tokenizer, "hello"), response_tokens(tokenizer, "hello", "hi"))
+    assert score_sequences(model, [(ids, labels)], tokenizer.pad_id, "cpu").item() == pytest.approx(
+        brute_force_reward(model, ids, labels), abs=1e-5)
+    plain, _ = load_reward_model(train_reward(RewardConfig(**{**config.__dict__, "reads_likelihood": False,
+                                                              "out_dir": str(tmp_path / "plain")}),
+                                              progress=False)["run"])
+    assert not plain.reads_likelihood
 
 
 def test_reward_model_learns_the_pairs_and_checks_its_init_stage(pretrained, tmp_path):

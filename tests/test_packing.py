@@ -154,15 +154,16 @@ def test_sft_loss_packed_equals_padded():
     assert abs(float(packed_loss.detach()) - total / count) < 1e-10
 
 
-def test_reward_scores_packed_equal_each_sequence_alone():
+@pytest.mark.parametrize("reads_likelihood", [False, True])
+def test_reward_scores_packed_equal_each_sequence_alone(reads_likelihood):
     from align.reward import RewardModel, score_sequences
     torch.manual_seed(0)
     model = RewardModel(GPTConfig(vocab_size=20, block_size=32, n_layer=2, n_head=2, n_embd=16,
-                                  attention="sdpa")).double()
-    sequences = [ids for ids, _ in random_examples(11, seed=4)]
-    scores = score_sequences(model, sequences, pad_id=0, device="cpu")
-    for n, ids in enumerate(sequences):
-        alone = model(torch.tensor([ids]), torch.tensor([len(ids)]))
+                                  attention="sdpa"), reads_likelihood).double()
+    examples = random_examples(11, seed=4)
+    scores = score_sequences(model, examples, pad_id=0, device="cpu")
+    for n, (ids, labels) in enumerate(examples):
+        alone = model(torch.tensor([ids]), torch.tensor([len(ids)]), labels=torch.tensor([labels]))
         assert abs(float(scores[n].detach()) - float(alone.detach())) < 1e-10
 
 
@@ -199,8 +200,9 @@ def test_pair_packing_stores_each_shared_prefix_once_and_gives_every_sequence_ba
         assert torch.equal(flat_positions, torch.arange(len(sequence)))
 
 
-@pytest.mark.parametrize("attention", ["manual", "sdpa"])
-def test_pair_packed_log_probs_and_rewards_equal_each_sequence_alone(attention):
+@pytest.mark.parametrize("attention,reads_likelihood",
+                         [("manual", False), ("sdpa", False), ("sdpa", True)])
+def test_pair_packed_log_probs_and_rewards_equal_each_sequence_alone(attention, reads_likelihood):
     from align.reward import RewardModel, score_pairs
     from minigpt.logps import get_batch_logps
     torch.manual_seed(0)
@@ -208,7 +210,7 @@ def test_pair_packed_log_probs_and_rewards_equal_each_sequence_alone(attention):
     pairs = random_pairs(10, seed=6)
     policy = GPT(config).double()
     chosen, rejected = concatenated_forward(policy, pairs, pad_id=0, device="cpu")
-    reward_model = RewardModel(config).double()
+    reward_model = RewardModel(config, reads_likelihood).double()
     r_chosen, r_rejected = score_pairs(reward_model, pairs, pad_id=0, device="cpu")
     with torch.no_grad():
         for n, pair in enumerate(pairs):
@@ -217,7 +219,8 @@ def test_pair_packed_log_probs_and_rewards_equal_each_sequence_alone(attention):
                 logits, _ = policy(torch.tensor([ids]))
                 alone = get_batch_logps(logits, torch.tensor([labels]))
                 assert abs(float(logp[n]) - float(alone)) < 1e-10
-                alone_reward = reward_model(torch.tensor([ids]), torch.tensor([len(ids)]))
+                alone_reward = reward_model(torch.tensor([ids]), torch.tensor([len(ids)]),
+                                            labels=torch.tensor([labels]))
                 assert abs(float(reward[n]) - float(alone_reward)) < 1e-10
     (chosen.sum() - rejected.sum()).backward()  # gradients flow through the shared prefix
     assert policy.wte.weight.grad.abs().sum() > 0

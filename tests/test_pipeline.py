@@ -57,6 +57,9 @@ def test_the_quick_pipeline_runs_end_to_end_and_writes_its_report(quick_run):
     # the extra pairs' settings are recorded, so that a resume notices a change
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["preset_settings"]["preferences"] == pipeline.EXTRA_PAIRS
+    assert saved["preset_settings"]["reward"]["reads_likelihood"] is True
+    from align.reward import load_reward_model
+    assert load_reward_model(tmp_path / "reward")[0].reads_likelihood  # and the stage used it
     assert saved["preset_settings"]["data"] == {"world": pipeline.world_fingerprint()}
     # each distinct held-out prompt once, the same list for the RLHF stage and the final table
     from toyworld.world import canonical_question, evaluation_prompts
@@ -220,6 +223,11 @@ def test_settings_of_stages_not_run_yet_may_change(tmp_path, capsys, monkeypatch
     with pytest.raises(InputError, match=rf"preferences.wrong_per_prompt {wrong} → {wrong + 1}"):
         pipeline.open_run_folder(quick)
     monkeypatch.setitem(pipeline.EXTRA_PAIRS, "wrong_per_prompt", wrong)
+    # nor what the reward model reads (the reward stage has run)
+    monkeypatch.setitem(pipeline.REWARD_MODEL, "reads_likelihood", False)
+    with pytest.raises(InputError, match=r"reward.reads_likelihood True → False"):
+        pipeline.open_run_folder(quick)
+    monkeypatch.setitem(pipeline.REWARD_MODEL, "reads_likelihood", True)
     # nor may the world the data stage wrote (another template, fact or mix)
     monkeypatch.setattr(pipeline, "world_fingerprint", lambda: "another world")
     with pytest.raises(InputError, match=r"data.world '[0-9a-f]{12}' → 'another world'"):

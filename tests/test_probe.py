@@ -125,7 +125,7 @@ class RuleReward(torch.nn.Module):
         super().__init__()
         self.tokenizer, self.rule = tokenizer, rule
 
-    def forward(self, input_ids, lengths):  # (B, T), (B,) -> (B,)
+    def forward(self, input_ids, lengths, labels=None):  # (B, T), (B,) -> (B,); labels unread
         from toyworld.template import SEPARATOR, USER_PREFIX
         scores = []
         for ids, n in zip(input_ids, lengths):

@@ -233,6 +233,7 @@ def with_every_expected_figure(results: dict) -> dict:
             "knowledge": {"heldout": {"SFT": {"arithmetic": sums}}},
             "reward_accuracy_by_pair_kind": {"off_topic_offer": {"accuracy": 0.93, "n": 90},
                                              "right_vs_wrong": {"accuracy": 0.77, "n": 120}},
+            "reward_likelihood_weight": 1.034,
             "reward_knowledge": {split: {"arithmetic": {"facts": 21, "right_first": first,
                                                         "above_near_miss": near},
                                          "city": {"facts": 24, "right_first": 0.17,
@@ -257,6 +258,7 @@ def test_a_default_report_sets_its_figures_against_the_expected_range(tmp_path):
     assert ("for held-out facts: arithmetic 0.00, city 0.17 (training facts: arithmetic 0.14, "
             "city 0.17); the right sum above both sums one off: held-out arithmetic 0.05 "
             "(training arithmetic 0.52)") in text
+    assert "r_φ = w·h_EOS + b + λ·(1/|y|)·log π_φ(y|x), λ = 1.03 after training" in text
     assert "## Against the expected range" not in report(tmp_path, "small")
 
 
