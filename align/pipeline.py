@@ -90,7 +90,8 @@ TOKENIZER = dict(tokenizer="bpe", vocab_size=1024)
 # polite answer against its rude twin, so that r_φ learns that ignoring the question is not
 # a good answer; a right answer against its wrong twin, so that r_φ learns to check the
 # fact. A preset may change them under "preferences".
-EXTRA_PAIRS = dict(off_topic_per_prompt=3.0, rude_per_prompt=0.5, wrong_per_prompt=4.0)
+EXTRA_PAIRS = dict(off_topic_per_prompt=3.0, rude_per_prompt=0.5, wrong_per_prompt=4.0,
+                   misread_share=0.5)
 # r_φ reads its trunk's likelihood of the answer beside the scalar head (align.reward's
 # RewardModel): with the head alone it learns which numbers came with which operands in
 # the pairs, and ranks a held-out sum's near misses above it. A preset may change it.

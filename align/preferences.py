@@ -58,8 +58,8 @@ from align.common import load_stage, require
 from align.data import read_jsonl, response_tokens, tokenizer_fingerprint, write_jsonl
 from align.sampling import sample_answers
 from align.gold import gold_reward, judge, preference_probability
-from toyworld.world import (answer_candidates, canonical_question, parse_prompt, prompt_pool,
-                            train_prompts, write_answer)
+from toyworld.world import (answer_candidates, canonical_question, misread_answer, parse_prompt,
+                            prompt_pool, train_prompts, write_answer)
 from minigpt.checkpoint import model_from_checkpoint
 from minigpt.cli import given_flags, parser_from_dataclass, run_main
 from minigpt.errors import InputError
@@ -233,14 +233,19 @@ def off_topic_pairs(prompt, samples, n: int, rng: random.Random, counts: dict,
 TWIN_PAIR_KINDS = {"rude": "rude_vs_polite", "wrong": "right_vs_wrong"}
 
 
-def twin_pairs(prompt, quality: str, n: int, rng: random.Random) -> list[dict]:
+def twin_pairs(prompt, quality: str, n: int, rng: random.Random, misread_share=0.0) -> list[dict]:
     """n pairs of the world's good answer to x against its answer of another quality to x
     (`write_answer`: "rude" or "wrong", see TWIN_PAIR_KINDS), labelled by Bradley-Terry.
-    Encoded from their text when trained on."""
+    Encoded from their text when trained on. For a sum, a wrong twin misreads the question
+    with probability misread_share (`misread_answer`: "2 plus 1 is 4." to "What is 2+2?"),
+    so that r_φ also learns to check the operands an answer restates."""
     rows = []
+    misreads = quality == "wrong" and parse_prompt(prompt).kind == "arithmetic"
     for _ in range(n):
-        row, _ = bradley_terry_row(prompt, write_answer(prompt, "good", rng),
-                                   write_answer(prompt, quality, rng), rng)
+        good = write_answer(prompt, "good", rng)
+        twin = (misread_answer(prompt, rng) if misreads and rng.random() < misread_share
+                else write_answer(prompt, quality, rng))
+        row, _ = bradley_terry_row(prompt, good, twin, rng)
         rows.append({**row, "pair_kind": TWIN_PAIR_KINDS[quality]})
     return rows
 
@@ -265,7 +270,7 @@ UNFINISHED_CHOICES = ("drop", "keep")
 def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=0, device="cpu",
                           max_new_tokens=64, temperature=1.0, unfinished="drop",
                           pairing="adjacent", off_topic_per_prompt=0.0, rude_per_prompt=0.0,
-                          off_topic_against="good", wrong_per_prompt=0.0):
+                          off_topic_against="good", wrong_per_prompt=0.0, misread_share=0.5):
     """Sample answers from model for each prompt and label pairs of them; returns (rows, counts).
 
     Each row keeps the sampled token ids. An answer cut by max_new_tokens before the model
@@ -280,7 +285,8 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
     each prompt of the toy world (prompts outside it have no answers to write, counted in
     counts["outside_world"]). They draw from their own random stream, so the same_prompt
     rows are the same with or without them (and the off-topic and rude ones with or
-    without wrong_per_prompt). counts["pairs"] is every pair, and
+    without wrong_per_prompt). misread_share: the share of a sum's wrong twins that
+    misread the question (`twin_pairs`). counts["pairs"] is every pair, and
     counts["pairs_by_kind"] says how many of each PAIR_KINDS.
     """
     if unfinished not in UNFINISHED_CHOICES:
@@ -292,6 +298,9 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
     off_topic_per_prompt = check_per_prompt("off_topic_per_prompt", off_topic_per_prompt)
     rude_per_prompt = check_per_prompt("rude_per_prompt", rude_per_prompt)
     wrong_per_prompt = check_per_prompt("wrong_per_prompt", wrong_per_prompt)
+    if isinstance(misread_share, bool) or not isinstance(misread_share, (int, float)) \
+            or not 0 <= misread_share <= 1:
+        raise ValueError(f"misread_share must be a share from 0 to 1, got {misread_share!r}")
     draws = [sample_answers(model, tokenizer, prompts, max_new_tokens, temperature, seed=seed + k,
                             device=device) for k in range(samples_per_prompt)]
     rng, extra_rng = random.Random(seed), random.Random(f"extra pairs:{seed}")
@@ -321,7 +330,8 @@ def make_preference_pairs(model, tokenizer, prompts, samples_per_prompt=4, seed=
         rows += off_topic_pairs(prompt, samples, how_many(off_topic_per_prompt, extra_rng),
                                 extra_rng, counts, tokenizer, off_topic_against)
         rows += twin_pairs(prompt, "rude", how_many(rude_per_prompt, extra_rng), extra_rng)
-        rows += twin_pairs(prompt, "wrong", how_many(wrong_per_prompt, wrong_rng), wrong_rng)
+        rows += twin_pairs(prompt, "wrong", how_many(wrong_per_prompt, wrong_rng), wrong_rng,
+                           misread_share)
     counts["pairs"] = len(rows)
     counts["pairs_by_kind"] = {kind: sum(r["pair_kind"] == kind for r in rows) for kind in PAIR_KINDS}
     counts["label_agrees_with_gold"] = sum(r["chosen_gold"] > r["rejected_gold"] for r in rows)
@@ -353,6 +363,9 @@ class PreferenceConfig:
         "help": "pairs of the world's good answer against its rude one per prompt, on average"})
     wrong_per_prompt: float = field(default=0.0, metadata={
         "help": "pairs of the world's good answer against its wrong one per prompt, on average"})
+    misread_share: float = field(default=0.5, metadata={
+        "help": "share of a sum's wrong answers in those pairs that misread the question "
+                "(\"2 plus 1 is 4.\" to \"What is 2+2?\")"})
     seed: int = field(default=0, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     overwrite: bool = field(default=False, metadata={"help": "replace --out if it exists"})
@@ -367,6 +380,9 @@ class PreferenceConfig:
             if not 0 <= value < 1e6:
                 raise InputError(f"{flag}: expected a number >= 0 (pairs per prompt, on "
                                  f"average), got {value}")
+        if not 0 <= self.misread_share <= 1:
+            raise InputError(f"--misread-share: expected a share from 0 to 1, got "
+                             f"{self.misread_share}")
 
 
 def main(argv=None):
@@ -391,7 +407,8 @@ def main(argv=None):
                                          config.seed, device, max_new_tokens, config.temperature,
                                          config.unfinished, config.pairing,
                                          config.off_topic_per_prompt, config.rude_per_prompt,
-                                         wrong_per_prompt=config.wrong_per_prompt)
+                                         wrong_per_prompt=config.wrong_per_prompt,
+                                         misread_share=config.misread_share)
     if not rows:
         raise InputError(f"no pair could be made ({counts['unfinished_dropped']} answers cut by "
                          f"--max-new-tokens left out, the rest identical or empty; "

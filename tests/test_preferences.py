@@ -310,6 +310,41 @@ def test_right_vs_wrong_pairs_set_the_worlds_good_answer_against_its_wrong_one(m
         pairs_with_extras(monkeypatch, prompts, wrong_per_prompt=-1)
 
 
+def stated_operands(answer):
+    """{a, b} of an answer that restates a sum ("7+5 is 12.", "7 plus 5 is 12."), else None."""
+    import re
+    found = re.match(r"(\d+) ?(?:\+|plus) ?(\d+) is", answer)
+    return None if found is None else {int(found[1]), int(found[2])}
+
+
+@pytest.mark.parametrize("misread_share", [0.0, 0.5, 1.0])
+def test_a_share_of_the_wrong_twins_of_a_sum_misread_the_question(monkeypatch, misread_share):
+    """misread_share of a sum's wrong twins restate it with other operands (read off the
+    answer's text, not from the code that wrote it); no other kind of question changes."""
+    from align.gold import judge
+    from toyworld.world import parse_prompt, train_prompts
+    prompts = train_prompts(300, seed=6)
+    rows, _ = pairs_with_extras(monkeypatch, prompts, wrong_per_prompt=2, misread_share=misread_share)
+    misread, sums, others = 0, 0, []
+    for row in rows:
+        if row["pair_kind"] != "right_vs_wrong":
+            continue
+        question = parse_prompt(row["prompt"])
+        wrong = next(row[k] for k in ("chosen", "rejected") if judge(row["prompt"], row[k]).wrong)
+        if question.kind == "arithmetic":
+            sums += 1
+            stated = stated_operands(wrong)
+            misread += stated is not None and stated != set(question.operands)
+        else:
+            others.append(wrong)
+    assert sums > 100
+    assert abs(misread / sums - misread_share) < 0.1, (misread, sums)
+    same, _ = pairs_with_extras(monkeypatch, prompts, wrong_per_prompt=2, misread_share=0.0)
+    assert misread_share > 0 or rows == same
+    with pytest.raises(ValueError, match="misread_share must be a share from 0 to 1"):
+        pairs_with_extras(monkeypatch, prompts, wrong_per_prompt=1, misread_share=1.5)
+
+
 def test_no_training_pair_mentions_a_held_out_question_and_held_out_offers_stay_held_out(monkeypatch):
     import re
     from toyworld.world import (HELDOUT_CITIES, HELDOUT_TOPICS, TOPICS, canonical_question,

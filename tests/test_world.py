@@ -228,7 +228,8 @@ def test_the_world_fingerprint_changes_with_a_template_a_fact_or_a_mix(monkeypat
                                                    "wrong": ["I am {other_name}."]}}
     for name, value in (("ANSWER_TEMPLATES", templates),
                         ("CITIES", {**world.CITIES, "Lima": "Chile"}),
-                        ("SFT_MIX", {"good": 0.5, "wrong": 0.1, "rude": 0.2, "unhelpful": 0.2})):
+                        ("SFT_MIX", {"good": 0.5, "wrong": 0.1, "rude": 0.2, "unhelpful": 0.2}),
+                        ("misread_answer", lambda prompt, rng: "The answer is 0.")):
         with monkeypatch.context() as patch:
             patch.setattr(world, name, value)
             assert world.world_fingerprint() != before, name
@@ -327,3 +328,29 @@ def test_every_template_is_read_back_as_its_question():
         assert parse_prompt(template.format(a=7, b=5)).answer == "12"
     for template in EXPLAIN_TEMPLATES:
         assert parse_prompt(template.format(topic="an echo")).subject == "an echo"
+
+
+def test_a_misread_answer_is_wrong_and_never_states_a_sum_of_the_other_split():
+    """Every sum question, both splits: the misreading is judged wrong (align.gold), restates
+    other operands than the question's, and a training question's misreading states no
+    held-out sum (nor a held-out question's a training one)."""
+    import re
+    from align.gold import judge
+    from toyworld.world import is_heldout_sum, misread_answer, parse_prompt, prompt_pool
+    rng, answers, misread = random.Random(0), 0, 0
+    for split in ("train", "heldout"):
+        for prompt in prompt_pool(split)["arithmetic"]:
+            operands = set(parse_prompt(prompt).operands)
+            for _ in range(10):
+                answer = misread_answer(prompt, rng)
+                assert judge(prompt, answer).wrong, (prompt, answer)
+                stated = re.match(r"(\d+) ?(?:\+|plus) ?(\d+) is (\d+)\.$", answer)
+                answers += 1
+                if stated is None or {int(stated[1]), int(stated[2])} == operands:
+                    continue  # no misreading stays in the split: the world's wrong answer
+                misread += 1
+                a, b = int(stated[1]), int(stated[2])
+                assert is_heldout_sum(a, b) == (split == "heldout"), answer
+    assert misread > 0.8 * answers  # held-out sums have fewer held-out neighbours
+    with pytest.raises(ValueError, match="takes a sum question"):
+        misread_answer("Where is Lima?", rng)

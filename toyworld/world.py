@@ -431,6 +431,30 @@ def write_answer(prompt: str, quality: str, rng: random.Random, sloppy: bool = F
     return answer
 
 
+MISREAD_TEMPLATES = ("{a}+{b} is {sum}.", "{a} plus {b} is {sum}.")
+
+
+def misread_answer(prompt: str, rng: random.Random) -> str:
+    """A wrong answer to a sum that misreads the question: it restates it with one operand
+    one or two off and gives either this question's sum or the misread one's ("2 plus 1 is
+    4." or "2 plus 1 is 3." to "What is 2+2?"). Both are wrong (align.gold): the first
+    states a false sum, the second answers another question. The misread question stays
+    on the prompt's side of the held-out split, so an answer to a training prompt never
+    states a held-out sum."""
+    q = parse_prompt(prompt)
+    if q is None or q.kind != "arithmetic":
+        raise ValueError(f"misread_answer takes a sum question, not {prompt!r}")
+    a, b = q.operands
+    misreadings = [(kept, wrong) for kept, read in ((a, b), (b, a))  # either operand misread
+                   for wrong in (read - 2, read - 1, read + 1, read + 2)
+                   if wrong in OPERANDS and is_heldout_sum(kept, wrong) == is_heldout_sum(a, b)]
+    if not misreadings:
+        return write_answer(prompt, "wrong", rng)
+    kept, wrong = rng.choice(misreadings)
+    total = rng.choice([a + b, kept + wrong])
+    return rng.choice(MISREAD_TEMPLATES).format(a=kept, b=wrong, sum=total)
+
+
 def answer_candidates(prompt: str, rng: random.Random) -> dict[str, str]:
     """One answer of each quality to the same prompt, e.g. to build a preference pair."""
     return {quality: write_answer(prompt, quality, rng) for quality in QUALITIES}
@@ -556,15 +580,16 @@ def heldout_prompts(n: int, seed: int = 0) -> list[str]:
 def world_fingerprint() -> str:
     """12 hex digits that change when the world does: a hash of its tables and of samples
     of what it writes (corpus, demonstrations, the prompts of both splits, one answer of
-    each quality). A pipeline run folder records it, so that a run begun in another world
+    each quality, misreadings of sums). A pipeline run folder records it, so that a run begun in another world
     (another template, fact or mix) is never resumed as if it were this one."""
     rng = random.Random("fingerprint")
-    tables = [ANSWER_TEMPLATES, GENERIC_UNHELPFUL, RUDE_DISMISSALS, RUDE_WRAPPERS, CITIES,
-              TOPICS, SFT_MIX, CORPUS_MIX, PROMPT_WEIGHTS, FACT_WEIGHTS, FACT_SHARE,
-              FALSE_FACT_RATE, SLOPPY_RATE]
+    tables = [ANSWER_TEMPLATES, MISREAD_TEMPLATES, GENERIC_UNHELPFUL, RUDE_DISMISSALS,
+              RUDE_WRAPPERS, CITIES, TOPICS, SFT_MIX, CORPUS_MIX, PROMPT_WEIGHTS, FACT_WEIGHTS,
+              FACT_SHARE, FALSE_FACT_RATE, SLOPPY_RATE]
     samples = [pretraining_corpus(5000, seed=0), sft_demonstrations(200, seed=0),
                train_prompts(200, seed=0), evaluation_prompts(split="heldout"),
                evaluation_prompts(split="train"),
-               [answer_candidates(prompt, rng) for prompt in train_prompts(100, seed=1)]]
+               [answer_candidates(prompt, rng) for prompt in train_prompts(100, seed=1)],
+               [misread_answer(prompt, rng) for prompt in prompt_pool("train")["arithmetic"][:50]]]
     text = json.dumps([tables, samples], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
