@@ -8,6 +8,8 @@ pairs (x, y_w, y_l), where y_w was preferred, fit a scalar r_φ with
 r_φ is the GPT trunk (initialised from the SFT model) with a linear head that reads the
 hidden state of the last real token of prompt + response (its EOS): that position has
 seen the whole answer. Padding after it cannot change the score (attention is causal).
+With --reads-likelihood r_φ also adds λ times the mean log-probability its own trunk gives
+the answer's tokens (RewardModel says why; the pipeline's r_φ does).
 
 metrics.jsonl: each training step logs `loss` (Bradley-Terry on the batch), `accuracy`
 and `margin`; each evaluation (step 0, every --eval-interval steps, the last step) logs

@@ -119,7 +119,8 @@ for x, y_w, y_l in LECTURE_PREFERENCE_TABLE:
 #    unhelpful) from `toyworld.world`, shuffled and paired two by two; `label_pairs` picks
 #    the winner with the Bradley-Terry probability of r*, as a noisy human would.
 # 3. `train_reward` fits r_φ = GPT trunk + a linear head on the last token, with the loss
-#    above.
+#    above. (The pipeline's r_φ adds a second term, its trunk's mean log-probability of
+#    the answer, `RewardConfig(reads_likelihood=True)`: lesson 11 shows why.)
 
 # %%
 BLOCK = 160  # room for the lecture's longest example (gravity) with its prompt

@@ -478,15 +478,39 @@ print(f"Read a mean r* beside what it is made of. From the first evaluation (ste
 #
 # What is left is the hardest part, and the report's knowledge probe measures it
 # (`align.probe.reward_facts`): does r_φ *use* the facts its trunk has stored? Given
-# "7 plus 6 is s." for every sum s as the answer to the held-out "What is 7+6?", r_φ
-# rarely ranks the right sum above both sums one off, less often than a coin would (the
-# range below). A likely reading: from the training sums it has learnt which numbers go
-# with which operands, and the near misses of a held-out sum are the right answers of
-# its training neighbours (12 is 7+5, 14 is 7+7). RL on that r_φ moves held-out sums
-# away from the right answer while it still removes the insults and the dodges. DPO
-# needs no such judge: it reweights answers through the policy's own log-probabilities
-# (its implicit reward is β·log π_θ/π_ref), which already prefer the stored sum. A
-# reward that checks the fact itself (a verifier, beyond the lecture) is the cure.
+# "7 plus 6 is s." for every sum s as the answer to the held-out "What is 7+6?", the
+# lecture's r_φ (a linear head on the hidden state of the EOS) rarely ranked the right
+# sum above both sums one off, less often than a coin would, though its trunk, started
+# from SFT, prefers the right sum. A likely reading: from the training sums the head
+# learnt which numbers go with which operands, and the near misses of a held-out sum
+# are the right answers of its training neighbours (12 is 7+5, 14 is 7+7). RL on that
+# r_φ moved held-out sums *away* from the right answer while it removed the insults and
+# the dodges. DPO needed no such judge: its implicit reward β·log π_θ/π_ref reads the
+# policy's own log-probabilities, and they already prefer the stored sum.
+#
+# So the pipeline's r_φ reads them too (`RewardModel(reads_likelihood=True)`):
+#
+#     r_φ(x, y) = w·h_EOS + b + λ·(1/|y|) Σ_t log π_φ(y_t | x, y_<t)
+#
+# the head as before, plus λ times the mean log-probability its own trunk gives the
+# answer's tokens (λ learned, from 1), trained by the same Bradley-Terry loss. Where the
+# fact sits in the trunk, it is now one term of the score instead of something the head
+# would have to learn to read from a few thousand pairs. The same probe then finds the
+# right held-out sum above both near misses most of the time, and RL answers held-out
+# sums better than SFT (the README's table has both reward models side by side). It is
+# still a learnt reward: it prefers what its trunk finds likely, and it does not check
+# everything (the probe finds it ranking a held-out topic's own explanation first for
+# few of the topics). A reward that checks the fact itself (a verifier, beyond the
+# lecture) does not have that limit.
+#
+# Nor can r_φ check what no pair showed it. The world's wrong sums keep the question's
+# operands ("2+2 is 5."), so no pair set an answer that *misreads* the question against a
+# right one, and r_φ (either kind) scored "2 plus 1 is 4." above "2+2 is 4." for "What is
+# 2+2?"; RL found it and answered that (r* calls it wrong: it states a false sum). Half
+# of a sum's wrong twins in the preference data now misread the question
+# (`toyworld.world.misread_answer`, "2 plus 1 is 4." or "2 plus 1 is 3."), and the
+# lecture's prompt is answered right again. Every hole in the preference data is a place
+# RL can look for reward.
 #
 # The cell below prints the RLHF stage of this lesson's run folder (its own figures, β as
 # the pipeline set it), and the ranges a default run is expected to measure
@@ -503,8 +527,8 @@ print(f"{RUN}'s own RLHF stage ({results['rlhf']['algorithm'].upper()}, β = {re
       f"{rlhf['shares']['off_topic']:.0%}; distinct answers {sft['distinct_answers']} → "
       f"{rlhf['distinct_answers']}; the reward model's agreement with the gold ranking "
       f"{results['reward_gold_agreement']:.2f}")
-figures = ("rlhf_minus_sft", "rlhf_top_answer_share", "reward_off_topic_accuracy",
-           "reward_sums_above_near_miss")
+figures = ("rlhf_minus_sft", "rlhf_greedy_right", "rlhf_greedy_sums_right",
+           "rlhf_top_answer_share", "reward_off_topic_accuracy", "reward_sums_above_near_miss")
 if results["preset"] == "default":
     print("\n".join(expected_lines(results, figures)))
 else:

@@ -49,7 +49,7 @@ class FixedScores(nn.Module):
         for pair, (r_w, r_l) in zip(pairs, scores):
             self.scores[tuple(pair["chosen"][0])], self.scores[tuple(pair["rejected"][0])] = r_w, r_l
 
-    def forward(self, input_ids, lengths):  # (B, T), (B,) -> (B,)
+    def forward(self, input_ids, lengths, labels=None):  # (B, T), (B,) -> (B,); labels unread
         return torch.tensor([self.scores[tuple(ids[:n].tolist())]
                              for ids, n in zip(input_ids, lengths)])
 
