@@ -233,7 +233,7 @@ def off_topic_pairs(prompt, samples, n: int, rng: random.Random, counts: dict,
 TWIN_PAIR_KINDS = {"rude": "rude_vs_polite", "wrong": "right_vs_wrong"}
 
 
-def twin_pairs(prompt, quality: str, n: int, rng: random.Random, misread_share=0.0) -> list[dict]:
+def twin_pairs(prompt, quality: str, n: int, rng: random.Random, misread_share=0.5) -> list[dict]:
     """n pairs of the world's good answer to x against its answer of another quality to x
     (`write_answer`: "rude" or "wrong", see TWIN_PAIR_KINDS), labelled by Bradley-Terry.
     Encoded from their text when trained on. For a sum, a wrong twin misreads the question

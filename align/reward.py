@@ -67,9 +67,12 @@ class RewardModel(nn.Module):
     where π_φ is the trunk with its output layer (the language model it was initialised
     from, trained on with the head) and λ is learned (from 1). Why: the hidden state at
     the EOS need not say whether "7+6 is 13." states the sum the trunk expected, and a
-    head fitted to a few thousand pairs learns which numbers came with which operands in
-    them instead; the trunk's likelihood of the number is where that knowledge sits (it is
+    head fitted to the pairs can learn which numbers came with which operands in them
+    instead; the trunk's likelihood of the number is where that knowledge sits (it is
     what DPO's implicit reward β·log π_θ/π_ref reads, and what align.probe measures).
+    Unlike DPO's, the term has no reference: it pays for whatever the trunk finds likely,
+    so RL on it also pulls π_θ towards π_ref's most likely answers (sharper, fewer of
+    them), held back by the KL term and by the head.
     """
 
     def __init__(self, config, reads_likelihood=False):
@@ -111,11 +114,12 @@ class RewardModel(nn.Module):
         if where is not None:  # packed rows -> one sequence per row
             logits = logits.reshape(B * T, -1)[where]  # (N, T', vocab)
         mean_logp = get_batch_logps(logits, labels, average_log_prob=True)  # (N,)
-        return reward + self.likelihood_weight * mean_logp.to(reward.dtype)
+        return reward + self.likelihood_weight * mean_logp  # float32 under bf16 autocast too
 
     def values(self, input_ids):
         """The head read at every position: (B, T). PPO's value head V(s_t) is this network
-        initialised from r_φ, so at an answer's EOS it starts out as r_φ's head."""
+        initialised from r_φ's trunk and head, so at an answer's EOS it starts out as r_φ
+        without the likelihood term (align.rlhf builds it without one)."""
         return self.head(self.gpt.hidden_states(input_ids)).squeeze(-1)  # (B, T)
 
 

@@ -175,10 +175,12 @@ def load_models(config: RLHFConfig, device):
                          f"the model's context of {policy.config.block_size} tokens")
     reward_model.requires_grad_(False)
     value_model = None
-    if config.algorithm == "ppo":  # V starts as r_φ: a copy that PPO trains, without dropout
-        value_model = RewardModel(dataclasses.replace(reward_model.config, dropout=0.0),
-                                  reward_model.reads_likelihood).to(device)
-        value_model.load_state_dict(reward_model.state_dict())
+    if config.algorithm == "ppo":
+        # V starts as r_φ's trunk and head (not its likelihood term, which V never reads):
+        # a copy that PPO trains, without dropout
+        value_model = RewardModel(dataclasses.replace(reward_model.config, dropout=0.0)).to(device)
+        value_model.load_state_dict({name: weights for name, weights in reward_model.state_dict().items()
+                                     if name != "likelihood_weight"})
     return policy, reference, reward_model, value_model, tokenizer
 
 

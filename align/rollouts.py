@@ -175,8 +175,9 @@ def rollout_speed(config: RolloutSpeedConfig) -> dict:
 
 
 def reference_scorer(policy):
-    """A reward model of π_θ's own size (untrained head) for timing the scoring pass."""
-    scorer = RewardModel(policy.config).to(next(policy.parameters()).device).eval()
+    """A reward model of π_θ's own size (untrained head) for timing the scoring pass, one
+    that reads its likelihood as the pipeline's does."""
+    scorer = RewardModel(policy.config, reads_likelihood=True).to(next(policy.parameters()).device).eval()
     scorer.gpt.load_state_dict(policy.state_dict())
     return scorer
 

@@ -177,6 +177,8 @@ def test_a_reward_model_that_reads_likelihood_adds_its_trunks_mean_answer_log_pr
             assert scored[n].item() == pytest.approx(brute_force_reward(model, *pair[side]), abs=1e-9)
     bradley_terry_loss(chosen, rejected).backward()
     assert model.likelihood_weight.grad.abs() > 0  # λ is learned
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the log-prob is not rounded to bf16
+        assert score_sequences(model.float(), examples, 258, "cpu").dtype == torch.float32
     with pytest.raises(ValueError, match="give the answer's labels"):
         model(torch.tensor([examples[0][0]]), torch.tensor([len(examples[0][0])]))
 

@@ -297,18 +297,20 @@ def gradients(model):
     return torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None])
 
 
-@pytest.mark.parametrize("stage", ["sft", "reward", "dpo"])
+@pytest.mark.parametrize("stage", ["sft", "reward", "reward reading likelihood", "dpo"])
 def test_packed_batches_give_the_gradients_of_padded_ones(stage):
     """The training steps see the same function: the gradients of each stage's loss agree
     with those of the padded layout (float64), so packing changes no update."""
     from align.losses import bradley_terry_loss
-    from align.reward import RewardModel, score_pairs, score_sequences
+    from align.reward import RewardModel, score_pairs
     from align.sft import response_loss
     from minigpt.logps import get_batch_logps
 
     torch.manual_seed(0)
     config = GPTConfig(vocab_size=20, block_size=64, n_layer=2, n_head=2, n_embd=16, attention="sdpa")
-    model = (RewardModel(config) if stage == "reward" else GPT(config)).double()
+    reward = stage.startswith("reward")
+    model = (RewardModel(config, stage == "reward reading likelihood") if reward
+             else GPT(config)).double()
     pairs = random_pairs(8, seed=7)
     sequences = [p["chosen"] for p in pairs] + [p["rejected"] for p in pairs]
     ids, labels = collate(sequences, pad_id=0)
@@ -316,7 +318,7 @@ def test_packed_batches_give_the_gradients_of_padded_ones(stage):
     def packed_loss():
         if stage == "sft":
             return response_loss(model, sequences, 0, "cpu")
-        if stage == "reward":
+        if reward:
             return bradley_terry_loss(*score_pairs(model, pairs, 0, "cpu"))
         chosen, rejected = concatenated_forward(model, pairs, 0, "cpu")
         return -(chosen - rejected).sigmoid().log().mean()
@@ -325,8 +327,8 @@ def test_packed_batches_give_the_gradients_of_padded_ones(stage):
         if stage == "sft":
             _, loss = model(ids[:, :-1], targets=labels[:, 1:])
             return loss
-        if stage == "reward":
-            rewards = model(ids, torch.tensor([len(s) for s, _ in sequences]))
+        if reward:
+            rewards = model(ids, torch.tensor([len(s) for s, _ in sequences]), labels=labels)
             return bradley_terry_loss(rewards[:8], rewards[8:])
         logps = get_batch_logps(model(ids)[0], labels)
         return -(logps[:8] - logps[8:]).sigmoid().log().mean()

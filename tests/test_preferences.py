@@ -320,27 +320,25 @@ def stated_operands(answer):
 @pytest.mark.parametrize("misread_share", [0.0, 0.5, 1.0])
 def test_a_share_of_the_wrong_twins_of_a_sum_misread_the_question(monkeypatch, misread_share):
     """misread_share of a sum's wrong twins restate it with other operands (read off the
-    answer's text, not from the code that wrote it); no other kind of question changes."""
+    answer's text, not from the code that wrote it), none at 0."""
     from align.gold import judge
     from toyworld.world import parse_prompt, train_prompts
     prompts = train_prompts(300, seed=6)
     rows, _ = pairs_with_extras(monkeypatch, prompts, wrong_per_prompt=2, misread_share=misread_share)
-    misread, sums, others = 0, 0, []
+    misread, sums = 0, 0
     for row in rows:
         if row["pair_kind"] != "right_vs_wrong":
             continue
         question = parse_prompt(row["prompt"])
+        if question.kind != "arithmetic":
+            continue
         wrong = next(row[k] for k in ("chosen", "rejected") if judge(row["prompt"], row[k]).wrong)
-        if question.kind == "arithmetic":
-            sums += 1
-            stated = stated_operands(wrong)
-            misread += stated is not None and stated != set(question.operands)
-        else:
-            others.append(wrong)
+        sums += 1
+        stated = stated_operands(wrong)
+        misread += stated is not None and stated != set(question.operands)
     assert sums > 100
     assert abs(misread / sums - misread_share) < 0.1, (misread, sums)
-    same, _ = pairs_with_extras(monkeypatch, prompts, wrong_per_prompt=2, misread_share=0.0)
-    assert misread_share > 0 or rows == same
+    assert misread_share > 0 or misread == 0
     with pytest.raises(ValueError, match="misread_share must be a share from 0 to 1"):
         pairs_with_extras(monkeypatch, prompts, wrong_per_prompt=1, misread_share=1.5)
 

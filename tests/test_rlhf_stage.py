@@ -63,6 +63,10 @@ def stages(tmp_path_factory):
     reward.gpt.load_state_dict(sft.state_dict())
     save_checkpoint(root / "reward" / "ckpt.pt", reward, 0, reward.config, ByteTokenizer(),
                     extra={"stage": "reward"})
+    reading = RewardModel(sft.config, reads_likelihood=True)  # as the pipeline trains r_φ
+    reading.load_state_dict({**reward.state_dict(), "likelihood_weight": torch.tensor(0.8)})
+    save_checkpoint(root / "likelihood-reward" / "ckpt.pt", reading, 0, reading.config,
+                    ByteTokenizer(), extra={"stage": "reward"})
     chars = CharTokenizer.from_text("abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ?.,+0-9")
     torch.manual_seed(0)
     char_reward = RewardModel(tiny_config(vocab_size=chars.vocab_size, block_size=64))
@@ -274,6 +278,22 @@ def test_a_short_ppo_run(stages, tmp_path):
     reward = torch.load(stages / "reward" / "ckpt.pt", weights_only=True)["model"]
     assert value["model"].keys() == reward.keys()  # V is r_φ's network, trained on
     assert any(not torch.equal(value["model"][k], reward[k]) for k in reward)
+
+
+def test_ppo_on_a_reward_model_that_reads_likelihood_gives_v_its_trunk_and_head_only(stages, tmp_path):
+    """V never reads r_φ's likelihood term, so it has no λ: every parameter it has gets a
+    gradient from V (DDP needs that), and it starts as r_φ's trunk and head."""
+    config = rl_config(stages, tmp_path / "ppo", algorithm="ppo",
+                       reward=str(stages / "likelihood-reward"))
+    _, _, reward_model, value_model, _ = align.rlhf.load_models(config, "cpu")
+    assert reward_model.reads_likelihood and not value_model.reads_likelihood
+    head_and_trunk = {k: v for k, v in reward_model.state_dict().items() if k != "likelihood_weight"}
+    assert all(torch.equal(value_model.state_dict()[k], v) for k, v in head_and_trunk.items())
+    value_model.values(torch.tensor([[1, 2, 3, 4]])).sum().backward()
+    assert all(p.grad is not None for p in value_model.parameters() if p.requires_grad)
+    train_rlhf(config, progress=False)  # and a short run goes through
+    value, _ = load_stage(tmp_path / "ppo" / "value.pt", ("value",))
+    assert value["model"].keys() == head_and_trunk.keys()
 
 
 # ------------------------------------------------------------------------------ collapse
