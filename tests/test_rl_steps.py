@@ -13,9 +13,11 @@ test recomputes one input from what the rollouts hold, by a loop written here:
 - RLOO's leave-one-out baseline, within the k answers to one prompt.
 """
 
+import pytest
 import torch
 
 import align.rlhf
+import align.rollouts
 from align.rlhf import train_rlhf
 from tests.test_rlhf_stage import rl_config, stages  # noqa: F401  (stages is a fixture)
 
@@ -113,8 +115,16 @@ def test_ppo_is_given_the_value_of_the_state_before_each_token_and_its_gae_retur
                                        atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("precision", ["float32", "bf16 autocast"])
 def test_ppo_whitens_over_answer_tokens_and_its_ratio_is_one_only_before_the_first_update(
-        stages, tmp_path, monkeypatch):  # noqa: F811
+        stages, tmp_path, monkeypatch, precision):  # noqa: F811
+    """Also under bf16 autocast (on the CPU, standing in for CUDA's): the rollouts' old
+    log-probs are computed with all N answers packed together, each minibatch's with a
+    subset packed otherwise, and still agree (ρ = 1 before the first update)."""
+    if precision == "bf16 autocast":
+        bf16 = lambda device: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+        monkeypatch.setattr(align.rollouts, "autocast_for", bf16)
+        monkeypatch.setattr(align.rlhf, "autocast_for", bf16)
     config = ppo_config(stages, tmp_path)
     calls = run_recorded(monkeypatch, config)
     per_step = len(calls["ppo_clip_loss"]) // config.max_iters
@@ -149,3 +159,4 @@ def test_rloo_takes_each_baseline_from_the_other_answers_to_the_same_prompt(
             assert len(others) == config.rloo_k - 1
             expected = returns[i] - sum(others) / len(others)
             assert abs(advantages[i].item() - expected.item()) < 1e-4, i
+
