@@ -56,6 +56,7 @@ import torch
 
 from align.compare import evaluate_point, point_metrics, question_groups
 from align.evaluate import mean_and_ci
+from align.kl import best_of_n_kl
 from align.data import write_jsonl
 from align.dpo import DPOConfig, train_dpo
 from align.frontier_report import frontier_markdown, plot_frontier
@@ -353,7 +354,13 @@ def reference_samples(reference, reward_model, tokenizer, prompts, config, max_n
 
 
 def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
-    """Best-of-N among the first N answers of π_ref (finished answers first, then r_φ)."""
+    """Best-of-N among the first N answers of π_ref (finished answers first, then r_φ).
+
+    Its KL is given as the bound log N − (N − 1)/N and, beside it, a plug-in estimate:
+    align.kl.best_of_n_kl on each prompt's M draws of π_ref taken as the distribution
+    (each 1/M), averaged over prompts. The draws see only part of π_ref, so the estimate
+    is of a coarser distribution than π_ref itself: it is below the bound, and closer to
+    it the more distinct answers π_ref gives."""
     rows = []
     for n in ns:
         chosen = [max(answers[:n], key=lambda a: (a["finished"], a["score"]))
@@ -364,8 +371,13 @@ def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
                                  len({a["text"].strip() for a in chosen}), seed, prompts)
         point["texts"] = [a["text"] for a in chosen]
         point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = math.log(n) - (n - 1) / n, 0.0
-        rows.append(table_row("best-of-N (r_φ)", f"N={n}", 0, point, sft, seed, prompts,
-                              kl_is_bound=True))
+        row = table_row("best-of-N (r_φ)", f"N={n}", 0, point, sft, seed, prompts,
+                        kl_is_bound=True)
+        row["kl_estimate"], row["kl_estimate_ci"] = mean_and_ci(
+            [best_of_n_kl([1 / len(answers)] * len(answers),
+                          [(a["finished"], a["score"]) for a in answers], n)
+             for answers in candidates])
+        rows.append(row)
     return rows
 
 

@@ -321,7 +321,9 @@ def frontier_markdown(results, config) -> str:
              f"{results['device']}, {results['seconds']:.0f} s)", "", *smoke_banner(config),
              f"{results['prompts']} held-out prompts (held out by content); every policy answers "
              f"at temperature 1. KL: exact per token on π's own answers (mean ± 95% half-width); "
-             f"for best-of-N the bound log N − (N − 1)/N; for π*_β the importance-sampling "
+             f"for best-of-N the bound log N − (N − 1)/N, and in brackets its exact KL over "
+             f"each prompt's M draws of π_ref taken as the distribution (a plug-in estimate, "
+             f"below the bound); for π*_β the importance-sampling "
              f"estimate. Win rate: against SFT's answers to the same prompts (ties ½, paired "
              f"bootstrap).", "",
              "![frontier](frontier.png)", "", "![over-optimisation](overoptimisation.png)", "",
@@ -329,7 +331,10 @@ def frontier_markdown(results, config) -> str:
              "| win rate vs SFT [95% CI] | distinct answers | most common answer (share) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in points:
-        kl = f"≤ {p['kl']:.2f}" if p.get("kl_is_bound") else f"{p['kl']:.2f} ± {p['kl_ci']:.2f}"
+        kl = f"{p['kl']:.2f} ± {p['kl_ci']:.2f}"
+        if p.get("kl_is_bound"):
+            kl = f"≤ {p['kl']:.2f}" + (f" (plug-in {p['kl_estimate']:.2f} ± {p['kl_estimate_ci']:.2f})"
+                                        if p.get("kl_estimate") is not None else "")
         note = ""
         if "ess" in p:
             note = f" (ESS {p['ess']:.1f}{'' if p['reliable'] else ': too few, not plotted'})"

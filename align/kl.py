@@ -59,6 +59,7 @@ Example:
     {'kl': 0.41, 'kl_ci': 0.12, 'kl_exact_per_token': 0.39, 'kl_exact_per_token_ci': 0.03, 'n': 200}
 """
 
+import math
 from contextlib import contextmanager
 
 import torch
@@ -188,3 +189,32 @@ def kl_report(policy, reference, samples: list[Sample], pad_id, device, batch_si
     exact, exact_ci = mean_and_ci(token_kls)
     return {"kl": kl, "kl_ci": kl_ci, "kl_exact_per_token": exact,
             "kl_exact_per_token_ci": exact_ci, "n": len(samples)}
+
+
+def best_of_n_kl(probabilities, keys, n: int) -> float:
+    """KL(π_N‖π) of best-of-N, exactly, for a categorical π over a finite set of answers.
+
+    probabilities: π(y) of each answer (summing to 1); keys: what best-of-N maximises for
+    each (r_φ, or a tuple such as (finished, r_φ)); answers with equal keys tie, and the
+    first drawn of them is kept, so a tied group's share is split in proportion to π.
+    With the answers' groups sorted by key and F(g) = π(key ≤ g's), the kept answer is in
+    group g with probability
+
+        π_N(g) = F(g)^N − F(g−1)^N,     and  KL(π_N‖π) = Σ_g π_N(g) · log(π_N(g) / π(g))
+
+    (within a group π_N/π is constant, so the sum over groups is the sum over answers).
+    For many answers, none much likelier than the others, it approaches the bound
+    log N − (N − 1)/N, which is the continuous case's exact value; with few answers or
+    ties it is smaller.
+    """
+    groups = {}  # key -> π of the answers with that key
+    for p, key in zip(probabilities, keys):
+        groups[key] = groups.get(key, 0.0) + float(p)
+    kl, below = 0.0, 0.0  # below: F of the groups before this one
+    for key in sorted(groups):
+        p = groups[key]
+        kept = (below + p) ** n - below ** n  # π_N(g)
+        if kept > 0:
+            kl += kept * math.log(kept / p)
+        below += p
+    return kl

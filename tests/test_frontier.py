@@ -171,3 +171,50 @@ def test_two_pleasantries_at_45_percent_each_are_collapsed_and_both_reported():
             "45% of the prompts") in text, text
     assert "more than 10% of the distinct prompts" in text
     assert "yes: collapsed onto 'I am Mary.' (45%), 'Hello! How can I help you?' (45%)" in text
+
+
+def brute_force_best_of_n(probabilities, keys, n):
+    """Every ordered N-tuple of draws, its probability, and the answer best-of-N keeps (the
+    first drawn among the highest keys): the kept answer's distribution π_N, then
+    KL(π_N‖π) = Σ_y π_N(y)·log(π_N(y)/π(y))."""
+    import itertools
+    kept = [0.0] * len(probabilities)
+    for draws in itertools.product(range(len(probabilities)), repeat=n):
+        chance = math.prod(probabilities[i] for i in draws)
+        best = max(keys[i] for i in draws)
+        kept[next(i for i in draws if keys[i] == best)] += chance
+    return sum(q * math.log(q / p) for q, p in zip(kept, probabilities) if q > 0)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_best_of_n_kl_is_the_kl_of_the_kept_answer_counted_over_every_draw(n):
+    from align.kl import best_of_n_kl
+    probabilities = [0.4, 0.1, 0.2, 0.05, 0.25]
+    keys = [(True, 0.3), (True, 1.0), (True, 0.3), (False, 5.0), (True, -1.0)]  # a tie, an unfinished
+    assert best_of_n_kl(probabilities, keys, n) == pytest.approx(
+        brute_force_best_of_n(probabilities, keys, n), abs=1e-12)
+    distinct = [(True, float(i)) for i in range(5)]
+    assert best_of_n_kl(probabilities, distinct, n) == pytest.approx(
+        brute_force_best_of_n(probabilities, distinct, n), abs=1e-12)
+
+
+def test_best_of_n_kl_approaches_the_bound_with_many_answers_and_stays_below_it():
+    from align.kl import best_of_n_kl
+    for n in (2, 4, 8):
+        bound = math.log(n) - (n - 1) / n
+        many = best_of_n_kl([1 / 5000] * 5000, list(range(5000)), n)
+        few = best_of_n_kl([1 / 4] * 4, list(range(4)), n)
+        assert few < many <= bound and bound - many < 1e-3
+
+
+def test_best_of_n_rows_give_the_plug_in_kl_of_each_prompts_draws_beside_the_bound():
+    from align.kl import best_of_n_kl
+    candidates = [[answer(0.1, 1.0), answer(0.9, -2.0), answer(5.0, 3.0, finished=False),
+                   answer(0.5, 2.0)],
+                  [answer(-1.0, -1.0), answer(-1.0, 3.0), answer(-3.0, 0.0), answer(2.0, 1.0)]]
+    rows = best_of_n_rows(candidates, ["a", "b"], [2], None, 0)
+    each = [brute_force_best_of_n([0.25] * 4, [(a["finished"], a["score"]) for a in c], 2)
+            for c in candidates]
+    assert rows[0]["kl_estimate"] == pytest.approx(sum(each) / 2, abs=1e-12)
+    assert rows[0]["kl_estimate"] < rows[0]["kl"] == pytest.approx(math.log(2) - 1 / 2)
+    assert best_of_n_kl([0.25] * 4, [0, 1, 2, 3], 2) == pytest.approx(each[0], abs=1e-12)

@@ -364,10 +364,14 @@ def test_the_frontier_runs_on_a_pipeline_folder_and_writes_its_figure_and_table(
         if p["method"] in ("DPO", "RLHF (RLOO)"):
             assert 0 <= p["win_low"] <= p["win_rate"] <= p["win_high"] <= 1
     assert settings("best-of-N (r_φ)") == {"N=1", "N=2", "N=4"}
+    for p in points:  # the plug-in KL of best-of-N sits below its bound (N=1: both 0)
+        if p["method"] == "best-of-N (r_φ)":
+            assert -1e-12 <= p["kl_estimate"] <= p["kl"] + 1e-12, p
     for name in ("frontier.png", "overoptimisation.png", "frontier.md", "frontier.json"):
         assert (tmp_path / "frontier" / name).stat().st_size > 0, name
     table = (tmp_path / "frontier" / "frontier.md").read_text(encoding="utf-8")
     assert "## At equal KL" in table and "| RLHF (RLOO) | β=" in table
+    assert "| best-of-N (r_φ) | N=2 | 0 | ≤ 0.19 (plug-in " in table
     # a rerun of the same settings keeps every finished part
     again = run_frontier(config)
     assert [p["gold"] for p in again["points"]] == [p["gold"] for p in points]
