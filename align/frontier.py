@@ -17,9 +17,13 @@ at equal β. From one pipeline run folder (π_ref = sft/, r_φ = reward/, the pa
                   E_{π*}[r*] ≈ Σ_j w_j r*(x, y_j),
                   KL(π*‖π_ref) = E_{π*}[r_φ]/β − log Z(x)
                                ≈ Σ_j w_j r_φ(x, y_j)/β − log(1/M Σ_j e^{r_φ(x, y_j)/β}).
-                  The estimate lives on M answers, so its KL is at most log M; its effective
-                  sample size 1/Σ_j w_j² says how many answers carry it. Where the mean ESS
-                  falls below --min-ess, the point is reported as unreliable, not plotted.
+                  The estimate lives on M answers, so its KL is at most log M, and it is
+                  biased (too low in r* and in KL when few answers carry it); its effective
+                  sample size 1/Σ_j w_j² says how many answers do. A β is plotted only when
+                  most prompts have an ESS of at least --min-ess and --min-ess-share·M,
+                  and the estimate from M/2
+                  answers moves less than the width of its interval from the one from M;
+                  else it is reported as unreliable.
 
 Every point is measured on the same held-out prompts (the distinct prompts among the
 pipeline's evaluation prompts, held out by content; at most --eval-prompts of them) with
@@ -105,7 +109,9 @@ class FrontierConfig:
     optimum_samples: int = field(default=0, metadata={
         "help": "M: answers of π_ref per prompt for π*_β"})
     min_ess: float = field(default=4.0, metadata={
-        "help": "π*_β: smallest mean effective sample size plotted"})
+        "help": "π*_β: a prompt's estimate counts as carried when its ESS is at least this"})
+    min_ess_share: float = field(default=0.1, metadata={
+        "help": "π*_β: ... and its ESS/M is at least this"})
     rlhf_learning_rate: float = field(default=1e-4, metadata={"help": "RLHF's peak learning rate"})
     seed: int = field(default=1337, metadata={"help": "random seed"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
@@ -129,7 +135,7 @@ class FrontierConfig:
             raise InputError(f"--best-of: every N must be at least 1, got {self.best_of}")
         check_ranges(self, at_least_one=("dpo_steps", "rlhf_steps", "eval_every", "eval_prompts",
                                          "optimum_samples"),
-                     not_negative=("min_ess", "rlhf_learning_rate"))
+                     not_negative=("min_ess", "min_ess_share", "rlhf_learning_rate"))
 
     def numbers(self, name, kind) -> list:
         try:
@@ -317,8 +323,8 @@ def run_frontier(config: FrontierConfig) -> dict:
     candidates = reference_samples(reference, reward_model, tokenizer, prompts, config,
                                    max_new_tokens, device, seed)
     rows += best_of_n_rows(candidates, prompts, config.numbers("best_of", int), sft, seed)
-    optimum = optimum_rows(candidates, prompts, config.numbers("rlhf_betas", float),
-                           config.min_ess, seed)
+    optimum = optimum_rows(candidates, prompts, config.numbers("rlhf_betas", float), seed,
+                           config.min_ess, config.min_ess_share)
     rows += optimum
     timings["best-of-N and π*"] = time.time() - clock
 
@@ -381,26 +387,49 @@ def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
     return rows
 
 
-def optimum_rows(candidates, prompts, betas, min_ess, seed) -> list[dict]:
-    """π*_β ∝ π_ref·exp(r_φ/β) by self-normalised importance sampling (see the module)."""
+def snis(answers, beta) -> dict:
+    """The self-normalised importance-sampling estimate for one prompt (see the module):
+    E_{π*}[r*], E_{π*}[right], E_{π*}[r_φ], KL(π*‖π_ref) and the ESS 1/Σ_j w_j²."""
+    logits = torch.tensor([a["score"] / beta for a in answers], dtype=torch.float64)  # (M,)
+    w = torch.softmax(logits, 0)  # self-normalised weights
+    log_z = torch.logsumexp(logits, 0) - math.log(len(answers))  # log (1/M Σ e^{r/β})
+    weighted = lambda key: float(w @ torch.tensor([a[key] for a in answers],  # noqa: E731
+                                                  dtype=torch.float64))
+    return {"gold": weighted("gold"), "right": weighted("right"), "score": float(w @ (logits * beta)),
+            "kl": float(w @ logits - log_z), "ess": float(1.0 / (w ** 2).sum())}
+
+
+# A prompt's estimate is carried by enough answers when its ESS is at least min_ess and
+# at least min_ess_share·M; a β is plotted when most prompts (this share of them) are, and
+# when the estimate from the first M/2 answers is less than the width of its interval away
+# from the one from all M.
+CARRIED_PROMPTS = 0.5
+
+
+def optimum_rows(candidates, prompts, betas, seed, min_ess=4.0, min_ess_share=0.1) -> list[dict]:
+    """π*_β ∝ π_ref·exp(r_φ/β) by self-normalised importance sampling (see the module):
+    a biased estimate (the bias shrinks as M grows), so each row says how far to trust it:
+    the per-prompt ESS (its mean and 10/50/90% quantiles), the share of prompts it carries
+    (ESS ≥ max(min_ess, min_ess_share·M)), and r* from the first M/2 answers beside r*
+    from all M."""
     rows = []
     for beta in betas:
-        gold, right, score, kl, ess = [], [], [], [], []
-        for answers in candidates:
-            logits = torch.tensor([a["score"] / beta for a in answers], dtype=torch.float64)  # (M,)
-            w = torch.softmax(logits, 0)  # self-normalised weights
-            log_z = torch.logsumexp(logits, 0) - math.log(len(answers))  # log (1/M Σ e^{r/β})
-            gold.append(float(w @ torch.tensor([a["gold"] for a in answers], dtype=torch.float64)))
-            right.append(float(w @ torch.tensor([a["right"] for a in answers],
-                                                dtype=torch.float64)))
-            score.append(float(w @ (logits * beta)))
-            kl.append(float(w @ logits - log_z))
-            ess.append(float(1.0 / (w ** 2).sum()))
-        point = point_from_lists(gold, right, score, None, seed, prompts)
-        point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = mean_and_ci(kl)
-        row = table_row("π*_β (analytic, SNIS)", f"β={beta:g}", 0, point, None, seed, prompts)
-        row["ess"] = sum(ess) / len(ess)
-        row["reliable"] = row["ess"] >= min_ess
+        full = [snis(answers, beta) for answers in candidates]
+        half = [snis(answers[: max(1, len(answers) // 2)], beta) for answers in candidates]
+        point = point_from_lists([f["gold"] for f in full], [f["right"] for f in full],
+                                 [f["score"] for f in full], None, seed, prompts)
+        point["kl_exact_per_token"], point["kl_exact_per_token_ci"] = mean_and_ci(
+            [f["kl"] for f in full])
+        row = table_row("π*_β (SNIS estimate)", f"β={beta:g}", 0, point, None, seed, prompts)
+        ess = torch.tensor([f["ess"] for f in full], dtype=torch.float64)
+        row["ess"] = float(ess.mean())
+        row["ess_quantiles"] = [float(q) for q in
+                                torch.quantile(ess, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))]
+        row["carried_share"] = sum(f["ess"] >= max(min_ess, min_ess_share * len(answers))
+                                   for f, answers in zip(full, candidates)) / len(candidates)
+        row["gold_half_m"] = sum(h["gold"] for h in half) / len(half)
+        row["stable"] = abs(row["gold"] - row["gold_half_m"]) <= row["gold_high"] - row["gold_low"]
+        row["reliable"] = row["carried_share"] >= CARRIED_PROMPTS and row["stable"]
         rows.append(row)
     return rows
 

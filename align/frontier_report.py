@@ -337,7 +337,12 @@ def frontier_markdown(results, config) -> str:
                                         if p.get("kl_estimate") is not None else "")
         note = ""
         if "ess" in p:
-            note = f" (ESS {p['ess']:.1f}{'' if p['reliable'] else ': too few, not plotted'})"
+            note = f" (ESS {p['ess']:.1f}{'' if p['reliable'] else ': unreliable, not plotted'})"
+            if "ess_quantiles" in p:
+                low, median, high = p["ess_quantiles"]
+                note = (f" (ESS median {median:.1f}, 10–90% {low:.1f}–{high:.1f}; "
+                        f"{p['carried_share']:.0%} of prompts carried; r* from M/2 "
+                        f"{p['gold_half_m']:+.2f}{'' if p['reliable'] else ': unreliable, not plotted'})")
         distinct = "—" if p["distinct_answers"] is None else str(p["distinct_answers"])
         lines.append(f"| {p['method']} | {p['setting']}{note} | {p['step']} | {kl} | "
                      f"{interval(p, 'gold', 'gold')} | {p['reward_model_score']:.2f} | "

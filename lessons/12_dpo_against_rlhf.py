@@ -92,8 +92,10 @@ for n in (1, 2, 4, 8, 16):
 # w_j ∝ exp(r_φ(x, y_j)/β), normalised to sum to 1, and E_{π*}[r*] ≈ Σ_j w_j·r*(x, y_j). The
 # estimate lives on M answers, so its KL is at most log M; the effective sample size
 # ESS = 1/Σ_j w_j² says how many answers carry it. At small β one answer takes all the
-# weight (ESS → 1) and the point says little; the frontier does not plot a β whose mean
-# ESS is below --min-ess. `optimum_rows` does this for every prompt:
+# weight (ESS → 1) and the point says little. So the frontier calls this an *SNIS
+# estimate*, not the optimum, and plots a β only when most prompts have an ESS of at
+# least 4 and at least a tenth of M (--min-ess, --min-ess-share), and the estimate from
+# the first M/2 answers moves less than the width of its interval from the one from all M. `optimum_rows` does this for every prompt:
 
 # %%
 print(inspect.getsource(optimum_rows))
@@ -114,12 +116,13 @@ for M in (8, 48):
     candidates = [[{"score": float(r_phi[y]), "gold": float(r_star[y]), "right": float(y == 0)}
                    for y in rng.choice(4, size=M, p=pi_ref)] for _ in range(draws_of_m)]
     betas = (0.1, 0.3, 1.0, 3.0)
-    rows = optimum_rows(candidates, [None] * draws_of_m, betas, min_ess=4.0, seed=0)
+    rows = optimum_rows(candidates, [f"draw {i}" for i in range(draws_of_m)], betas,
+                        seed=0)  # each draw of M answers: one "prompt"
     for beta, row in zip(betas, rows):
         exact, _ = optimal_kl_policy(r_phi, pi_ref, beta)
         print(f"  {beta:3.1f}  {M:3d}   {exact @ r_star:+10.3f}   {row['gold']:+10.3f}   "
               f"{float(kl(exact, pi_ref)):8.3f}   {row['kl']:8.3f} (≤ {math.log(M):.2f})     "
-              f"{row['ess']:6.1f}{'' if row['reliable'] else '  (below min ESS 4: not plotted)'}")
+              f"{row['ess']:6.1f}{'' if row['reliable'] else '  (unreliable: not plotted)'}")
 
 # %% [markdown]
 # Two lessons in that table. The estimate is biased when M is small and β small: with
@@ -209,7 +212,7 @@ for p in points:
     kl_text = f"≤ {p['kl']:.2f}" if p.get("kl_is_bound") else f"{p['kl']:.2f} ± {p['kl_ci']:.2f}"
     note = ""
     if "ess" in p:
-        note = f"   ESS {p['ess']:.1f}" + ("" if p["reliable"] else " (too few: not plotted)")
+        note = f"   ESS {p['ess']:.1f}" + ("" if p["reliable"] else " (unreliable: not plotted)")
     distinct = "—" if p.get("distinct_answers") is None else p["distinct_answers"]
     if "modal_answer" in p:
         note += (f"  {p['modal_answer'][:30]!r} {p['modal_share']:.0%}"

@@ -31,7 +31,7 @@ def test_the_optimum_is_exact_when_the_samples_are_pi_ref_itself():
     answers = [answer(float(r[i]), float(gold[i]), right=float(i == 2))
                for i, n in enumerate(copies) for _ in range(n)]
     for beta in (0.3, 1.0, 5.0):
-        row = optimum_rows([answers, answers], ["a", "b"], [beta], min_ess=1.0, seed=0)[0]
+        row = optimum_rows([answers, answers], ["a", "b"], [beta], seed=0, min_ess=1.0)[0]
         pi_star = pi_ref * torch.exp(r / beta)
         pi_star = pi_star / pi_star.sum()
         assert row["gold"] == pytest.approx(float(pi_star @ gold), abs=1e-9)
@@ -47,13 +47,13 @@ def test_the_optimum_is_exact_when_the_samples_are_pi_ref_itself():
 
 def test_the_optimum_says_when_too_few_samples_carry_it():
     flat = [[answer(0.0, 1.0) for _ in range(8)]]
-    row = optimum_rows(flat, ["a"], [0.1], min_ess=4.0, seed=0)[0]
+    row = optimum_rows(flat, ["a"], [0.1], seed=0, min_ess=4.0)[0]
     # equal weights: every sample counts
-    assert row["ess"] == pytest.approx(8.0) and row["reliable"]
+    assert row["ess"] == pytest.approx(8.0) and row["carried_share"] == 1 and row["reliable"]
     assert row["kl"] == pytest.approx(0.0, abs=1e-12)  # π* = π_ref when r is flat
     peaked = [[answer(10.0, 1.0)] + [answer(0.0, -1.0) for _ in range(7)]]
-    row = optimum_rows(peaked, ["a"], [0.1], min_ess=4.0, seed=0)[0]
-    assert row["ess"] < 1.01 and not row["reliable"]
+    row = optimum_rows(peaked, ["a"], [0.1], seed=0, min_ess=4.0)[0]
+    assert row["ess"] < 1.01 and row["carried_share"] == 0 and not row["reliable"]
     assert row["kl"] == pytest.approx(math.log(8), abs=1e-6)  # all weight on one of 8: KL → log M
 
 
@@ -218,3 +218,37 @@ def test_best_of_n_rows_give_the_plug_in_kl_of_each_prompts_draws_beside_the_bou
     assert rows[0]["kl_estimate"] == pytest.approx(sum(each) / 2, abs=1e-12)
     assert rows[0]["kl_estimate"] < rows[0]["kl"] == pytest.approx(math.log(2) - 1 / 2)
     assert best_of_n_kl([0.25] * 4, [0, 1, 2, 3], 2) == pytest.approx(each[0], abs=1e-12)
+
+
+def test_the_snis_estimate_against_the_exact_optimum_of_an_enumerable_policy():
+    """A categorical π_ref over 300 answers with known r_φ and r*: π*_β = π_ref·e^{r/β}/Z
+    exactly, against optimum_rows on draws of M answers (many draws standing for many
+    prompts). With M large the estimate is close and marked reliable; with M small and β
+    small it is biased low in r* and in KL, few prompts are carried, and it is marked
+    unreliable."""
+    generator = torch.Generator().manual_seed(0)
+    K = 300
+    pi_ref = torch.softmax(torch.randn(K, generator=generator, dtype=torch.float64) * 2, 0)
+    r = torch.randn(K, generator=generator, dtype=torch.float64)
+    gold = r + 0.5 * torch.randn(K, generator=generator, dtype=torch.float64)  # r_φ ≈ r*
+
+    def draws(m, prompts):
+        picks = torch.multinomial(pi_ref, m * prompts, replacement=True,
+                                  generator=torch.Generator().manual_seed(m))
+        return [[answer(float(r[i]), float(gold[i])) for i in picks[p * m:(p + 1) * m].tolist()]
+                for p in range(prompts)]
+    for beta, m, reliable in ((1.0, 200, True), (0.1, 48, False)):
+        pi_star = pi_ref * torch.exp(r / beta)
+        pi_star = pi_star / pi_star.sum()
+        exact_gold = float(pi_star @ gold)
+        exact_kl = float((pi_star * (pi_star / pi_ref).log()).sum())
+        row = optimum_rows(draws(m, 40), [str(p) for p in range(40)], [beta], seed=0)[0]
+        assert row["reliable"] == reliable, row
+        if reliable:
+            assert row["gold"] == pytest.approx(exact_gold, abs=0.05)
+            assert row["kl"] == pytest.approx(exact_kl, abs=0.05)
+            assert row["carried_share"] == 1
+        else:
+            assert row["gold"] < exact_gold - 0.1 and row["kl"] < exact_kl - 0.5
+            assert row["carried_share"] < 0.5
+        assert row["ess_quantiles"][0] <= row["ess_quantiles"][1] <= row["ess_quantiles"][2]
