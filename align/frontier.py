@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from align.compare import evaluate_point, point_metrics, question_groups
+from align.compare import against_fixed_answers, evaluate_point, point_metrics, question_groups
 from align.evaluate import mean_and_ci
 from align.kl import best_of_n_kl
 from align.data import write_jsonl
@@ -328,11 +328,15 @@ def run_frontier(config: FrontierConfig) -> dict:
     rows += optimum
     timings["best-of-N and π*"] = time.time() - clock
 
+    bank = against_fixed_answers(prompts, {}, seed)  # one answer said to every prompt
+    best_fixed = {"answer": bank["best_fixed_answer"],
+                  "gold": bank["fixed_answers"][bank["best_fixed_answer"]]}
     results = {"run": config.run, "algorithm": config.algorithm, "prompts": len(prompts),
                "device": device, "seconds": time.time() - started, "timings": timings,
+               "best_fixed_answer": best_fixed,
                "points": rows}  # with each point's r* per prompt, for paired comparisons
     run.write_json("frontier.json", results)
-    plot_frontier(run, results["points"], config)
+    plot_frontier(run, results["points"], config, best_fixed)
     run.write_text("frontier.md", frontier_markdown(results, config))
     return results
 

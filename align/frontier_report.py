@@ -151,12 +151,17 @@ FIGURES = (  # file, x, its error bar, x label, y label, title
 )
 
 
-def plot_frontier(run, points, config):
-    """frontier.png and overoptimisation.png (FIGURES); a smoke frontier's say so on top."""
+def plot_frontier(run, points, config, best_fixed=None):
+    """frontier.png and overoptimisation.png (FIGURES), with the r* of the best fixed answer
+    of the bank (one answer said to every prompt) as a dotted line: a point below it is
+    beaten by a policy that ignores the question. A smoke frontier's say so on top."""
     banner = figure_banner(config)
     for name, x_key, x_err, xlabel, ylabel, title in FIGURES:
         fig, ax = plt.subplots(figsize=(9, 6))
         draw(ax, points, x_key, x_err)
+        if best_fixed is not None:
+            ax.axhline(best_fixed["gold"], color="grey", linestyle=":",
+                       label=f"best fixed answer: {best_fixed['answer']!r} ({best_fixed['gold']:.2f})")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
@@ -315,6 +320,17 @@ def modal(p) -> str:
     return ", ".join(f"{short(t['answer'])} ({t['share']:.0%})" for t in answers) + mark
 
 
+def fixed_answer_line(best_fixed, points) -> list[str]:
+    """The best fixed answer's r* and the points that do not beat it ([] for an older run)."""
+    if best_fixed is None:
+        return []
+    below = [f"{p['method']} {p['setting']}".strip() + (f" step {p['step']}" if p["step"] else "")
+             for p in points if p["gold_high"] < best_fixed["gold"]]
+    return [f"The best fixed answer of the bank, said to every prompt: {best_fixed['answer']!r}, "
+            f"mean r* {best_fixed['gold']:.2f} (the dotted line). Points whose whole interval "
+            f"lies below it: {', '.join(below) if below else 'none'}.", ""]
+
+
 def frontier_markdown(results, config) -> str:
     points = results["points"]
     lines = [f"# Frontier: gold reward r* against KL(π‖π_ref) ({results['run']}, "
@@ -326,6 +342,7 @@ def frontier_markdown(results, config) -> str:
              f"below the bound); for π*_β the importance-sampling "
              f"estimate. Win rate: against SFT's answers to the same prompts (ties ½, paired "
              f"bootstrap).", "",
+             *fixed_answer_line(results.get("best_fixed_answer"), points),
              "![frontier](frontier.png)", "", "![over-optimisation](overoptimisation.png)", "",
              "| method | setting | step | KL (nats) | r* [95% CI] | r_φ | right [95% CI] "
              "| win rate vs SFT [95% CI] | distinct answers | most common answer (share) |",

@@ -372,6 +372,15 @@ def test_the_frontier_runs_on_a_pipeline_folder_and_writes_its_figure_and_table(
     table = (tmp_path / "frontier" / "frontier.md").read_text(encoding="utf-8")
     assert "## At equal KL" in table and "| RLHF (RLOO) | β=" in table
     assert "| best-of-N (r_φ) | N=2 | 0 | ≤ 0.19 (plug-in " in table
+    # the best fixed answer of the bank on the frontier's own prompts, as a line and a sentence
+    from align.compare import FIXED_ANSWERS
+    from align.gold import gold_reward
+    asked = [row["prompt"] for row in map(json.loads, open(tmp_path / "frontier" / "eval_prompts.jsonl"))]
+    means = {a: sum(gold_reward(p, a) for p in asked) / len(asked) for a in FIXED_ANSWERS}
+    best = max(means, key=means.get)
+    assert results["best_fixed_answer"] == {"answer": best, "gold": pytest.approx(means[best])}
+    assert f"The best fixed answer of the bank, said to every prompt: {best!r}, mean r* " \
+           f"{means[best]:.2f}" in table
     # a rerun of the same settings keeps every finished part
     again = run_frontier(config)
     assert [p["gold"] for p in again["points"]] == [p["gold"] for p in points]
