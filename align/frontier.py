@@ -63,7 +63,7 @@ from align.evaluate import mean_and_ci
 from align.kl import best_of_n_kl
 from align.data import write_jsonl
 from align.dpo import DPOConfig, train_dpo
-from align.frontier_report import frontier_markdown, plot_frontier
+from align.frontier_report import frontier_markdown, gao_fits, plot_frontier
 from align.gold import gold_reward
 from align.breakdown import COLLAPSE_SHARE, collapsed, right_flags, top_answers
 from align.reward import load_reward_model, score_samples
@@ -333,7 +333,7 @@ def run_frontier(config: FrontierConfig) -> dict:
                   "gold": bank["fixed_answers"][bank["best_fixed_answer"]]}
     results = {"run": config.run, "algorithm": config.algorithm, "prompts": len(prompts),
                "device": device, "seconds": time.time() - started, "timings": timings,
-               "best_fixed_answer": best_fixed,
+               "best_fixed_answer": best_fixed, "gao_fits": gao_fits(rows),
                "points": rows}  # with each point's r* per prompt, for paired comparisons
     run.write_json("frontier.json", results)
     plot_frontier(run, results["points"], config, best_fixed)

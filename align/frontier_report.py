@@ -21,8 +21,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from align.breakdown import COLLAPSE_SHARE  # noqa: E402
+from align.gao import MIN_POINTS, fitted_gain, gao_fit  # noqa: E402
 from align.report import SMOKE_PRESETS, add_banner, direction  # noqa: E402
 from align.stats import paired_bootstrap  # noqa: E402
 
@@ -119,6 +121,18 @@ def smoke_reasons(config) -> dict:
     return reasons
 
 
+def draw_gao_fits(ax, points):
+    """Each family's fitted law (gao_fits) as a thin dotted curve, up to its farthest point."""
+    sft = next(p for p in points if family(p["method"]) == "SFT")
+    for name, fit in gao_fits(points).items():
+        if fit is None:
+            continue
+        farthest = max(p["kl"] for p in points if family(p["method"]) == name and comparable(p))
+        kl = np.linspace(0.0, farthest, 100)
+        ax.plot(kl, sft["gold"] + fitted_gain(fit, kl, fit["form"]), color=STYLE[name][0],
+                linestyle=":", linewidth=1.0, label=f"{name}: Gao et al.'s {fit['form']} law, fitted")
+
+
 def smoke_banner(config) -> list[str]:
     """frontier.md's first lines for a smoke frontier ([] for any other)."""
     reasons = smoke_reasons(config)
@@ -151,6 +165,49 @@ FIGURES = (  # file, x, its error bar, x label, y label, title
 )
 
 
+GAO_FORMS = {"best-of-N": "best-of-N", "RLHF": "RL", "DPO": "RL"}  # family -> the law fitted
+
+
+def gao_fits(points) -> dict:
+    """{family: align.gao.gao_fit of its points, or None}: R = r* − r*(SFT) against KL, over
+    the family's points that are compared (not collapsed, carried), every β and step
+    together. Gao et al. fit best-of-N and RL; DPO is given the RL form, for comparison."""
+    sft = next(p for p in points if family(p["method"]) == "SFT")
+    fits = {}
+    for name, form in GAO_FORMS.items():
+        mine = [p for p in points if family(p["method"]) == name and comparable(p)]
+        fit = gao_fit([p["kl"] for p in mine], [p["gold"] - sft["gold"] for p in mine], form)
+        fits[name] = None if fit is None else {**fit, "form": form}
+    return fits
+
+
+def gao_lines(fits) -> list[str]:
+    """frontier.md's section on the fits: α, β_g, residual and where gold reward peaks."""
+    lines = ["## Over-optimisation laws (Gao et al. 2022)", "",
+             "R = r* − r*(SFT) against d = √KL, fitted by least squares over each family's "
+             "compared points: best-of-N R = d(α − β_g·d), RL R = d(α − β_g·log d) (DPO given "
+             "the RL form, for comparison). β_g > 0 is over-optimisation: past d* more KL "
+             "loses gold reward.", "",
+             "| method | law | points | α | β_g | residual (r*) | peak: d*, KL* (nats) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, fit in fits.items():
+        if fit is None:
+            lines.append(f"| {name} | {GAO_FORMS[name]} | fewer than {MIN_POINTS} with KL > 0 | "
+                         f"— | — | — | not fitted |")
+            continue
+        peak = ("none (β_g ≤ 0: the curve never turns down)" if fit["d_star"] is None
+                else f"{fit['d_star']:.2f}, {fit['kl_star']:.2f}")
+        lines.append(f"| {name} | {fit['form']} | {fit['points']} | {fit['alpha']:.3f} | "
+                     f"{fit['beta']:.3f} | {fit['residual']:.3f} | {peak} |")
+    peaks = [f"{name} at KL ≈ {fit['kl_star']:.2f}" for name, fit in fits.items()
+             if fit is not None and fit["d_star"] is not None]
+    lines += ["", (f"On these fits gold reward peaks for {', '.join(peaks)} nats; further from "
+                   f"π_ref, optimising r_φ loses r*." if peaks else
+                   "No fitted curve turns down within these points: no over-optimisation "
+                   "measured here.")]
+    return lines
+
+
 def plot_frontier(run, points, config, best_fixed=None):
     """frontier.png and overoptimisation.png (FIGURES), with the r* of the best fixed answer
     of the bank (one answer said to every prompt) as a dotted line: a point below it is
@@ -162,6 +219,8 @@ def plot_frontier(run, points, config, best_fixed=None):
         if best_fixed is not None:
             ax.axhline(best_fixed["gold"], color="grey", linestyle=":",
                        label=f"best fixed answer: {best_fixed['answer']!r} ({best_fixed['gold']:.2f})")
+        if x_key == "kl":
+            draw_gao_fits(ax, points)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
@@ -376,8 +435,8 @@ def frontier_markdown(results, config) -> str:
                  if n in best else "—" for n in ("DPO", "RLHF", "best-of-N", "π*_β")]
         lines.append(f"| {budget:g} | " + " | ".join(cells) + " |")
     collapsed = [p for p in points if p.get("collapsed")]
-    lines += ["", f"Points left out of this comparison: those too few samples carry (π*_β, "
-              f"ESS below --min-ess) and the {len(collapsed)} collapsed ones, which give one "
+    lines += ["", f"Points left out of this comparison: those too few samples carry (π*_β "
+              f"marked unreliable) and the {len(collapsed)} collapsed ones, which give one "
               f"answer to more than {COLLAPSE_SHARE:.0%} of the distinct prompts (two at "
               f"least; align.breakdown); their r* is mostly what that answer gets:", ""]
     lines += [f"- {p['method']} {p['setting']} step {p['step']}: "
@@ -390,6 +449,7 @@ def frontier_markdown(results, config) -> str:
               "below 0), or a policy that ends collapsed onto one answer r_φ overrates, is "
               "over-optimisation of the reward model.", ""]
     lines += overoptimisation_lines(points)
+    lines += [""] + gao_lines(gao_fits(points))
     lines += ["", "Time per part (s): " + ", ".join(f"{k} {v:.0f}"
                                                     for k, v in results["timings"].items())]
     return "\n".join(lines) + "\n"

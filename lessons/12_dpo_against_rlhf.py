@@ -31,8 +31,8 @@ import torch
 
 import align.frontier
 from align.frontier import optimum_rows
-from align.frontier_report import (STYLE, comparable, family, overoptimisation_lines,
-                                   paired_difference, verdict)
+from align.frontier_report import (STYLE, comparable, family, gao_fits, gao_lines,
+                                   overoptimisation_lines, paired_difference, verdict)
 from gridworld import kl, optimal_kl_policy
 
 torch.manual_seed(0)
@@ -270,13 +270,18 @@ print("figure:", path)
 # `align.frontier_report` turns the points into the two statements frontier.md makes:
 # which of DPO and RLHF reaches more r* at equal KL (the best point of each within each KL
 # budget, their paired difference on the same prompts), and, run by run, whether r_φ kept
-# rising while r* fell after its best point. Then, per family, how far r* and r_φ moved
-# from SFT at its largest KL.
+# rising while r* fell after its best point. Then Gao et al.'s over-optimisation laws
+# (2022), fitted to each family's points with d = √KL: best-of-N R(d) = d(α − β_g·d), RL
+# R(d) = d(α − β_g·log d), R the gold reward gained over SFT. β_g > 0 means the curve turns
+# down: past its peak d*, more optimisation of r_φ loses gold reward (`align.gao`). Then,
+# per family, how far r* and r_φ moved from SFT at its largest KL.
 
 # %%
 print("\n".join(verdict(points)))
 print()
 print("\n".join(overoptimisation_lines(points)))
+print()
+print("\n".join(gao_lines(gao_fits(points))))
 print()
 for name in ("DPO", "RLHF", "best-of-N", "π*_β"):
     mine = [p for p in points if family(p["method"]) == name and p.get("reliable", True)]
