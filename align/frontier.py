@@ -363,6 +363,11 @@ def reference_samples(reference, reward_model, tokenizer, prompts, config, max_n
     return out
 
 
+def best_of_n_key(answer) -> tuple:
+    """What best-of-N maximises: a finished answer before a cut one, then r_φ."""
+    return answer["finished"], answer["score"]
+
+
 def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
     """Best-of-N among the first N answers of π_ref (finished answers first, then r_φ).
 
@@ -373,8 +378,7 @@ def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
     it the more distinct answers π_ref gives."""
     rows = []
     for n in ns:
-        chosen = [max(answers[:n], key=lambda a: (a["finished"], a["score"]))
-                  for answers in candidates]
+        chosen = [max(answers[:n], key=best_of_n_key) for answers in candidates]
         gold = [a["gold"] for a in chosen]
         right = [a["right"] for a in chosen]
         point = point_from_lists(gold, right, [a["score"] for a in chosen],
@@ -384,8 +388,7 @@ def best_of_n_rows(candidates, prompts, ns, sft, seed) -> list[dict]:
         row = table_row("best-of-N (r_φ)", f"N={n}", 0, point, sft, seed, prompts,
                         kl_is_bound=True)
         row["kl_estimate"], row["kl_estimate_ci"] = mean_and_ci(
-            [best_of_n_kl([1 / len(answers)] * len(answers),
-                          [(a["finished"], a["score"]) for a in answers], n)
+            [best_of_n_kl([1 / len(answers)] * len(answers), [best_of_n_key(a) for a in answers], n)
              for answers in candidates])
         rows.append(row)
     return rows

@@ -64,6 +64,11 @@ CONTEXT = "\n\n"  # a sentence is probed where the corpus starts one: after a pa
 SUMS = range(2 * min(OPERANDS), 2 * max(OPERANDS) + 1)  # every sum the world can ask for
 
 
+def sum_sentence(a: int, b: int, total: int) -> str:
+    """The probe's plain sentence for a sum: "7 plus 5 is 12." (true or false)."""
+    return f"{a} plus {b} is {total}."
+
+
 def fact_statements(question: Question) -> tuple[str, list[str]] | None:
     """(the true plain sentence, its false variants) for a fact; None for other kinds."""
     if question.kind == "city":
@@ -71,8 +76,7 @@ def fact_statements(question: Question) -> tuple[str, list[str]] | None:
         return sentence(question.answer), [sentence(k) for k in COUNTRIES if k != question.answer]
     if question.kind == "arithmetic":
         a, b = question.operands
-        sentence = lambda total: f"{a} plus {b} is {total}."  # noqa: E731
-        return sentence(a + b), [sentence(s) for s in SUMS if s != a + b]
+        return sum_sentence(a, b, a + b), [sum_sentence(a, b, s) for s in SUMS if s != a + b]
     if question.kind == "explain":
         subject = question.subject[0].upper() + question.subject[1:]  # "An echo"
         rest = {topic: text[len(topic):] for topic, (text, _) in TOPICS.items()}  # " is a ..."
@@ -139,7 +143,7 @@ def reward_facts(reward_model, tokenizer, prompts, device="cpu", batch_size=128)
         tally[1] += all(score[true] > score[answer] for answer in false)
         if question.kind == "arithmetic":
             a, b = question.operands
-            misses = [f"{a} plus {b} is {a + b + d}." for d in NEAR_MISSES]
+            misses = [sum_sentence(a, b, a + b + d) for d in NEAR_MISSES]
             tally[2] += all(score[true] > score[miss] for miss in misses if miss in score)
     return {kind: {"facts": n, "right_first": first / n,
                    "above_near_miss": near / n if kind == "arithmetic" else None}

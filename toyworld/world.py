@@ -580,8 +580,9 @@ def heldout_prompts(n: int, seed: int = 0) -> list[str]:
 def world_fingerprint() -> str:
     """12 hex digits that change when the world does: a hash of its tables and of samples
     of what it writes (corpus, demonstrations, the prompts of both splits, one answer of
-    each quality, misreadings of sums). A pipeline run folder records it, so that a run begun in another world
-    (another template, fact or mix) is never resumed as if it were this one."""
+    each quality, misreadings of sums). A pipeline run folder records it, so that a run
+    begun in another world (another template, fact or mix) is never resumed as if it were
+    this one."""
     rng = random.Random("fingerprint")
     tables = [ANSWER_TEMPLATES, MISREAD_TEMPLATES, GENERIC_UNHELPFUL, RUDE_DISMISSALS,
               RUDE_WRAPPERS, CITIES, TOPICS, SFT_MIX, CORPUS_MIX, PROMPT_WEIGHTS, FACT_WEIGHTS,
